@@ -1,0 +1,30 @@
+/** What a CLI command gets: its arguments and where to write. Injected so tests can capture output. */
+export interface CliContext {
+  argv: string[];
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Working directory that relative paths are resolved against. */
+  cwd: string;
+  env: Readonly<Record<string, string | undefined>>;
+  /** Aborted on SIGINT/SIGTERM; long-running commands stop cleanly when it fires. */
+  signal: AbortSignal;
+}
+
+/** A `gangway` sub-command. Each lives in `cli/commands/<name>.ts` and exports `command`. */
+export interface CliCommand {
+  name: string;
+  /** One line for `gangway --help`. */
+  summary: string;
+  /** Full help text for `gangway <name> --help`. */
+  usage: string;
+  /** Returns the process exit code (see README: 0 ok, 1 failed, 2 bad usage or input). */
+  run(ctx: CliContext): Promise<number>;
+}
+
+/** Exit codes every command uses. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** Thrown for bad command-line usage; printed without a stack, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}

@@ -1,0 +1,251 @@
+import { z } from "zod";
+import { isReservedVariable } from "./env-names.js";
+import { InvalidJobSpec } from "./errors.js";
+import { tpuTypeProblem } from "./tpu-catalog.js";
+import { describeValue, toValidationIssues, type ValidationIssue } from "./validation.js";
+
+/** Defaults of the ancestors: retries, not attempts (N retries = N+1 attempts). */
+export const DEFAULT_MAX_PREEMPTIONS = 1_000_000;
+export const DEFAULT_MAX_FAILURES = 10;
+/** MegaScale coordinator port: the ancestors' code uses 8081 (one docstring's 8192 is wrong). */
+export const DEFAULT_COORDINATOR_PORT = 8081;
+/** The most slices one job may ask for; far beyond any real pod, it bounds hostile input. */
+export const MAX_SLICES = 1024;
+/** The most hosts of one GPU/CPU job. */
+export const MAX_HOSTS = 4096;
+
+const posInt = (max: number) => z.int().min(1).max(max);
+
+const SliceCountSchema = z
+  .union([posInt(MAX_SLICES), z.array(posInt(MAX_SLICES)).min(1).max(64)])
+  .describe(
+    "Number of slices: an exact count, or a list of acceptable counts (the largest feasible is taken).",
+  )
+  .superRefine((value, ctx) => {
+    if (Array.isArray(value) && new Set(value).size !== value.length) {
+      ctx.addIssue({
+        code: "custom",
+        message: "distinct slice counts",
+        params: { expected: "distinct slice counts", got: `[${value.join(", ")}]` },
+        input: value,
+      });
+    }
+  });
+
+const TpuTypeSchema = z
+  .string()
+  .describe("TPU accelerator type, e.g. v4-32, v5p-128, v5litepod-16, v6e-8.")
+  .superRefine((type, ctx) => {
+    const problem = tpuTypeProblem(type);
+    if (problem) {
+      ctx.addIssue({
+        code: "custom",
+        message: problem.message,
+        params: { expected: problem.expected, got: describeValue(type) },
+        input: type,
+      });
+    }
+  });
+
+/** A TPU accelerator: `slices` slices of one type. */
+export const TpuAcceleratorSchema = z
+  .strictObject({
+    kind: z.literal("tpu"),
+    type: TpuTypeSchema,
+    slices: SliceCountSchema.default(1),
+    preemptible: z.boolean().default(false).describe("Run on preemptible (spot) capacity."),
+    zone: z.string().min(1).max(63).optional().describe("GCP zone, passed as TPU_ZONE (else EMPTY)."),
+  })
+  .describe("TPU slices (multi-slice when more than one).");
+
+/** A GPU cluster: `hosts` hosts with `count` GPUs of `type` each. */
+export const GpuAcceleratorSchema = z
+  .strictObject({
+    kind: z.literal("gpu"),
+    type: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]*$/, "lower-case GPU model such as h100 or a100-80gb")
+      .max(40)
+      .describe("GPU model, e.g. h100, a100-80gb."),
+    count: posInt(16).describe("GPUs per host."),
+    hosts: posInt(MAX_HOSTS).default(1).describe("Number of hosts."),
+  })
+  .describe("Multi-host GPU cluster: one process per host, torch/JAX distributed environment.");
+
+/** A CPU cluster of `hosts` hosts. */
+export const CpuAcceleratorSchema = z
+  .strictObject({
+    kind: z.literal("cpu"),
+    hosts: posInt(MAX_HOSTS).default(1).describe("Number of hosts."),
+  })
+  .describe("Multi-host CPU cluster.");
+
+export const AcceleratorSchema = z.discriminatedUnion("kind", [
+  TpuAcceleratorSchema,
+  GpuAcceleratorSchema,
+  CpuAcceleratorSchema,
+]);
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** What runs on every host: a command (argv, no shell), its extra environment and directory. */
+export const WorkloadSchema = z.strictObject({
+  command: z
+    .array(z.string().max(4096))
+    .min(1)
+    .max(1024)
+    .describe("argv of the process started on every host; no shell is involved.")
+    .superRefine((argv, ctx) => {
+      if (argv[0] === "") {
+        ctx.addIssue({
+          code: "custom",
+          message: "a program name",
+          path: [0],
+          params: { expected: "a program name", got: "an empty string" },
+          input: argv[0],
+        });
+      }
+    }),
+  env: z
+    .record(z.string(), z.string().max(32_768))
+    .default({})
+    .describe(
+      "Extra environment variables; contract variables (GANGWAY_*, MEGASCALE_*, TPU_* …) are set by gangway.",
+    )
+    .superRefine((env, ctx) => {
+      for (const name of Object.keys(env)) {
+        if (!ENV_NAME.test(name)) {
+          ctx.addIssue({
+            code: "custom",
+            message: "an environment variable name",
+            path: [name],
+            params: { expected: "a variable name matching [A-Za-z_][A-Za-z0-9_]*", got: describeValue(name) },
+            input: name,
+          });
+        } else if (isReservedVariable(name)) {
+          ctx.addIssue({
+            code: "custom",
+            message: "a variable gangway does not set itself",
+            path: [name],
+            params: {
+              expected: "a variable gangway does not compute itself (it sets this one afresh every attempt)",
+              got: describeValue(name),
+            },
+            input: name,
+          });
+        }
+      }
+    }),
+  cwd: z
+    .string()
+    .min(1)
+    .max(4096)
+    .optional()
+    .describe("Working directory on the host; the agent's own if unset."),
+});
+
+/** Retry budgets, counted as retries as the ancestors count them: N retries = N+1 attempts. */
+export const RetrySchema = z.strictObject({
+  maxPreemptions: z.int().min(0).max(DEFAULT_MAX_PREEMPTIONS).default(DEFAULT_MAX_PREEMPTIONS),
+  maxFailures: z.int().min(0).max(DEFAULT_MAX_PREEMPTIONS).default(DEFAULT_MAX_FAILURES),
+  retryOnExitCodes: z
+    .array(z.int().min(1).max(255))
+    .max(255)
+    .default([])
+    .describe(
+      "Exit codes that mean 'recover me': an attempt ending with one of them is retried as a preemption, not counted as a failure.",
+    ),
+});
+
+/** Time limits of a job's steps, in seconds (Levanter's: health 60 s, cancel 4 min, teardown 5 min). */
+export const TimeoutsSchema = z.strictObject({
+  heartbeatSeconds: posInt(86_400).default(60).describe("A silent attempt is declared lost after this long."),
+  cancelGraceSeconds: z.int().min(0).max(3600).default(30).describe("SIGTERM → SIGKILL grace period."),
+  teardownSeconds: posInt(3600).default(300),
+  scaleSeconds: posInt(86_400)
+    .default(600)
+    .describe("How long to wait for slices before InsufficientSlices."),
+  attemptSeconds: posInt(30 * 86_400)
+    .optional()
+    .describe("Optional limit of one attempt's run time."),
+});
+
+/** The job spec: what a user submits. Unknown fields are rejected everywhere. */
+export const JobSpecSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+        "letters, digits, '.', '_' and '-', starting with a letter or digit",
+      )
+      .describe("Job name; becomes part of execution names (80 characters at most)."),
+    accelerator: AcceleratorSchema,
+    workload: WorkloadSchema,
+    retry: RetrySchema.prefault({}),
+    flatten: z
+      .boolean()
+      .default(true)
+      .describe("Results as one flat list (true) or nested by slice (false)."),
+    coordinatorPort: z.int().min(1).max(65_535).default(DEFAULT_COORDINATOR_PORT),
+    timeouts: TimeoutsSchema.prefault({}),
+  })
+  .describe("A gangway job spec.");
+
+/** A parsed job spec, defaults filled in. */
+export type JobSpec = z.output<typeof JobSpecSchema>;
+/** A job spec as users write it (defaults optional). */
+export type JobSpecInput = z.input<typeof JobSpecSchema>;
+export type Accelerator = JobSpec["accelerator"];
+export type TpuAccelerator = z.output<typeof TpuAcceleratorSchema>;
+export type GpuAccelerator = z.output<typeof GpuAcceleratorSchema>;
+export type CpuAccelerator = z.output<typeof CpuAcceleratorSchema>;
+
+/** Outcome of {@link safeParseJobSpec}: the spec, or every problem found. */
+export type JobSpecParseResult =
+  | { success: true; data: JobSpec }
+  | { success: false; issues: ValidationIssue[] };
+
+/**
+ * Validate a job spec and fill in defaults, reporting every problem as `path: expected …, got …`.
+ *
+ * @example
+ * const r = safeParseJobSpec(YAML.parse(text));
+ * if (!r.success) r.issues.forEach((i) => console.error(i.message));
+ */
+export function safeParseJobSpec(input: unknown): JobSpecParseResult {
+  const result = JobSpecSchema.safeParse(input, { reportInput: true });
+  if (result.success) return { success: true, data: result.data };
+  return {
+    success: false,
+    issues: toValidationIssues(result.error.issues, [], { schema: JobSpecSchema, input }),
+  };
+}
+
+/** Like {@link safeParseJobSpec}, but throws {@link InvalidJobSpec}. */
+export function parseJobSpec(input: unknown): JobSpec {
+  const result = safeParseJobSpec(input);
+  if (!result.success) throw new InvalidJobSpec(result.issues);
+  return result.data;
+}
+
+/** The acceptable slice counts of a TPU job, largest first (a single count gives one entry). */
+export function acceptableSliceCounts(accelerator: TpuAccelerator): number[] {
+  const counts = Array.isArray(accelerator.slices) ? [...accelerator.slices] : [accelerator.slices];
+  return counts.sort((a, b) => b - a);
+}
+
+/** The JSON Schema (draft 2020-12) of a job spec as users write it, for editors and other tools. */
+export function jobSpecJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(JobSpecSchema, { io: "input", target: "draft-2020-12" }) as Record<
+    string,
+    unknown
+  >;
+  return {
+    $schema: schema.$schema,
+    title: "gangway job spec",
+    ...schema,
+  };
+}

@@ -55,6 +55,14 @@ export class HostUnreachable extends GangwayError {
   override readonly name = "HostUnreachable";
 }
 
+/**
+ * A slice is not whole or not healthy (a host missing, two workers on one host …) before the
+ * workload started. The attempt is abandoned and retried without raising a counter (FACTS.md).
+ */
+export class SliceUnhealthy extends GangwayError {
+  override readonly name = "SliceUnhealthy";
+}
+
 /** A slice or host was preempted (notice, metadata endpoint, or vanished VM). */
 export class Preempted extends GangwayError {
   override readonly name = "Preempted";
@@ -102,6 +110,7 @@ const registered: Array<[string, unknown]> = [
   ["InsufficientSlices", InsufficientSlices],
   ["HostUnreachable", HostUnreachable],
   ["Preempted", Preempted],
+  ["SliceUnhealthy", SliceUnhealthy],
   ["WorkloadFailed", WorkloadFailed],
   ["WorkloadStartFailed", WorkloadStartFailed],
   ["AttemptTimedOut", AttemptTimedOut],

@@ -1,0 +1,170 @@
+import type { ClusterHost, ClusterSlice } from "./cluster-spec.js";
+import { InsufficientSlices, SliceUnhealthy } from "./errors.js";
+import { acceptableSliceCounts, type JobSpec } from "./job-spec.js";
+import { tpuType } from "./tpu-catalog.js";
+
+/** A host placed in an attempt: its index within the slice and its address. */
+export interface PlacedHost {
+  /** Index within the slice (0 = slice head), from the host's worker id. */
+  index: number;
+  address: string;
+  agent?: string | undefined;
+}
+
+/** A slice placed in an attempt, in slice order (slice 0 holds the coordinator). */
+export interface PlacedSlice {
+  index: number;
+  name: string;
+  type: string;
+  hosts: PlacedHost[];
+  zone?: string | undefined;
+}
+
+/** Where every worker of one attempt runs. One worker per host; slice 0's head coordinates. */
+export interface Placement {
+  kind: "tpu" | "gpu" | "cpu";
+  /** Accelerator type: `v4-16`, the GPU model, or `cpu`. */
+  type: string;
+  slices: PlacedSlice[];
+  /** Address of slice 0's head (worker 0). */
+  coordinatorIp: string;
+  coordinatorPort: number;
+}
+
+/** How many slices (or hosts) a job wants and could get. */
+export interface SliceChoice {
+  wanted: number[];
+  available: number;
+  chosen: number;
+}
+
+/**
+ * Pick the slice count: an exact count needs that many; a flexible list takes the largest
+ * feasible count (FACTS.md). Throws {@link InsufficientSlices} naming wanted vs available.
+ *
+ * @example
+ * chooseSliceCount([4, 2], 3, "v4-16") // 2
+ */
+export function chooseSliceCount(wanted: readonly number[], available: number, type: string): number {
+  const sorted = [...wanted].sort((a, b) => b - a);
+  const chosen = sorted.find((n) => n <= available);
+  if (chosen === undefined) throw new InsufficientSlices(sorted, available, type);
+  return chosen;
+}
+
+function isWhole(slice: ClusterSlice, hostsPerSlice: number): boolean {
+  if (slice.hosts.length !== hostsPerSlice) return false;
+  const ids = new Set(slice.hosts.map((h) => h.workerId));
+  return ids.size === hostsPerSlice && [...ids].every((id) => id >= 0 && id < hostsPerSlice);
+}
+
+/**
+ * Choose the cluster slices a job would take now: matching type, whole, as many as the job's
+ * slice counts allow. For GPU/CPU jobs the matching hosts of all pools form one slice.
+ */
+export function selectSlices(
+  job: JobSpec,
+  cluster: readonly ClusterSlice[],
+): { choice: SliceChoice; slices: ClusterSlice[] } {
+  const acc = job.accelerator;
+  if (acc.kind === "tpu") {
+    const hosts = tpuType(acc.type).hosts;
+    const candidates = cluster.filter((s) => s.kind === "tpu" && s.type === acc.type && isWhole(s, hosts));
+    const wanted = acceptableSliceCounts(acc);
+    const chosen = chooseSliceCount(wanted, candidates.length, acc.type);
+    return { choice: { wanted, available: candidates.length, chosen }, slices: candidates.slice(0, chosen) };
+  }
+  const matches = (s: ClusterSlice) =>
+    acc.kind === "gpu"
+      ? s.kind === "gpu" && s.gpuType === acc.type && (s.gpusPerHost ?? 0) >= acc.count
+      : s.kind === "cpu";
+  const pools = cluster.filter(matches);
+  const hosts = pools.flatMap((s) => s.hosts);
+  const label = acc.kind === "gpu" ? `gpu ${acc.type} with ${acc.count} GPUs per host` : "cpu";
+  if (hosts.length < acc.hosts) throw new InsufficientSlices([acc.hosts], hosts.length, label, "hosts");
+  const picked = hosts.slice(0, acc.hosts).map((h, workerId): ClusterHost => ({ ...h, workerId }));
+  const name = pools[0]?.name ?? acc.kind;
+  const type = acc.kind === "gpu" ? acc.type : "cpu";
+  return {
+    choice: { wanted: [acc.hosts], available: hosts.length, chosen: acc.hosts },
+    slices: [{ name, kind: acc.kind, type, hosts: picked }],
+  };
+}
+
+/**
+ * Place a job on chosen slices: slice order as given, hosts by worker id, one worker per host.
+ * Throws {@link SliceUnhealthy} when a slice is not whole or two workers would share a host.
+ */
+export function placeJob(job: JobSpec, slices: readonly ClusterSlice[]): Placement {
+  const acc = job.accelerator;
+  const hostsPerSlice = acc.kind === "tpu" ? tpuType(acc.type).hosts : acc.hosts;
+  const seen = new Map<string, string>();
+  const placed: PlacedSlice[] = slices.map((slice, index) => {
+    if (!isWhole(slice, hostsPerSlice)) {
+      throw new SliceUnhealthy(
+        `slice ${slice.name} has ${slice.hosts.length} usable of ${hostsPerSlice} hosts (worker ids ${slice.hosts
+          .map((h) => h.workerId)
+          .join(", ")})`,
+        { slice: slice.name, hosts: slice.hosts.length, wanted: hostsPerSlice },
+      );
+    }
+    const hosts = [...slice.hosts]
+      .sort((a, b) => a.workerId - b.workerId)
+      .map((h) => {
+        const other = seen.get(h.address);
+        if (other !== undefined) {
+          throw new SliceUnhealthy(
+            `two workers on one host ${h.address}: ${other} and ${slice.name}#${h.workerId}`,
+            {
+              address: h.address,
+            },
+          );
+        }
+        seen.set(h.address, `${slice.name}#${h.workerId}`);
+        return { index: h.workerId, address: h.address, agent: h.agent };
+      });
+    return { index, name: slice.name, type: slice.type, hosts, zone: slice.zone };
+  });
+  const head = placed[0]?.hosts[0];
+  if (!head) throw new SliceUnhealthy("no slice to place the job on", {});
+  return {
+    kind: acc.kind,
+    type: acc.kind === "tpu" ? acc.type : acc.kind === "gpu" ? acc.type : "cpu",
+    slices: placed,
+    coordinatorIp: head.address,
+    coordinatorPort: job.coordinatorPort,
+  };
+}
+
+/**
+ * Placeholder slices for planning without a cluster: host names under the reserved `.invalid`
+ * domain, so they can never be mistaken for (or reach) real machines.
+ */
+export function placeholderCluster(job: JobSpec): ClusterSlice[] {
+  const acc = job.accelerator;
+  const host = (s: number, h: number): ClusterHost => ({
+    address: `slice-${s}-host-${h}.invalid`,
+    workerId: h,
+  });
+  if (acc.kind === "tpu") {
+    const count = Math.max(...acceptableSliceCounts(acc));
+    const hosts = tpuType(acc.type).hosts;
+    return Array.from({ length: count }, (_, s) => ({
+      name: `${job.name}-slice-${s}`,
+      kind: "tpu" as const,
+      type: acc.type,
+      zone: acc.zone,
+      hosts: Array.from({ length: hosts }, (_, h) => host(s, h)),
+    }));
+  }
+  return [
+    {
+      name: `${job.name}-hosts`,
+      kind: acc.kind,
+      type: acc.kind === "gpu" ? `gpu-${acc.type}-${acc.count}` : "cpu",
+      gpuType: acc.kind === "gpu" ? acc.type : undefined,
+      gpusPerHost: acc.kind === "gpu" ? acc.count : undefined,
+      hosts: Array.from({ length: acc.hosts }, (_, h) => host(0, h)),
+    },
+  ];
+}

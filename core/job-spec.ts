@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { isReservedVariable } from "./env-names.js";
 import { InvalidJobSpec } from "./errors.js";
-import { tpuTypeProblem } from "./tpu-catalog.js";
+import { allTpuTypes, tpuTypeProblem } from "./tpu-catalog.js";
 import { describeValue, toValidationIssues, type ValidationIssue } from "./validation.js";
 
 /** Defaults of the ancestors: retries, not attempts (N retries = N+1 attempts). */
@@ -35,6 +35,8 @@ const SliceCountSchema = z
 const TpuTypeSchema = z
   .string()
   .describe("TPU accelerator type, e.g. v4-32, v5p-128, v5litepod-16, v6e-8.")
+  // Validated by the catalog below (for its clear messages); the enum is for editors' completion.
+  .meta({ enum: allTpuTypes().map((t) => t.name) })
   .superRefine((type, ctx) => {
     const problem = tpuTypeProblem(type);
     if (problem) {
@@ -175,7 +177,6 @@ export const JobSpecSchema = z
   .strictObject({
     name: z
       .string()
-      .min(1)
       .max(63)
       .regex(
         /^[A-Za-z0-9][A-Za-z0-9._-]*$/,

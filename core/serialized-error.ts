@@ -27,7 +27,7 @@ export const SerializedErrorSchema: z.ZodType<SerializedError> = z.lazy(() =>
   }),
 );
 
-/** How deep a cause chain is followed before it is cut (and marked as cut). */
+/** How many errors a serialized chain holds at most, the marker of a cut chain included. */
 export const MAX_CAUSE_DEPTH = 32;
 
 type ErrorConstructorLike = new (message: string) => Error;
@@ -71,7 +71,7 @@ export function serializeError(thrown: unknown, seen: Set<unknown> = new Set(), 
   if (details && typeof details === "object") out.details = jsonSafe(details) as Record<string, unknown>;
   const { cause } = thrown as { cause?: unknown };
   if (cause !== undefined) {
-    if (depth + 1 >= MAX_CAUSE_DEPTH) {
+    if (depth + 2 >= MAX_CAUSE_DEPTH) {
       out.cause = { name: "CauseChainCut", message: `cause chain deeper than ${MAX_CAUSE_DEPTH} was cut` };
     } else if (seen.has(cause)) {
       out.cause = { name: "CauseCycle", message: "cause chain refers back to an earlier error" };

@@ -17,7 +17,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
     if (typeof key === "number") out += `[${key}]`;
     else {
       const k = String(key);
-      out += /^[A-Za-z_$][\w$-]*$/.test(k) ? (out ? `.${k}` : k) : `[${JSON.stringify(k)}]`;
+      out += /^[A-Za-z_$][\w$]*$/.test(k) ? (out ? `.${k}` : k) : `[${JSON.stringify(k)}]`;
     }
   }
   return out || "(root)";

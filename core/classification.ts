@@ -1,0 +1,190 @@
+import { PreemptedTooManyTimes } from "./errors.js";
+import { causeChain, type SerializedError, serializeError } from "./serialized-error.js";
+
+/**
+ * What a problem means for the job (FACTS.md "Classification"):
+ * - `preempted`: infrastructure loss, a timeout, or a task error on a host being preempted;
+ * - `failed`: the workload's own failure;
+ * - `error`: a fault of gangway's runtime (counts against the failure budget; surfaces as ERROR);
+ * - `unhealthy`: the attempt was abandoned before it ran because a slice was not whole (no counter).
+ */
+export type ProblemKind = "preempted" | "failed" | "error" | "unhealthy";
+
+/** Infrastructure loss: the ancestors' Ray names and gangway's own. Anywhere in the cause chain. */
+export const INFRASTRUCTURE_LOSS = new Set([
+  "Preempted",
+  "HostUnreachable",
+  "InsufficientSlices",
+  "LeaseExpired",
+  "HostLost",
+  "NodeDiedError",
+  "ActorDiedError",
+  "ActorUnavailableError",
+  "OwnerDiedError",
+  "WorkerCrashedError",
+  "ObjectLostError",
+]);
+
+/** Timeouts: a task whose cause is a timeout counts as preempted. Anywhere in the cause chain. */
+export const TIMEOUTS = new Set([
+  "AttemptTimedOut",
+  "States.Timeout",
+  "States.HeartbeatTimeout",
+  "TimeoutError",
+  "GetTimeoutError",
+  "DeadlineExceeded",
+]);
+
+/** Faults of the runtime itself (eformer's JobError). */
+export const SYSTEM_ERRORS = new Set([
+  "InternalError",
+  "RaySystemError",
+  "States.Runtime",
+  "States.DataLimitExceeded",
+]);
+
+/** Errors no retry can cure: the job itself is wrong. The job stops at once with ERROR. */
+export const FATAL_ERRORS = new Set(["InvalidJobSpec", "UnknownAcceleratorType"]);
+
+/** Facts about the host a problem came from. */
+export interface ProblemContext {
+  /** The GCE metadata endpoint answered TRUE for the host's instance. */
+  metadataPreempted?: boolean | undefined;
+  /** The job's `retry.retryOnExitCodes`: exiting with one of them means "recover me". */
+  retryOnExitCodes?: readonly number[] | undefined;
+}
+
+function exitCodeOf(error: SerializedError): number | undefined {
+  const code = error.details?.exitCode;
+  return typeof code === "number" ? code : undefined;
+}
+
+/**
+ * Classify one problem. Pure; the table in test/unit/classification.test.ts is its specification.
+ *
+ * @example
+ * classifyProblem({ name: "WorkloadFailed", message: "exit 1", details: { exitCode: 1 } }) // "failed"
+ */
+export function classifyProblem(error: SerializedError, ctx: ProblemContext = {}): ProblemKind {
+  const chain = causeChain(error);
+  if (FATAL_ERRORS.has(error.name) || SYSTEM_ERRORS.has(error.name)) return "error";
+  if (chain.some((e) => INFRASTRUCTURE_LOSS.has(e.name) || TIMEOUTS.has(e.name))) return "preempted";
+  if (error.name === "SliceUnhealthy") return "unhealthy";
+  if (ctx.metadataPreempted) return "preempted";
+  const exitCode = exitCodeOf(error);
+  if (exitCode !== undefined && ctx.retryOnExitCodes?.includes(exitCode)) return "preempted";
+  return "failed";
+}
+
+/** One problem of an attempt, with its host's facts. */
+export interface AttemptProblem extends ProblemContext {
+  error: SerializedError;
+}
+
+/** What one attempt amounts to. */
+export interface AttemptVerdict {
+  outcome: "succeeded" | ProblemKind;
+  /** The problem that decided the outcome. */
+  problem?: SerializedError | undefined;
+  /** No retry can help (the job spec itself is wrong). */
+  fatal: boolean;
+}
+
+/**
+ * Classify an attempt from all of its problems (none = success). One attempt raises at most one
+ * counter: any preemption → preempted; else any runtime error → error; else any failure →
+ * failed; an attempt abandoned only because a slice was unhealthy raises none.
+ */
+export function classifyAttempt(problems: readonly AttemptProblem[]): AttemptVerdict {
+  if (problems.length === 0) return { outcome: "succeeded", fatal: false };
+  const kinds = problems.map((p) => ({ p, kind: classifyProblem(p.error, p) }));
+  const fatal = kinds.find(({ p }) => FATAL_ERRORS.has(p.error.name));
+  if (fatal) return { outcome: "error", problem: fatal.p.error, fatal: true };
+  for (const outcome of ["preempted", "error", "failed", "unhealthy"] as const) {
+    const hit = kinds.find((k) => k.kind === outcome);
+    if (hit) return { outcome, problem: hit.p.error, fatal: false };
+  }
+  return { outcome: "failed", problem: problems[0]?.error, fatal: false };
+}
+
+/** Counters carried from attempt to attempt (and across continued executions). */
+export interface RetryState {
+  attempts: number;
+  preemptions: number;
+  failures: number;
+  /** Attempts abandoned because a slice was unhealthy (raise no counter). */
+  abandoned: number;
+  /** The first failure (or runtime error): what a spent failure budget surfaces. */
+  firstFailure?: { error: SerializedError; kind: "failed" | "error" } | undefined;
+  lastPreemption?: SerializedError | undefined;
+}
+
+/** A fresh job's counters. */
+export const initialRetryState = (): RetryState => ({
+  attempts: 0,
+  preemptions: 0,
+  failures: 0,
+  abandoned: 0,
+});
+
+/** Budgets as retries: N retries allow N+1 attempts (Levanter's counting). */
+export interface RetryBudget {
+  maxPreemptions: number;
+  maxFailures: number;
+}
+
+/** What to do after an attempt. */
+export type RetryDecision =
+  | { action: "retry"; state: RetryState; reason: ProblemKind }
+  | { action: "stop"; status: "SUCCEEDED"; state: RetryState }
+  | { action: "stop"; status: "FAILED" | "PREEMPTED" | "ERROR"; state: RetryState; error: SerializedError };
+
+/**
+ * Count an attempt's verdict against the budgets and decide: retry, or stop with the ancestors'
+ * final status and message ("preempted too many times" / the first failure).
+ */
+export function decideAfterAttempt(
+  previous: RetryState,
+  verdict: AttemptVerdict,
+  budget: RetryBudget,
+): RetryDecision {
+  const state: RetryState = { ...previous, attempts: previous.attempts + 1 };
+  const problem = verdict.problem ?? {
+    name: "Error",
+    message: `attempt ${state.attempts} ended as ${verdict.outcome}`,
+  };
+  switch (verdict.outcome) {
+    case "succeeded":
+      return { action: "stop", status: "SUCCEEDED", state };
+    case "unhealthy":
+      state.abandoned += 1;
+      return { action: "retry", state, reason: "unhealthy" };
+    case "preempted": {
+      state.preemptions += 1;
+      state.lastPreemption = problem;
+      if (state.preemptions <= budget.maxPreemptions) return { action: "retry", state, reason: "preempted" };
+      const error = new PreemptedTooManyTimes(
+        `preempted too many times: ${state.preemptions} preemptions with maxPreemptions=${budget.maxPreemptions}`,
+        { preemptions: state.preemptions, maxPreemptions: budget.maxPreemptions, attempts: state.attempts },
+      );
+      const serialized = serializeError(error);
+      delete serialized.stack;
+      return { action: "stop", status: "PREEMPTED", state, error: { ...serialized, cause: problem } };
+    }
+    case "failed":
+    case "error": {
+      state.failures += 1;
+      state.firstFailure ??= { error: problem, kind: verdict.outcome };
+      if (!verdict.fatal && state.failures <= budget.maxFailures) {
+        return { action: "retry", state, reason: verdict.outcome };
+      }
+      const surfaced = verdict.fatal ? { error: problem, kind: "error" as const } : state.firstFailure;
+      return {
+        action: "stop",
+        status: surfaced.kind === "error" ? "ERROR" : "FAILED",
+        state,
+        error: surfaced.error,
+      };
+    }
+  }
+}

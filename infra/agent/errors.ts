@@ -1,0 +1,25 @@
+import { GangwayError } from "../../core/errors.js";
+
+/**
+ * A command that does not match the host's lease: another lease holds the host, the command's
+ * attempt epoch is older than the lease's, or nothing is leased. Answered `FAILED_PRECONDITION`,
+ * so a stale retry can never touch a newer attempt.
+ */
+export class LeaseConflict extends GangwayError {
+  override readonly name = "LeaseConflict";
+}
+
+/** A request that does not parse (field path, expected, got). Answered `INVALID_ARGUMENT`. */
+export class InvalidAgentRequest extends GangwayError {
+  override readonly name = "InvalidAgentRequest";
+}
+
+/** A call without `authorization: Bearer <token>`, or with the wrong token. `UNAUTHENTICATED`. */
+export class AgentUnauthenticated extends GangwayError {
+  override readonly name = "AgentUnauthenticated";
+}
+
+/** The agent is shutting down (or its host was preempted away). Answered `UNAVAILABLE`. */
+export class AgentStopping extends GangwayError {
+  override readonly name = "AgentStopping";
+}

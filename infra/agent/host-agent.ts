@@ -1,0 +1,584 @@
+import { randomUUID } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import { agentRunFiles, type RunFiles } from "../../core/env-contract.js";
+import { inheritableEnvironment } from "../../core/env-names.js";
+import { WorkloadStartFailed } from "../../core/errors.js";
+import { type SerializedError, serializeError } from "../../core/serialized-error.js";
+import { type Clock, systemClock } from "./clock.js";
+import { AgentStopping, LeaseConflict } from "./errors.js";
+import {
+  discardEvents,
+  type EventSink,
+  type EventTopic,
+  HOST_EVENTS_TOPIC,
+  type HostEvent,
+  type HostEventKind,
+  PREEMPTION_NOTICES_TOPIC,
+} from "./events.js";
+import type {
+  AcquireLeaseRequest,
+  CancelReply,
+  HealthReply,
+  HostStatus,
+  Lease,
+  LeaseReply,
+  OutputReply,
+  ReleaseLeaseRequest,
+  RenewLeaseRequest,
+  ResultReply,
+  RunInfo,
+  RunReply,
+  RunRequest,
+} from "./messages.js";
+import { readErrorFile, readResultFile, removeIfPresent } from "./run-files.js";
+import { Serial } from "./serial.js";
+import { killHolders } from "./vfio.js";
+import { Workload } from "./workload.js";
+
+/** Version reported by Health. */
+export const AGENT_VERSION = "gangway-agent/1";
+
+/** What a host agent needs; every default is what a real TPU VM wants. */
+export interface HostAgentOptions {
+  /** The host's own address (IP) that workloads bind to. */
+  address: string;
+  /** Where run directories (result and error files) live. */
+  workDir: string;
+  /** The libtpu lockfile deleted before every run (default `/tmp/libtpu_lockfile`). */
+  lockfilePath?: string;
+  /** SIGKILL holders of `/dev/vfio` before every run (default off). */
+  killVfioHolders?: boolean;
+  vfioPath?: string;
+  eventSink?: EventSink;
+  clock?: Clock;
+  /** Default grace between SIGTERM and SIGKILL (5 s). */
+  graceMs?: number;
+  /** Largest result file read (4 MiB); larger is reported as ResultTooLarge. */
+  resultLimitBytes?: number;
+  /** Largest result carried inline in events and Status (64 KiB); larger travels as a reference. */
+  inlineResultBytes?: number;
+  /** Bytes of stdout and stderr kept, each (64 KiB). */
+  tailBytes?: number;
+  /** Environment inherited by workloads, before the contract's (default: the agent's own, stripped). */
+  baseEnv?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+interface LeaseRecord extends Lease {
+  cancelTimer: () => void;
+}
+
+interface RunRecord {
+  req: RunRequest;
+  files: RunFiles;
+  workload: Workload | undefined;
+  startedAt: number;
+  endedAt: number;
+  exited: boolean;
+  exitCode: number | null;
+  signal: string | null;
+  cancelled: boolean;
+  /** Set before a kill so the end is reported as such (`lost` on lease expiry). */
+  endKind: HostEventKind;
+  reason: string | undefined;
+  resultJson: string | undefined;
+  resultBytes: number;
+  error: SerializedError | undefined;
+  /** Resolves when the end was recorded and its event handed to the sink. */
+  finished: Promise<void>;
+}
+
+const sameRun = (a: RunRequest, b: RunRequest) =>
+  a.epoch === b.epoch &&
+  a.leaseId === b.leaseId &&
+  a.jobId === b.jobId &&
+  a.attempt === b.attempt &&
+  a.sliceIndex === b.sliceIndex &&
+  a.hostIndex === b.hostIndex;
+
+/**
+ * One host's agent, without its transport: leases, runs, cancellation, status and events.
+ * The gRPC service ({@link ../grpc-service.ts}) is a thin layer over it.
+ */
+export class HostAgent {
+  /** `host:port` the agent serves on; set by the server once bound. */
+  agent = "";
+  readonly address: string;
+  readonly startedAt: number;
+  private readonly o: Required<Omit<HostAgentOptions, "address" | "workDir" | "baseEnv">> & {
+    workDir: string;
+    baseEnv: Record<string, string>;
+  };
+  private readonly serial = new Serial();
+  private lease: LeaseRecord | undefined;
+  private run: RunRecord | undefined;
+  private preempted = false;
+  private stopping = false;
+  /** A dead host (a preempted VM) publishes nothing more. */
+  private dead = false;
+  private seq = 0;
+  private readonly watchers = new Set<(s: HostStatus) => void>();
+  private readonly publishing = new Set<Promise<void>>();
+
+  constructor(options: HostAgentOptions) {
+    this.address = options.address;
+    this.o = {
+      workDir: options.workDir,
+      lockfilePath: options.lockfilePath ?? "/tmp/libtpu_lockfile",
+      killVfioHolders: options.killVfioHolders ?? false,
+      vfioPath: options.vfioPath ?? "/dev/vfio",
+      eventSink: options.eventSink ?? discardEvents,
+      clock: options.clock ?? systemClock,
+      graceMs: options.graceMs ?? 5000,
+      resultLimitBytes: options.resultLimitBytes ?? 4 * 1024 * 1024,
+      inlineResultBytes: options.inlineResultBytes ?? 64 * 1024,
+      tailBytes: options.tailBytes ?? 64 * 1024,
+      baseEnv: options.baseEnv ?? inheritableEnvironment(process.env),
+      log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+    };
+    this.startedAt = this.o.clock.now();
+  }
+
+  health(): HealthReply {
+    return {
+      ok: !this.stopping,
+      agent: this.agent,
+      address: this.address,
+      version: AGENT_VERSION,
+      startedAtMs: this.startedAt,
+      preempted: this.preempted,
+    };
+  }
+
+  // ---- leases -------------------------------------------------------------------------------
+
+  /**
+   * Lease the host. Free (or expired) → granted. Same lease → renewed, its epoch raised if the
+   * request's is newer. Another lease of the same job with a newer epoch → taken over (what ran
+   * under the old one is cancelled). Anything else → {@link LeaseConflict}.
+   */
+  acquireLease(req: AcquireLeaseRequest): Promise<LeaseReply> {
+    return this.serial.run(async () => {
+      this.assertServing();
+      await this.expireIfDue();
+      const cur = this.lease;
+      if (cur) {
+        const takeover = cur.leaseId === req.leaseId || cur.jobId === req.jobId;
+        if (!takeover || req.epoch < cur.epoch || (req.epoch === cur.epoch && cur.leaseId !== req.leaseId)) {
+          throw new LeaseConflict(
+            `host is leased to ${cur.leaseId} (job ${cur.jobId}, epoch ${cur.epoch}); refused ${req.leaseId} epoch ${req.epoch}`,
+            { heldBy: cur.leaseId, heldEpoch: cur.epoch, requested: req.leaseId, requestedEpoch: req.epoch },
+          );
+        }
+        if (req.epoch > cur.epoch || cur.leaseId !== req.leaseId) await this.stopRun("cancelled");
+      }
+      this.setLease(req.leaseId, req.jobId, req.epoch, req.ttlMs);
+      return this.leaseReply();
+    });
+  }
+
+  /** Extend the lease by `ttlMs` from now; only the holder, at its current epoch, may. */
+  renewLease(req: RenewLeaseRequest): Promise<LeaseReply> {
+    return this.serial.run(async () => {
+      this.assertServing();
+      await this.expireIfDue();
+      const cur = this.requireLease(req.leaseId, req.epoch);
+      this.setLease(cur.leaseId, cur.jobId, cur.epoch, req.ttlMs);
+      return this.leaseReply();
+    });
+  }
+
+  /** Cancel whatever runs under the lease and free the host. Releasing a free host is a no-op. */
+  releaseLease(req: ReleaseLeaseRequest): Promise<LeaseReply> {
+    return this.serial.run(async () => {
+      await this.expireIfDue();
+      if (!this.lease) return { held: false, lease: null };
+      this.requireLease(req.leaseId, req.epoch);
+      await this.stopRun("cancelled", req.graceMs);
+      this.clearLease();
+      return { held: false, lease: null };
+    });
+  }
+
+  private setLease(leaseId: string, jobId: string, epoch: number, ttlMs: number): void {
+    this.lease?.cancelTimer();
+    const expiresAtMs = this.o.clock.now() + ttlMs;
+    const cancelTimer = this.o.clock.schedule(ttlMs, () => {
+      this.serial.run(() => this.expireIfDue()).catch((e) => this.o.log(`lease expiry: ${String(e)}`));
+    });
+    this.lease = { leaseId, jobId, epoch, expiresAtMs, cancelTimer };
+    this.changed();
+  }
+
+  private clearLease(): void {
+    this.lease?.cancelTimer();
+    this.lease = undefined;
+    this.changed();
+  }
+
+  /** A lease past its time frees the host: what runs under it is killed and reported `lost`. */
+  private async expireIfDue(): Promise<void> {
+    const cur = this.lease;
+    if (!cur || this.o.clock.now() < cur.expiresAtMs) return;
+    await this.stopRun("lost", undefined, `lease ${cur.leaseId} expired unrenewed`);
+    this.clearLease();
+  }
+
+  private requireLease(leaseId: string, epoch: number): LeaseRecord {
+    const cur = this.lease;
+    if (!cur)
+      throw new LeaseConflict(`host is not leased; refused ${leaseId} epoch ${epoch}`, { leaseId, epoch });
+    if (cur.leaseId !== leaseId || cur.epoch !== epoch) {
+      throw new LeaseConflict(
+        `host is leased to ${cur.leaseId} epoch ${cur.epoch}; refused ${leaseId} epoch ${epoch}`,
+        { heldBy: cur.leaseId, heldEpoch: cur.epoch, requested: leaseId, requestedEpoch: epoch },
+      );
+    }
+    return cur;
+  }
+
+  private leaseReply(): LeaseReply {
+    const l = this.lease;
+    return l
+      ? {
+          held: true,
+          lease: { leaseId: l.leaseId, jobId: l.jobId, epoch: l.epoch, expiresAtMs: l.expiresAtMs },
+        }
+      : { held: false, lease: null };
+  }
+
+  // ---- runs ---------------------------------------------------------------------------------
+
+  /**
+   * Start the workload under the lease: cancel the previous run, delete the libtpu lockfile (and
+   * kill /dev/vfio holders if configured), then spawn a fresh process group with the inherited
+   * environment stripped of contract variables + the request's env + GANGWAY_RESULT_FILE /
+   * GANGWAY_ERROR_FILE. Asking again for the run that is already there returns it unchanged.
+   */
+  startRun(req: RunRequest): Promise<RunReply> {
+    return this.serial.run(async () => {
+      this.assertServing();
+      await this.expireIfDue();
+      this.requireLease(req.leaseId, req.epoch);
+      const prev = this.run;
+      if (prev && sameRun(prev.req, req) && !this.isStale(prev)) return this.runReply(prev, true);
+      await this.stopRun("cancelled", req.graceMs);
+      await removeIfPresent(this.o.lockfilePath);
+      if (this.o.killVfioHolders) {
+        const killed = killHolders(this.o.vfioPath);
+        if (killed.length > 0) this.o.log(`killed holders of ${this.o.vfioPath}: ${killed.join(", ")}`);
+      }
+      const files = agentRunFiles(this.o.workDir, req, req.sliceIndex, req.hostIndex);
+      await mkdir(files.dir, { recursive: true });
+      await Promise.all([removeIfPresent(files.resultFile), removeIfPresent(files.errorFile)]);
+      const env = {
+        ...this.o.baseEnv,
+        ...req.env,
+        GANGWAY_RESULT_FILE: files.resultFile,
+        GANGWAY_ERROR_FILE: files.errorFile,
+      };
+      const record: RunRecord = {
+        req,
+        files,
+        workload: undefined,
+        startedAt: this.o.clock.now(),
+        endedAt: 0,
+        exited: false,
+        exitCode: null,
+        signal: null,
+        cancelled: false,
+        endKind: "exited",
+        reason: undefined,
+        resultJson: undefined,
+        resultBytes: 0,
+        error: undefined,
+        finished: Promise.resolve(),
+      };
+      this.run = record;
+      try {
+        record.workload = await Workload.start(
+          { argv: req.argv, env, cwd: req.cwd || files.dir, tailBytes: this.o.tailBytes },
+          this.o.clock.now,
+        );
+      } catch (e) {
+        const cause = e as NodeJS.ErrnoException;
+        record.exited = true;
+        record.endedAt = this.o.clock.now();
+        record.error = serializeError(
+          new WorkloadStartFailed(`could not start ${JSON.stringify(req.argv[0])}: ${cause.message}`, {
+            argv0: req.argv[0],
+            cwd: req.cwd || files.dir,
+            code: cause.code,
+          }),
+        );
+        record.reason = "start failed";
+        this.changed();
+        this.publishEnd(record);
+        return this.runReply(record, false);
+      }
+      const workload = record.workload;
+      record.finished = workload.exited.then((exit) =>
+        this.finishRun(record, exit.code, exit.signal, exit.endedAt),
+      );
+      this.changed();
+      return this.runReply(record, false);
+    });
+  }
+
+  /** A run of an older lease or epoch than the current lease is never handed back as current. */
+  private isStale(run: RunRecord): boolean {
+    return !this.lease || this.lease.leaseId !== run.req.leaseId || this.lease.epoch !== run.req.epoch;
+  }
+
+  private async finishRun(run: RunRecord, code: number | null, signal: string | null, endedAt: number) {
+    run.exitCode = code;
+    run.signal = signal;
+    run.endedAt = endedAt;
+    const [result, error] = await Promise.all([
+      readResultFile(run.files.resultFile, this.o.resultLimitBytes),
+      readErrorFile(run.files.errorFile, 256 * 1024),
+    ]);
+    run.resultBytes = result.kind === "absent" ? 0 : result.bytes;
+    if (result.kind === "ok") run.resultJson = result.json;
+    run.error = error;
+    if (!run.error && (result.kind === "too-large" || result.kind === "invalid")) run.error = result.error;
+    run.exited = true;
+    this.changed();
+    this.publishEnd(run);
+  }
+
+  /**
+   * End the current run (if it runs): SIGTERM the group, grace, SIGKILL, wait until /proc shows
+   * none of it, then wait for its end to be recorded.
+   */
+  private async stopRun(kind: "cancelled" | "lost", graceMs?: number, reason?: string): Promise<number[]> {
+    const run = this.run;
+    if (!run?.workload || run.exited) return [];
+    run.cancelled = kind === "cancelled";
+    run.endKind = kind === "lost" ? "lost" : "exited";
+    run.reason = reason ?? (kind === "cancelled" ? "cancelled" : undefined);
+    const left = await run.workload.terminate(graceMs || this.o.graceMs);
+    if (left.length === 0) await run.finished;
+    return left;
+  }
+
+  /** Cancel the run under the lease; returns once no process of its group is left. */
+  cancel(req: { leaseId: string; epoch: number; graceMs: number }): Promise<CancelReply> {
+    return this.serial.run(async () => {
+      await this.expireIfDue();
+      this.requireLease(req.leaseId, req.epoch);
+      const wasRunning = !!this.run?.workload && !this.run.exited;
+      const leftoverPids = await this.stopRun("cancelled", req.graceMs);
+      return { wasRunning, leftoverPids, status: this.status() };
+    });
+  }
+
+  private runReply(run: RunRecord, alreadyRunning: boolean): RunReply {
+    const started = run.workload !== undefined;
+    return {
+      started,
+      alreadyRunning,
+      pid: run.workload?.pid ?? 0,
+      startedAtMs: run.startedAt,
+      resultFile: run.files.resultFile,
+      errorFile: run.files.errorFile,
+      errorJson: !started && run.error ? JSON.stringify(run.error) : "",
+    };
+  }
+
+  // ---- status, output, results --------------------------------------------------------------
+
+  status(): HostStatus {
+    const run = this.lease && this.run && !this.isStale(this.run) ? this.run : undefined;
+    let state: HostStatus["state"] = "idle";
+    if (this.preempted) state = "preempted";
+    else if (run && !run.exited) state = "running";
+    else if (run) state = "exited";
+    else if (this.lease) state = "leased";
+    return {
+      state,
+      seq: this.seq,
+      agent: this.agent,
+      address: this.address,
+      lease: this.leaseReply().lease,
+      run: run ? this.runInfo(run) : null,
+      preempted: this.preempted,
+    };
+  }
+
+  private runInfo(run: RunRecord): RunInfo {
+    const inline = run.resultJson !== undefined && run.resultBytes <= this.o.inlineResultBytes;
+    return {
+      jobId: run.req.jobId,
+      attempt: run.req.attempt,
+      epoch: run.req.epoch,
+      sliceIndex: run.req.sliceIndex,
+      sliceName: run.req.sliceName,
+      hostIndex: run.req.hostIndex,
+      pid: run.workload?.pid ?? 0,
+      startedAtMs: run.startedAt,
+      endedAtMs: run.endedAt,
+      exited: run.exited,
+      exitCode: run.exitCode ?? 0,
+      hasExitCode: run.exitCode !== null,
+      signal: run.signal ?? "",
+      cancelled: run.cancelled,
+      resultBytes: run.resultBytes,
+      resultJson: inline ? (run.resultJson ?? "") : "",
+      errorJson: run.error ? JSON.stringify(run.error) : "",
+    };
+  }
+
+  /** Follow the status: `listener` gets the current status now and every change after. */
+  watch(listener: (s: HostStatus) => void): () => void {
+    this.watchers.add(listener);
+    listener(this.status());
+    return () => this.watchers.delete(listener);
+  }
+
+  readOutput(maxBytes: number): OutputReply {
+    const w = this.run?.workload;
+    return {
+      stdout: w ? w.stdout.read(maxBytes) : Buffer.alloc(0),
+      stderr: w ? w.stderr.read(maxBytes) : Buffer.alloc(0),
+      stdoutTotal: w?.stdout.total ?? 0,
+      stderrTotal: w?.stderr.total ?? 0,
+    };
+  }
+
+  /** The whole result of the latest run (of `jobId`/`attempt` when given). */
+  readResult(jobId: string, attempt: number): ResultReply {
+    const run = this.run;
+    const matches = run && (!jobId || run.req.jobId === jobId) && (!attempt || run.req.attempt === attempt);
+    if (!run || !matches || run.resultJson === undefined)
+      return { present: false, resultJson: "", resultBytes: 0 };
+    return { present: true, resultJson: run.resultJson, resultBytes: run.resultBytes };
+  }
+
+  private changed(): void {
+    this.seq++;
+    if (this.watchers.size === 0) return;
+    const s = this.status();
+    for (const w of this.watchers) w(s);
+  }
+
+  // ---- events, preemption, shutdown ---------------------------------------------------------
+
+  private baseEvent(kind: HostEventKind): HostEvent {
+    return {
+      version: 1,
+      kind,
+      eventId: randomUUID(),
+      at: this.o.clock.now(),
+      agent: this.agent,
+      address: this.address,
+    };
+  }
+
+  private publishEnd(run: RunRecord): void {
+    const event: HostEvent = {
+      ...this.baseEvent(run.endKind),
+      leaseId: run.req.leaseId,
+      jobId: run.req.jobId,
+      attempt: run.req.attempt,
+      epoch: run.req.epoch,
+      sliceName: run.req.sliceName,
+      sliceIndex: run.req.sliceIndex,
+      hostIndex: run.req.hostIndex,
+      exitCode: run.exitCode,
+      signal: run.signal,
+      cancelled: run.cancelled,
+      reason: run.reason,
+    };
+    if (run.resultJson !== undefined) {
+      if (run.resultBytes <= this.o.inlineResultBytes) event.result = JSON.parse(run.resultJson) as unknown;
+      else
+        event.resultRef = {
+          agent: this.agent,
+          jobId: run.req.jobId,
+          attempt: run.req.attempt,
+          bytes: run.resultBytes,
+        };
+    }
+    if (run.error) event.error = run.error;
+    this.emit(HOST_EVENTS_TOPIC, event);
+  }
+
+  /** Publish without blocking the caller; retried a few times, then logged (never thrown). */
+  private emit(topic: EventTopic, event: HostEvent): void {
+    if (this.dead) return;
+    const attempt = async () => {
+      for (let i = 0; ; i++) {
+        try {
+          await this.o.eventSink.publish(topic, event);
+          return;
+        } catch (e) {
+          if (i >= 2) {
+            this.o.log(`could not publish ${event.kind} event to ${topic}: ${String(e)}`);
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 200 * 2 ** i));
+        }
+      }
+    };
+    const p = attempt();
+    this.publishing.add(p);
+    void p.finally(() => this.publishing.delete(p));
+  }
+
+  /**
+   * Record that this host is being preempted and publish it once, to the host-events and the
+   * preemption-notices topics, with the job, attempt and slice of what runs here (if anything).
+   */
+  reportPreemption(reason: string): void {
+    if (this.preempted || this.dead) return;
+    this.preempted = true;
+    const event = this.baseEvent("preempted");
+    event.reason = reason;
+    const run = this.run;
+    if (this.lease)
+      Object.assign(event, { leaseId: this.lease.leaseId, jobId: this.lease.jobId, epoch: this.lease.epoch });
+    if (run && !this.isStale(run)) {
+      Object.assign(event, {
+        attempt: run.req.attempt,
+        sliceName: run.req.sliceName,
+        sliceIndex: run.req.sliceIndex,
+        hostIndex: run.req.hostIndex,
+      });
+    }
+    this.changed();
+    this.emit(HOST_EVENTS_TOPIC, event);
+    this.emit(PREEMPTION_NOTICES_TOPIC, event);
+  }
+
+  /** Whatever runs here and under which lease, for a notice written by someone else (the provider). */
+  snapshot(): { lease: Lease | null; run: RunInfo | null } {
+    const s = this.status();
+    return { lease: s.lease, run: s.run };
+  }
+
+  private assertServing(): void {
+    if (this.stopping) throw new AgentStopping("agent is shutting down");
+    if (this.preempted) throw new AgentStopping("host is being preempted");
+  }
+
+  /** The host dies as a preempted VM would: workloads SIGKILLed at once, nothing more published. */
+  async kill(): Promise<void> {
+    this.dead = true;
+    this.stopping = true;
+    this.lease?.cancelTimer();
+    await this.run?.workload?.kill();
+    this.watchers.clear();
+  }
+
+  /** Shut down: cancel the workload (graceful), wait for pending events, stop watchers. */
+  async close(graceMs = this.o.graceMs): Promise<void> {
+    this.stopping = true;
+    await this.serial.run(async () => {
+      await this.stopRun("cancelled", graceMs, "agent shutting down");
+      this.lease?.cancelTimer();
+    });
+    await Promise.all([...this.publishing]);
+    this.watchers.clear();
+  }
+}

@@ -1,0 +1,162 @@
+import { z } from "zod";
+import { toValidationIssues } from "../../core/validation.js";
+import { InvalidAgentRequest } from "./errors.js";
+
+// Hand-written types of the messages of agent.proto as @grpc/proto-loader presents them
+// (camelCase fields, int64 as number, defaults filled in), and zod schemas of what requests must hold.
+
+export interface HealthReply {
+  ok: boolean;
+  agent: string;
+  address: string;
+  version: string;
+  startedAtMs: number;
+  preempted: boolean;
+}
+
+export interface Lease {
+  leaseId: string;
+  jobId: string;
+  epoch: number;
+  expiresAtMs: number;
+}
+
+export interface LeaseReply {
+  held: boolean;
+  lease: Lease | null;
+}
+
+export interface RunReply {
+  started: boolean;
+  alreadyRunning: boolean;
+  pid: number;
+  startedAtMs: number;
+  resultFile: string;
+  errorFile: string;
+  /** A serialized `WorkloadStartFailed` when `started` is false, else "". */
+  errorJson: string;
+}
+
+export interface RunInfo {
+  jobId: string;
+  attempt: number;
+  epoch: number;
+  sliceIndex: number;
+  sliceName: string;
+  hostIndex: number;
+  pid: number;
+  startedAtMs: number;
+  endedAtMs: number;
+  exited: boolean;
+  exitCode: number;
+  hasExitCode: boolean;
+  signal: string;
+  cancelled: boolean;
+  resultBytes: number;
+  resultJson: string;
+  errorJson: string;
+}
+
+/** The host's state, as Status returns and Watch streams it. */
+export type HostState = "idle" | "leased" | "running" | "exited" | "preempted";
+
+export interface HostStatus {
+  state: HostState;
+  seq: number;
+  agent: string;
+  address: string;
+  lease: Lease | null;
+  run: RunInfo | null;
+  preempted: boolean;
+}
+
+export interface CancelReply {
+  wasRunning: boolean;
+  leftoverPids: number[];
+  status: HostStatus | null;
+}
+
+export interface OutputReply {
+  stdout: Buffer;
+  stderr: Buffer;
+  stdoutTotal: number;
+  stderrTotal: number;
+}
+
+export interface ResultReply {
+  present: boolean;
+  resultJson: string;
+  resultBytes: number;
+}
+
+const MAX_ID = 256;
+const MAX_TTL_MS = 24 * 3600 * 1000;
+const MAX_GRACE_MS = 10 * 60 * 1000;
+const id = z.string().min(1).max(MAX_ID);
+const epoch = z.number().int().min(1);
+const grace = z.number().int().min(0).max(MAX_GRACE_MS);
+
+export const AcquireLeaseSchema = z.object({
+  leaseId: id,
+  jobId: id,
+  epoch,
+  ttlMs: z.number().int().min(100).max(MAX_TTL_MS),
+});
+export type AcquireLeaseRequest = z.infer<typeof AcquireLeaseSchema>;
+
+export const RenewLeaseSchema = z.object({
+  leaseId: id,
+  epoch,
+  ttlMs: z.number().int().min(100).max(MAX_TTL_MS),
+});
+export type RenewLeaseRequest = z.infer<typeof RenewLeaseSchema>;
+
+export const ReleaseLeaseSchema = z.object({ leaseId: id, epoch, graceMs: grace });
+export type ReleaseLeaseRequest = z.infer<typeof ReleaseLeaseSchema>;
+
+export const CancelSchema = z.object({ leaseId: id, epoch, graceMs: grace });
+export type CancelRequest = z.infer<typeof CancelSchema>;
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const noNul = (what: string) =>
+  z.string().refine((s) => !s.includes("\0"), { message: `${what} without NUL characters` });
+
+export const RunSchema = z.object({
+  leaseId: id,
+  epoch,
+  jobId: id,
+  attempt: z.number().int().min(1),
+  sliceIndex: z.number().int().min(0),
+  sliceName: z.string().max(MAX_ID),
+  hostIndex: z.number().int().min(0),
+  argv: z
+    .array(noNul("an argument").pipe(z.string().max(128 * 1024)))
+    .min(1)
+    .max(4096)
+    .refine((a) => (a[0] ?? "").length > 0, { message: "a non-empty program name as argv[0]" }),
+  env: z
+    .record(
+      z.string().regex(ENV_NAME, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+      noNul("a value").pipe(z.string().max(128 * 1024)),
+    )
+    .refine((e) => Object.keys(e).length <= 4096, { message: "at most 4096 variables" }),
+  cwd: noNul("a directory").pipe(z.string().max(4096)),
+  graceMs: grace,
+});
+export type RunRequest = z.infer<typeof RunSchema>;
+
+export const ReadOutputSchema = z.object({ maxBytes: z.number().int().min(0) });
+export const ReadResultSchema = z.object({ jobId: z.string().max(MAX_ID), attempt: z.number().int().min(0) });
+
+/**
+ * Parse a request with `schema`; throws {@link InvalidAgentRequest} listing every problem as
+ * `path: expected …, got …`.
+ */
+export function parseRequest<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const parsed = schema.safeParse(input, { reportInput: true });
+  if (parsed.success) return parsed.data;
+  const issues = toValidationIssues(parsed.error.issues);
+  throw new InvalidAgentRequest(`invalid ${what}: ${issues.map((i) => i.message).join("; ")}`, {
+    issues: issues.map((i) => i.message),
+  });
+}

@@ -1,0 +1,21 @@
+import type { PubSub } from "@google-cloud/pubsub";
+import type { EventSink } from "./events.js";
+
+/**
+ * An {@link EventSink} that publishes to Google Cloud Pub/Sub (or its emulator, through
+ * `PUBSUB_EMULATOR_HOST`) with an injected client. Each event is the message's JSON data; the
+ * attributes `kind`, `jobId`, `attempt` let subscriptions filter without parsing.
+ *
+ * @example
+ * const sink = createPubSubEventSink(new PubSub({ projectId: "gangway-local" }));
+ */
+export function createPubSubEventSink(pubsub: PubSub): EventSink {
+  return {
+    async publish(topic, event) {
+      const attributes: Record<string, string> = { kind: event.kind, agent: event.agent };
+      if (event.jobId !== undefined) attributes.jobId = event.jobId;
+      if (event.attempt !== undefined) attributes.attempt = String(event.attempt);
+      await pubsub.topic(topic).publishMessage({ json: event, attributes });
+    },
+  };
+}

@@ -1,0 +1,127 @@
+import * as grpc from "@grpc/grpc-js";
+import type { Clock } from "./clock.js";
+import type { EventSink } from "./events.js";
+import { HostAgentService } from "./grpc-service.js";
+import { HostAgent, type HostAgentOptions } from "./host-agent.js";
+import { type PreemptionProbe, startPreemptionProbe } from "./preemption-probe.js";
+
+/** PEM cert and key the agent serves TLS with. */
+export interface AgentTls {
+  cert: Buffer | string;
+  key: Buffer | string;
+}
+
+/** Options of {@link startAgentServer}. */
+export interface AgentServerOptions
+  extends Omit<HostAgentOptions, "address" | "eventSink" | "clock" | "killVfioHolders" | "lockfilePath"> {
+  /** `host:port` to bind (port 0: any free port). The host part is also the host's address. */
+  listen: string;
+  /** Bearer token every call must carry. */
+  token: string;
+  tls?: AgentTls | undefined;
+  lockfilePath?: string | undefined;
+  killVfioHolders?: boolean | undefined;
+  eventSink?: EventSink | undefined;
+  /** Poll the metadata endpoint for preemption (`false`: never; the local provider injects instead). */
+  preemptionProbe?: false | { url?: string; intervalMs?: number; timeoutMs?: number } | undefined;
+  clock?: Clock | undefined;
+  /** Largest request accepted (default 8 MiB). */
+  maxMessageBytes?: number | undefined;
+}
+
+/** A running agent server. */
+export interface AgentServerHandle {
+  /** `host:port` it serves on (the real port when asked for port 0). */
+  address: string;
+  agent: HostAgent;
+  /** Graceful stop: the workload is cancelled (SIGTERM, grace, SIGKILL), the server shut down. */
+  close(): Promise<void>;
+  /** Die as a VM does: workloads SIGKILLed, connections dropped, nothing published. */
+  kill(): Promise<void>;
+}
+
+function splitHostPort(listen: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(listen);
+  if (!m?.[1] || m[2] === undefined)
+    throw new Error(`listen: expected HOST:PORT, got ${JSON.stringify(listen)}`);
+  return { host: m[1].replace(/^\[|\]$/g, ""), port: Number(m[2]) };
+}
+
+/**
+ * Start a host agent serving gRPC on `listen`.
+ *
+ * @example
+ * const agent = await startAgentServer({ listen: "127.0.1.1:0", token, workDir: "/tmp/gw" });
+ * // … createAgentClient(agent.address, { token })
+ * await agent.close();
+ */
+export async function startAgentServer(options: AgentServerOptions): Promise<AgentServerHandle> {
+  const { host } = splitHostPort(options.listen);
+  const agent = new HostAgent({
+    ...options,
+    address: host,
+    eventSink: options.eventSink,
+    clock: options.clock,
+    lockfilePath: options.lockfilePath,
+    killVfioHolders: options.killVfioHolders,
+  } as HostAgentOptions);
+  const service = new HostAgentService(agent, { token: options.token, log: options.log });
+  const maxBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": maxBytes,
+    "grpc.max_send_message_length": maxBytes,
+  });
+  service.addToServer(server);
+  const credentials = options.tls
+    ? grpc.ServerCredentials.createSsl(
+        null,
+        [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }],
+        false,
+      )
+    : grpc.ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(options.listen, credentials, (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  agent.agent = address;
+
+  let probe: PreemptionProbe | undefined;
+  if (options.preemptionProbe) {
+    probe = startPreemptionProbe({
+      ...options.preemptionProbe,
+      onPreempted: () => agent.reportPreemption("metadata endpoint says the VM is preempted"),
+    });
+  }
+
+  const shutdown = () =>
+    new Promise<void>((resolve) => {
+      service.endStreams();
+      // tryShutdown waits for calls in flight; force it after a short while so close() always ends.
+      const force = setTimeout(() => server.forceShutdown(), 2000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    agent,
+    close() {
+      closing ??= (async () => {
+        probe?.stop();
+        await agent.close();
+        await shutdown();
+      })();
+      return closing;
+    },
+    kill() {
+      closing ??= (async () => {
+        probe?.stop();
+        server.forceShutdown();
+        await agent.kill();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,131 @@
+import type { PubSubBroker, PubSubLogger } from "./broker.js";
+import type { PushTokenSigner } from "./oidc.js";
+import type { Consumer, Lease, SubscriptionQueue } from "./subscription-queue.js";
+import type { SubscriptionConfig } from "./types.js";
+
+/** HTTP statuses a push endpoint acknowledges with (Google's list). */
+export const PUSH_ACK_STATUSES: ReadonlySet<number> = new Set([102, 200, 201, 202, 204]);
+
+// Google backs push off per subscription after failures: from 100 ms doubling up to 60 s.
+const PUSH_BACKOFF_MIN_MS = 100;
+const PUSH_BACKOFF_MAX_MS = 60_000;
+
+/** The JSON body Google POSTs for a wrapped push message. */
+export function pushBody(lease: Lease, subscription: string, withAttempt: boolean): string {
+  const m = lease.entry.msg;
+  const publishTime = new Date(m.publishTimeMs).toISOString();
+  const message: Record<string, unknown> = {
+    attributes: m.attributes,
+    data: m.data.toString("base64"),
+    messageId: String(m.seq),
+    message_id: String(m.seq),
+    publishTime,
+    publish_time: publishTime,
+  };
+  if (m.orderingKey) message.orderingKey = m.orderingKey;
+  const body: Record<string, unknown> = { message, subscription };
+  if (withAttempt) body.deliveryAttempt = lease.entry.attempts;
+  return JSON.stringify(body);
+}
+
+/** Pushes one subscription's messages to its endpoint; attached as a consumer of its queue. */
+export class PushWorker implements Consumer {
+  outstanding = 0;
+  outstandingBytes = 0;
+  private pausedUntil = 0;
+  private backoffMs = 0;
+  private resumeTimer: NodeJS.Timeout | undefined;
+  private readonly inflight = new Set<AbortController>();
+  private stopped = false;
+
+  constructor(
+    private config: SubscriptionConfig,
+    private readonly queue: SubscriptionQueue,
+    private readonly broker: PubSubBroker,
+    private readonly signer: PushTokenSigner,
+    private readonly logger: PubSubLogger,
+    private readonly maxInFlight: number,
+    private readonly now: () => number,
+  ) {}
+
+  get ackDeadlineSeconds(): number {
+    return this.config.ackDeadlineSeconds;
+  }
+
+  /** Take a changed config (endpoint, token, deadline). */
+  update(config: SubscriptionConfig): void {
+    this.config = config;
+  }
+
+  room() {
+    if (this.stopped || this.now() < this.pausedUntil) return { messages: 0, bytes: 0 };
+    return { messages: this.maxInFlight - this.outstanding, bytes: Number.POSITIVE_INFINITY };
+  }
+
+  deliver(leases: Lease[]): void {
+    for (const lease of leases) void this.push(lease);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    for (const c of this.inflight) c.abort();
+  }
+
+  private async push(lease: Lease): Promise<void> {
+    const config = this.config;
+    const push = config.pushConfig;
+    const endpoint = push?.pushEndpoint;
+    if (!push || !endpoint) return;
+    const abort = new AbortController();
+    this.inflight.add(abort);
+    const timer = setTimeout(() => abort.abort(), config.ackDeadlineSeconds * 1000);
+    let ok = false;
+    let outcome = "";
+    try {
+      const headers: Record<string, string> = {};
+      let body: string | Buffer;
+      if (push.noWrapper) {
+        body = lease.entry.msg.data;
+        headers["content-type"] = "application/octet-stream";
+        if (push.noWrapper.writeMetadata) {
+          for (const [k, v] of Object.entries(lease.entry.msg.attributes))
+            headers[`x-goog-pubsub-attr-${k}`] = v;
+          headers["x-goog-pubsub-message-id"] = String(lease.entry.msg.seq);
+          headers["x-goog-pubsub-subscription-name"] = config.name;
+        }
+      } else {
+        body = pushBody(lease, config.name, config.deadLetterPolicy !== undefined);
+        headers["content-type"] = "application/json";
+      }
+      if (push.oidcToken?.serviceAccountEmail) {
+        const audience = push.oidcToken.audience || endpoint;
+        headers.authorization = `Bearer ${this.signer.token(push.oidcToken.serviceAccountEmail, audience)}`;
+      }
+      const res = await fetch(endpoint, { method: "POST", headers, body, signal: abort.signal });
+      await res.arrayBuffer().catch(() => undefined);
+      ok = PUSH_ACK_STATUSES.has(res.status);
+      outcome = `HTTP ${res.status}`;
+    } catch (e) {
+      outcome = (e as Error).message;
+    } finally {
+      clearTimeout(timer);
+      this.inflight.delete(abort);
+    }
+    if (this.stopped) return;
+    if (ok) {
+      this.backoffMs = 0;
+      await this.broker
+        .acknowledge(config.name, [lease.ackId])
+        .catch((e: Error) => this.logger.warn(`push ack on ${config.name} failed: ${e.message}`));
+      return;
+    }
+    this.logger.info(`push of message ${lease.entry.msg.seq} to ${endpoint} failed (${outcome}); will retry`);
+    this.backoffMs = Math.min(PUSH_BACKOFF_MAX_MS, this.backoffMs ? this.backoffMs * 2 : PUSH_BACKOFF_MIN_MS);
+    this.pausedUntil = this.now() + this.backoffMs;
+    this.queue.nack(lease);
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = setTimeout(() => this.queue.wake(), this.backoffMs);
+    this.resumeTimer.unref();
+  }
+}

@@ -1,0 +1,84 @@
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { readProc } from "../../../infra/agent/process-group.js";
+import {
+  alive,
+  lease,
+  liveGroup,
+  pidsIn,
+  runParams,
+  startTestAgent,
+  type TestAgent,
+  until,
+} from "./helpers.js";
+
+let agent: TestAgent | undefined;
+afterEach(async () => {
+  await agent?.close();
+  agent = undefined;
+});
+
+describe("agent cancel", () => {
+  it("leaves no process of the group: children, a SIGTERM-ignoring child, one that left the group", async () => {
+    agent = await startTestAgent();
+    const c = agent.client;
+    await c.acquireLease(lease());
+    const pidFile = join(agent.workDir, "pids");
+    // The leader starts a plain child, a child that ignores SIGTERM, a child in its own process group
+    // (set -m) and one in its own session (setsid); each writes its pid. The leader ignores SIGTERM.
+    const script = [
+      `sleep 300 & echo $! >> ${pidFile}`,
+      `sh -c 'trap "" TERM; echo $$ >> ${pidFile}; while :; do sleep 1; done' &`,
+      `(set -m; sleep 301 & echo $! >> ${pidFile}; wait) &`,
+      `setsid sleep 302 & echo $! >> ${pidFile}`,
+      `trap "" TERM`,
+      `echo $$ >> ${pidFile}`,
+      "wait",
+    ].join("\n");
+    const run = await c.run(runParams(["bash", "-c", script]));
+    const pids = await until(() => (pidsIn(pidFile).length >= 5 ? pidsIn(pidFile) : undefined));
+    expect(alive(pids)).toHaveLength(5);
+    // Two of them really left the workload's process group (one even its session).
+    const outside = pids.filter((pid) => readProc(pid)?.pgid !== run.pid);
+    expect(outside).toHaveLength(2);
+    expect(pids.filter((pid) => readProc(pid)?.sid !== run.pid)).toHaveLength(1);
+    const reply = await c.cancel({ leaseId: "lease-a", epoch: 1, graceMs: 300 });
+    // When Cancel returns, /proc already shows none of them.
+    expect(reply.wasRunning).toBe(true);
+    expect(reply.leftoverPids).toEqual([]);
+    expect(alive(pids)).toEqual([]);
+    expect(liveGroup(run.pid)).toEqual([]);
+    expect(reply.status?.run).toMatchObject({ exited: true, cancelled: true, signal: "SIGKILL" });
+    const event = await agent.waitForEvent((e) => e.event.kind === "exited");
+    expect(event).toMatchObject({ cancelled: true, signal: "SIGKILL", reason: "cancelled" });
+  });
+
+  it("lets a workload that honours SIGTERM end within the grace period", async () => {
+    agent = await startTestAgent();
+    const c = agent.client;
+    await c.acquireLease(lease());
+    const script = `process.on("SIGTERM", () => { require("node:fs").writeFileSync(process.env.GANGWAY_RESULT_FILE, '"clean"'); process.exit(0); }); setInterval(() => {}, 1000); console.log("ready");`;
+    await c.run(runParams([process.execPath, "-e", script]));
+    await until(async () => ((await c.readOutput()).stdout.toString().includes("ready") ? true : undefined));
+    const reply = await c.cancel({ leaseId: "lease-a", epoch: 1, graceMs: 10_000 });
+    expect(reply.status?.run).toMatchObject({ exitCode: 0, hasExitCode: true, cancelled: true });
+    const event = await agent.waitForEvent((e) => e.event.kind === "exited");
+    expect(event.result).toBe("clean");
+  });
+
+  it("cancelling when nothing runs is harmless", async () => {
+    agent = await startTestAgent();
+    const c = agent.client;
+    await c.acquireLease(lease());
+    const reply = await c.cancel({ leaseId: "lease-a", epoch: 1 });
+    expect(reply).toMatchObject({ wasRunning: false, leftoverPids: [] });
+  });
+
+  it("closing the agent leaves no workload behind", async () => {
+    const a = await startTestAgent();
+    await a.client.acquireLease(lease());
+    const run = await a.client.run(runParams(["sh", "-c", "sleep 300 & sleep 300"]));
+    await a.close();
+    expect(liveGroup(run.pid)).toEqual([]);
+  });
+});

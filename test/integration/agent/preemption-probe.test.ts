@@ -1,0 +1,114 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isPreempted, startPreemptionProbe } from "../../../infra/agent/preemption-probe.js";
+import { lease, runParams, startTestAgent, until } from "./helpers.js";
+
+/** A stand-in for the GCE metadata server: the answer of each path is chosen by the test. */
+let server: Server;
+let base: string;
+let preemptedAnswer = "FALSE";
+const hits: Array<{ path: string; flavor: string | undefined }> = [];
+const hanging = new Set<ServerResponse>();
+
+function handle(req: IncomingMessage, res: ServerResponse) {
+  hits.push({ path: req.url ?? "", flavor: req.headers["metadata-flavor"] as string | undefined });
+  const flavorOk = req.headers["metadata-flavor"] === "Google";
+  switch (req.url) {
+    case "/true":
+      res.end(flavorOk ? "TRUE" : "missing header");
+      return;
+    case "/false":
+      res.end("FALSE");
+      return;
+    case "/switch":
+      res.end(preemptedAnswer);
+      return;
+    case "/hang":
+      hanging.add(res); // never answers: the probe's timeout must give up
+      return;
+    case "/error":
+      res.writeHead(500).end("TRUE");
+      return;
+    default:
+      res.writeHead(404).end("not found");
+  }
+}
+
+beforeAll(async () => {
+  server = createServer(handle);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  for (const res of hanging) res.destroy();
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+});
+
+describe("preemption probe against a metadata stand-in", () => {
+  it("says preempted only on TRUE, sent with Metadata-Flavor: Google", async () => {
+    expect(await isPreempted(`${base}/true`)).toBe(true);
+    expect(hits.at(-1)?.flavor).toBe("Google");
+    expect(await isPreempted(`${base}/false`)).toBe(false);
+  });
+
+  it("says not preempted on 404, on a server error, on a timeout and with no server; never throws", async () => {
+    expect(await isPreempted(`${base}/missing`)).toBe(false);
+    expect(await isPreempted(`${base}/error`)).toBe(false);
+    expect(await isPreempted(`${base}/hang`, 300)).toBe(false);
+    expect(await isPreempted("http://127.0.0.1:1/nothing-listens")).toBe(false);
+    expect(await isPreempted("not a url")).toBe(false);
+  });
+
+  it("polls until TRUE and reports the preemption exactly once", async () => {
+    preemptedAnswer = "FALSE";
+    let reports = 0;
+    const probe = startPreemptionProbe({
+      url: `${base}/switch`,
+      intervalMs: 20,
+      onPreempted: () => reports++,
+    });
+    await until(() => (hits.filter((h) => h.path === "/switch").length >= 3 ? true : undefined));
+    expect(reports).toBe(0);
+    preemptedAnswer = "TRUE";
+    await until(() => (reports > 0 ? true : undefined));
+    const asked = hits.filter((h) => h.path === "/switch").length;
+    await new Promise((r) => setTimeout(r, 150));
+    expect(reports).toBe(1);
+    expect(probe.preempted).toBe(true);
+    expect(hits.filter((h) => h.path === "/switch").length).toBe(asked); // stopped polling
+  });
+
+  it("an agent with the probe publishes the preemption to both topics with its job and attempt", async () => {
+    preemptedAnswer = "FALSE";
+    const agent = await startTestAgent({ preemptionProbe: { url: `${base}/switch`, intervalMs: 20 } });
+    try {
+      await agent.client.acquireLease(lease());
+      await agent.client.run(
+        runParams(["sleep", "300"], { attempt: 4, sliceName: "v4-16-1", sliceIndex: 1 }),
+      );
+      preemptedAnswer = "TRUE";
+      const notice = await agent.waitForEvent((e) => e.topic === "gangway-preemption-notices");
+      expect(notice).toMatchObject({
+        kind: "preempted",
+        jobId: "job-a",
+        attempt: 4,
+        epoch: 1,
+        sliceName: "v4-16-1",
+        sliceIndex: 1,
+        agent: agent.server.address,
+        address: "127.0.1.1",
+      });
+      await agent.waitForEvent((e) => e.topic === "gangway-host-events" && e.event.kind === "preempted");
+      expect((await agent.client.status()).state).toBe("preempted");
+      expect((await agent.client.health()).preempted).toBe(true);
+      // A preempted host takes no new work.
+      await expect(agent.client.run(runParams(["true"], { attempt: 5 }))).rejects.toMatchObject({ code: 14 });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(agent.events().filter((e) => e.event.kind === "preempted")).toHaveLength(2);
+    } finally {
+      await agent.close();
+    }
+  });
+});

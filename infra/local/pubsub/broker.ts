@@ -366,8 +366,7 @@ export class PubSubBroker {
         return;
       }
       case "ack": {
-        const q = this.subs.get(r.sub);
-        if (q) q.acknowledge(r.seqs.map((s) => `${s}-0`));
+        this.subs.get(r.sub)?.drop(r.seqs);
         return;
       }
     }

@@ -123,17 +123,28 @@ export class SubscriptionQueue {
     }
   }
 
-  /** Acknowledge by ack id; returns the seqs removed. Unknown or stale ids are ignored, as on Google. */
+  /**
+   * Acknowledge by ack id; returns the seqs removed. Only the ack id of a message's current lease
+   * counts: one from an expired or revoked lease is ignored (the message is redelivered), as on Google.
+   */
   acknowledge(ackIds: readonly string[]): number[] {
     const removed: number[] = [];
     for (const ackId of ackIds) {
-      const entry = this.entries.get(seqOf(ackId));
-      if (!entry) continue;
-      this.remove(entry);
-      removed.push(entry.msg.seq);
+      const lease = this.leases.get(ackId);
+      if (!lease) continue;
+      this.remove(lease.entry);
+      removed.push(lease.entry.msg.seq);
     }
     if (removed.length > 0 && this.consumers.length > 0) this.hooks.schedulePump();
     return removed;
+  }
+
+  /** Remove messages by seq whatever their state (replaying acks from the journal). */
+  drop(seqs: readonly number[]): void {
+    for (const seq of seqs) {
+      const entry = this.entries.get(seq);
+      if (entry) this.remove(entry);
+    }
   }
 
   /** ModifyAckDeadline: extend current leases, or (0 seconds) nack them. Stale ids are ignored. */
@@ -391,10 +402,4 @@ export class SubscriptionQueue {
     const max = durationMs(rp.maximumBackoff) ?? 600_000;
     return Math.min(max, min * 2 ** Math.max(0, attempts - 1));
   }
-}
-
-/** The message seq inside an ack id (`{seq}-{delivery}`); NaN when malformed. */
-export function seqOf(ackId: string): number {
-  const dash = ackId.indexOf("-");
-  return Number(dash < 0 ? Number.NaN : ackId.slice(0, dash));
 }

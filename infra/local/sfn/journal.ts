@@ -1,0 +1,120 @@
+/**
+ * The engine's durable log: one JSON record a line, appended with group commit. A record is
+ * durable (survives `kill -9`) once `flush()` returns: it is in the kernel, written by one
+ * `write` call per batch, so a transition's records land together or not at all. At open the log
+ * is replayed and rewritten compacted.
+ */
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import type { JournalRecord } from "./model.js";
+
+const FILE = "journal.log";
+
+/** The journal. `stateDir` undefined keeps nothing (an in-memory engine). */
+export class Journal {
+  private fd: number | undefined;
+  private buffer: string[] = [];
+  private scheduled = false;
+  private bytes = 0;
+
+  constructor(
+    private readonly stateDir: string | undefined,
+    private readonly options: { fsync?: boolean } = {},
+  ) {}
+
+  /** Read every record in the log (a torn last line from a crash is ignored). */
+  read(): JournalRecord[] {
+    if (!this.stateDir) return [];
+    const path = join(this.stateDir, FILE);
+    if (!existsSync(path)) return [];
+    const text = readFileSync(path, "utf8");
+    const out: JournalRecord[] = [];
+    const lines = text.split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i] as string;
+      if (line.length === 0) continue;
+      try {
+        out.push(JSON.parse(line) as JournalRecord);
+      } catch (e) {
+        // Only the last line can be torn by a crash; anything else is corruption worth reporting.
+        if (i < lines.length - 2)
+          throw new Error(`corrupt journal ${path} at line ${i + 1}: ${(e as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  /** Replace the log with `records` (compaction) and open it for appending. */
+  rewrite(records: Iterable<JournalRecord>): void {
+    if (!this.stateDir) return;
+    mkdirSync(this.stateDir, { recursive: true });
+    const path = join(this.stateDir, FILE);
+    const tmp = `${path}.tmp`;
+    const fd = openSync(tmp, "w");
+    let chunk: string[] = [];
+    let size = 0;
+    for (const r of records) {
+      const line = `${JSON.stringify(r)}\n`;
+      chunk.push(line);
+      size += line.length;
+      if (size > 1 << 20) {
+        writeSync(fd, chunk.join(""));
+        chunk = [];
+        size = 0;
+      }
+    }
+    if (chunk.length) writeSync(fd, chunk.join(""));
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+    this.open();
+  }
+
+  private open(): void {
+    if (!this.stateDir) return;
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = openSync(join(this.stateDir, FILE), "a");
+    this.bytes = 0;
+  }
+
+  /** Queue a record; it becomes durable at the next flush (at the latest on the next macrotask). */
+  append(r: JournalRecord): void {
+    if (!this.stateDir) return;
+    this.buffer.push(JSON.stringify(r));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Write everything queued, in one write. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.fd === undefined || this.buffer.length === 0) return;
+    const text = `${this.buffer.join("\n")}\n`;
+    this.buffer = [];
+    writeSync(this.fd, text);
+    this.bytes += text.length;
+    if (this.options.fsync) fsyncSync(this.fd);
+  }
+
+  /** Bytes appended since the last compaction. */
+  get appendedBytes(): number {
+    return this.bytes;
+  }
+
+  close(): void {
+    this.flush();
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}

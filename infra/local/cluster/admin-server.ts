@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { z } from "zod";
+import { parseClusterSpec } from "../../../core/cluster-spec.js";
 import { GangwayError } from "../../../core/errors.js";
 import { toValidationIssues } from "../../../core/validation.js";
 import { createTokenCheckForHeader } from "./admin-auth.js";
@@ -75,8 +76,10 @@ export async function startClusterAdmin(
     if (method === "GET" && path === "/v1/slices") {
       return { slices: provider.listSlices(), pending: provider.pendingSlices() };
     }
-    if (method !== "POST")
-      throw new HttpError(path?.startsWith("/v1/") ? 405 : 404, `no route ${method} ${path}`);
+    if (method !== "POST") {
+      const known = ["/v1/slices", "/v1/preempt", "/v1/request", "/v1/release"].includes(path ?? "");
+      throw new HttpError(known ? 405 : 404, `no route ${method} ${path}`);
+    }
     switch (path) {
       case "/v1/preempt": {
         const { slice } = parse(PreemptBody, await readJson(req));
@@ -86,6 +89,7 @@ export async function startClusterAdmin(
       }
       case "/v1/request": {
         const { type, count } = parse(RequestBody, await readJson(req));
+        parseClusterSpec(`${type}x${count}`); // an unknown type is the caller's error: answered 400 now
         const before = provider.pendingSlices().length;
         provider.requestSlices(type, count).catch(() => {});
         return { requested: provider.pendingSlices().length - before, pending: provider.pendingSlices() };

@@ -2,6 +2,7 @@
  * Runs one execution: a loop over states per branch, with every move journaled (events and a
  * checkpoint) so that a restarted engine resumes each branch exactly where it stood.
  */
+import { setMaxListeners } from "node:events";
 import { evaluateRule, parseTimestamp } from "./choice.js";
 import type { StateDef, StatesBlock } from "./definition.js";
 import { errorMatches, runtimeError, STATES, StatesError } from "./errors.js";
@@ -105,6 +106,7 @@ export class ExecutionRun {
     readonly host: RunnerHost,
   ) {
     this.parsedInput = JSON.parse(exec.input);
+    setMaxListeners(0, this.controller.signal);
   }
 
   /** Run from the beginning (ExecutionStarted is emitted here). */

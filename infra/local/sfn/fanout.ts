@@ -3,6 +3,7 @@
  * (`<parent>.<enteredEventId>.<attempt>.<index>`), so a restart resumes unfinished children and
  * keeps the results of finished ones.
  */
+import { setMaxListeners } from "node:events";
 import type { StateDef, StatesBlock } from "./definition.js";
 import { runtimeError, StatesError } from "./errors.js";
 import { Aborted, type Branch, type ExecutionRun, QUIET } from "./execution.js";
@@ -43,6 +44,8 @@ async function runChildren(
 ): Promise<unknown[]> {
   const results: unknown[] = new Array(children.length);
   const group = new AbortController();
+  // Every running child listens on the group's signal; there may be hundreds.
+  setMaxListeners(0, group.signal);
   const onParentAbort = () => group.abort();
   parent.signal.addEventListener("abort", onParentAbort, { once: true });
   let firstError: StatesError | undefined;

@@ -37,15 +37,20 @@ function sendError(res: ServerResponse, name: string, message: string, status = 
   send(res, status, { __type: name, message });
 }
 
-async function readBody(req: IncomingMessage): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_REQUEST_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+/** The body as text, or undefined when it is over the cap (the rest is drained, not kept). */
+function readBody(req: IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_REQUEST_BYTES) chunks.push(chunk);
+    });
+    req.on("end", () =>
+      resolve(size > MAX_REQUEST_BYTES ? undefined : Buffer.concat(chunks).toString("utf8")),
+    );
+    req.on("error", reject);
+  });
 }
 
 /** Handle one HTTP request against `engine`; never throws. */
@@ -70,8 +75,8 @@ export async function handleSfnRequest(
     }
     const text = await readBody(req);
     if (text === undefined) {
+      res.setHeader("connection", "close");
       sendError(res, "ValidationException", `Request body larger than ${MAX_REQUEST_BYTES} bytes`, 413);
-      req.destroy();
       return;
     }
     let body: unknown = {};

@@ -1,0 +1,166 @@
+import { z } from "zod";
+import { type SerializedError, SerializedErrorSchema } from "../core/serialized-error.js";
+import type { ResultsStore } from "./ports.js";
+
+/**
+ * The results store's layout for attempts. The store is what lets stateless functions agree:
+ * events written by ingest, the attempt's task token written by await, and the attempt's
+ * outcome, decided once (first writer wins) and sent by whoever holds the token.
+ *
+ *   jobs/{jobId}/current.json                 which attempt is current (stale events are ignored)
+ *   jobs/{jobId}/attempts/{n}/record.json     the attempt's hosts
+ *   jobs/{jobId}/attempts/{n}/token           the attempt's task token
+ *   jobs/{jobId}/attempts/{n}/outcome.json    how the attempt ended (created once)
+ *   jobs/{jobId}/attempts/{n}/hosts/{s}-{h}.json   each host's end
+ *   index/slices/{name}.json, index/hosts/{address}.json   where notices are routed
+ */
+
+const enc = (part: string) => encodeURIComponent(part);
+export const keys = {
+  current: (jobId: string) => `jobs/${enc(jobId)}/current.json`,
+  attempt: (jobId: string, n: number) => `jobs/${enc(jobId)}/attempts/${n}`,
+  record: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/record.json`,
+  token: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/token`,
+  outcome: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/outcome.json`,
+  hosts: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/hosts/`,
+  host: (jobId: string, n: number, s: number, h: number) => `${keys.attempt(jobId, n)}/hosts/${s}-${h}.json`,
+  result: (jobId: string, n: number, s: number, h: number) =>
+    `${keys.attempt(jobId, n)}/results/${s}-${h}.json`,
+  status: (jobId: string) => `jobs/${enc(jobId)}/status.json`,
+  results: (jobId: string) => `jobs/${enc(jobId)}/results.json`,
+  sliceIndex: (slice: string) => `index/slices/${enc(slice)}.json`,
+  hostIndex: (address: string) => `index/hosts/${enc(address)}.json`,
+};
+
+export const CurrentAttemptSchema = z.object({
+  attempt: z.int().min(0),
+  executionArn: z.string().optional(),
+  state: z.enum(["scaling", "running", "tearing-down", "done"]),
+  updatedAt: z.number(),
+});
+export type CurrentAttempt = z.infer<typeof CurrentAttemptSchema>;
+
+export const AttemptHostSchema = z.object({
+  sliceIndex: z.int(),
+  sliceName: z.string(),
+  hostIndex: z.int(),
+  address: z.string(),
+  agent: z.string(),
+});
+export type AttemptHost = z.infer<typeof AttemptHostSchema>;
+
+export const AttemptRecordSchema = z.object({
+  jobId: z.string(),
+  attempt: z.int().min(1),
+  leaseId: z.string(),
+  hosts: z.array(AttemptHostSchema),
+  startedAt: z.number(),
+});
+export type AttemptRecord = z.infer<typeof AttemptRecordSchema>;
+
+/** How a host's run ended, as the ingest recorded it from the agent's event. */
+export const HostEndSchema = z.object({
+  kind: z.enum(["exited", "preempted", "lost"]),
+  eventId: z.string(),
+  at: z.number(),
+  exitCode: z.int().nullable().optional(),
+  signal: z.string().nullable().optional(),
+  cancelled: z.boolean().optional(),
+  result: z.unknown().optional(),
+  resultRef: z.object({ agent: z.string(), jobId: z.string(), attempt: z.int(), bytes: z.int() }).optional(),
+  error: SerializedErrorSchema.optional(),
+  metadataPreempted: z.boolean().optional(),
+  reason: z.string().optional(),
+});
+export type HostEnd = z.infer<typeof HostEndSchema>;
+
+/** An attempt's outcome: all hosts done, or the first problem that ended it. */
+export const OutcomeSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("succeeded"), at: z.number() }),
+  z.object({ kind: z.literal("failed"), at: z.number(), error: SerializedErrorSchema }),
+]);
+export type Outcome = z.infer<typeof OutcomeSchema>;
+
+async function readJson<T>(store: ResultsStore, key: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  const text = await store.get(key);
+  if (text === undefined) return undefined;
+  try {
+    const parsed = schema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Typed access to the attempt layout of a results store. */
+export function attemptStore(store: ResultsStore) {
+  return {
+    store,
+    current: (jobId: string) => readJson(store, keys.current(jobId), CurrentAttemptSchema),
+    setCurrent: (jobId: string, value: CurrentAttempt) =>
+      store.put(keys.current(jobId), JSON.stringify(value)),
+    record: (jobId: string, n: number) => readJson(store, keys.record(jobId, n), AttemptRecordSchema),
+    async writeRecord(record: AttemptRecord): Promise<void> {
+      await store.put(keys.record(record.jobId, record.attempt), JSON.stringify(record));
+      const route = JSON.stringify({ jobId: record.jobId, attempt: record.attempt });
+      const slices = [...new Set(record.hosts.map((h) => h.sliceName))];
+      await Promise.all([
+        ...slices.map((s) => store.put(keys.sliceIndex(s), route)),
+        ...record.hosts.map((h) => store.put(keys.hostIndex(h.address), route)),
+      ]);
+    },
+    token: (jobId: string, n: number) => store.get(keys.token(jobId, n)),
+    setToken: (jobId: string, n: number, token: string) => store.put(keys.token(jobId, n), token),
+    outcome: (jobId: string, n: number) => readJson(store, keys.outcome(jobId, n), OutcomeSchema),
+    /** Record the outcome if none is recorded yet; `true` when this call decided it. */
+    decide: (jobId: string, n: number, outcome: Outcome) =>
+      store.create(keys.outcome(jobId, n), JSON.stringify(outcome)),
+    writeHostEnd: (jobId: string, n: number, s: number, h: number, end: HostEnd) =>
+      store.put(keys.host(jobId, n, s, h), JSON.stringify(end)),
+    hostEnd: (jobId: string, n: number, s: number, h: number) =>
+      readJson(store, keys.host(jobId, n, s, h), HostEndSchema),
+    async hostEnds(jobId: string, n: number): Promise<Map<string, HostEnd>> {
+      const out = new Map<string, HostEnd>();
+      const prefix = keys.hosts(jobId, n);
+      for (const key of await store.list(prefix)) {
+        const end = await readJson(store, key, HostEndSchema);
+        if (end) out.set(key.slice(prefix.length).replace(/\.json$/, ""), end);
+      }
+      return out;
+    },
+    routeSlice: (slice: string) =>
+      readJson(store, keys.sliceIndex(slice), z.object({ jobId: z.string(), attempt: z.int() })),
+    routeHost: (address: string) =>
+      readJson(store, keys.hostIndex(address), z.object({ jobId: z.string(), attempt: z.int() })),
+  };
+}
+export type AttemptStore = ReturnType<typeof attemptStore>;
+
+/** A serialized error from a problem the state machine caught (`{Error, Cause}`). */
+export function caughtToError(caught: { Error: string; Cause?: string | undefined }): SerializedError {
+  const cause = caught.Cause ?? "";
+  try {
+    const parsed = JSON.parse(cause) as unknown;
+    const direct = SerializedErrorSchema.safeParse(parsed);
+    if (direct.success) return { ...direct.data, name: direct.data.name || caught.Error };
+    // A Lambda function error: {errorType, errorMessage, trace}, maybe with our serialized error inside.
+    const lambda = parsed as {
+      errorType?: unknown;
+      errorMessage?: unknown;
+      trace?: unknown;
+      error?: unknown;
+    };
+    const inner = SerializedErrorSchema.safeParse(lambda.error);
+    if (inner.success) return inner.data;
+    if (typeof lambda.errorMessage === "string") {
+      return {
+        name: typeof lambda.errorType === "string" ? lambda.errorType : caught.Error,
+        message: lambda.errorMessage,
+        stack: Array.isArray(lambda.trace) ? lambda.trace.join("\n") : undefined,
+      };
+    }
+  } catch {
+    // not JSON: the cause is plain text
+  }
+  return { name: caught.Error, message: cause || caught.Error };
+}

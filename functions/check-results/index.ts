@@ -1,0 +1,240 @@
+import type { Hono } from "hono";
+import {
+  type AttemptProblem,
+  classifyAttempt,
+  decideAfterAttempt,
+  type RetryDecision,
+} from "../../core/classification.js";
+import { InternalError } from "../../core/errors.js";
+import type { HostInfo, JobStatus } from "../../core/job-status.js";
+import { orderResults } from "../../core/results.js";
+import { type SerializedError, serializeError } from "../../core/serialized-error.js";
+import { tpuType } from "../../core/tpu-catalog.js";
+import { type AttemptRecord, attemptStore, caughtToError, type HostEnd, keys } from "../attempts.js";
+import { type ControlPlaneDeps, FAN_OUT, HISTORY_BUDGET, HISTORY_COST, mapLimit } from "../deps.js";
+import { workloadError } from "../ingest/events.js";
+import { type ExecutionState, ExecutionStateSchema } from "../state.js";
+import { createStepApp } from "../step-app.js";
+
+/** Past this size a job's results go to the results store and the status carries a reference. */
+export const INLINE_RESULTS_BYTES = 128 * 1024;
+/** Per-host detail is kept in the status up to this many hosts (the rest is in the store). */
+export const INLINE_HOSTS = 256;
+/** Step Functions' limit on a Fail state's cause. */
+const MAX_CAUSE_CHARS = 32_768;
+
+function hostProblems(
+  state: ExecutionState,
+  record: AttemptRecord | undefined,
+  ends: Map<string, HostEnd>,
+): AttemptProblem[] {
+  const out: AttemptProblem[] = [];
+  for (const h of record?.hosts ?? []) {
+    const end = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
+    if (!end || end.cancelled) continue;
+    const ctx = {
+      metadataPreempted: end.metadataPreempted,
+      retryOnExitCodes: state.job.retry.retryOnExitCodes,
+    };
+    if (end.kind === "preempted") {
+      out.push({
+        error: { name: "Preempted", message: `host ${h.address} of ${h.sliceName} preempted` },
+        ...ctx,
+      });
+    } else if (end.kind === "lost") {
+      out.push({
+        error: { name: "LeaseExpired", message: `host ${h.address} of ${h.sliceName} freed itself` },
+        ...ctx,
+      });
+    } else if (end.exitCode !== 0 || end.signal) {
+      out.push({
+        error: workloadError(
+          {
+            version: 1,
+            kind: "exited",
+            eventId: end.eventId,
+            at: end.at,
+            agent: h.agent,
+            address: h.address,
+            exitCode: end.exitCode,
+            signal: end.signal,
+            error: end.error,
+            metadataPreempted: end.metadataPreempted,
+          },
+          h,
+        ),
+        ...ctx,
+      });
+    }
+  }
+  return out;
+}
+
+function hostInfos(
+  state: ExecutionState,
+  record: AttemptRecord | undefined,
+  ends: Map<string, HostEnd>,
+): HostInfo[] {
+  const acc = state.job.accelerator;
+  const devices = acc.kind === "tpu" ? tpuType(acc.type).chipsPerHost : acc.kind === "gpu" ? acc.count : 0;
+  return (record?.hosts ?? []).map((h) => {
+    const end = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
+    const failed = end !== undefined && (end.kind !== "exited" || end.exitCode !== 0 || Boolean(end.signal));
+    return {
+      sliceIndex: h.sliceIndex,
+      sliceName: h.sliceName,
+      hostIndex: h.hostIndex,
+      address: h.address,
+      numDevices: devices,
+      healthy: end?.kind !== "preempted" && end?.kind !== "lost",
+      failed: failed && !end?.cancelled,
+      state: end ? (end.cancelled ? "cancelled" : end.kind) : "running",
+      exitCode: end?.exitCode ?? null,
+      signal: end?.signal ?? null,
+    };
+  });
+}
+
+/** A Fail state's cause: the status as JSON, trimmed to Step Functions' limit. */
+export function causeText(status: JobStatus): string {
+  let text = JSON.stringify(status);
+  if (text.length <= MAX_CAUSE_CHARS) return text;
+  const { hosts: _hosts, ...lean } = status;
+  const strip = (e: SerializedError | undefined): SerializedError | undefined =>
+    e
+      ? { name: e.name, message: e.message.slice(0, 4000), details: e.details, cause: strip(e.cause) }
+      : undefined;
+  text = JSON.stringify("error" in lean ? { ...lean, error: strip(lean.error) } : lean);
+  return text.length <= MAX_CAUSE_CHARS
+    ? text
+    : JSON.stringify({ status: status.status, info: status.info, counters: status.counters });
+}
+
+/**
+ * CheckResults: collect every host's exit and result, classify the attempt (FACTS.md), count
+ * it against the budgets, and decide: retry (after a wait when slices could not be had), continue
+ * in a new execution before the history limit, or stop with the final JobStatus — results in
+ * slice-then-host order, flat or nested by slice.
+ */
+export function createCheckResults(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">) {
+  const attempts = attemptStore(deps.store);
+  return async (state: ExecutionState): Promise<ExecutionState> => {
+    const record = state.placement ? await attempts.record(state.jobId, state.attempt) : undefined;
+    const ends = record ? await attempts.hostEnds(state.jobId, state.attempt) : new Map<string, HostEnd>();
+    const problems: AttemptProblem[] = [];
+    if (state.problem)
+      problems.push({
+        error: caughtToError(state.problem),
+        retryOnExitCodes: state.job.retry.retryOnExitCodes,
+      });
+    problems.push(...hostProblems(state, record, ends));
+    if (!state.problem && state.completion === undefined) {
+      problems.push({
+        error: serializeError(new InternalError("CheckResults reached without a completion or a problem")),
+      });
+    }
+    const verdict = classifyAttempt(problems);
+    let decision: RetryDecision = decideAfterAttempt(state.retry, verdict, state.job.retry);
+
+    let results: unknown[] | unknown[][] | undefined;
+    if (decision.action === "stop" && decision.status === "SUCCEEDED") {
+      try {
+        results = await collectResults(state, record, ends);
+      } catch (e) {
+        // Results that cannot be read are a fault of the runtime: count it and go on.
+        decision = decideAfterAttempt(
+          state.retry,
+          { outcome: "error", problem: serializeError(e), fatal: false },
+          state.job.retry,
+        );
+      }
+    }
+    const history = {
+      ...state.history,
+      events: state.history.events + HISTORY_COST.task * 3 + HISTORY_COST.choice * 2,
+    };
+    const base: ExecutionState = { ...state, retry: decision.state, history };
+    await attempts.setCurrent(state.jobId, {
+      attempt: state.attempt,
+      executionArn: state.executionArn,
+      state: "tearing-down",
+      updatedAt: deps.clock.now(),
+    });
+    if (decision.action === "retry") {
+      const insufficient = verdict.problem?.name === "InsufficientSlices";
+      const action = history.events > HISTORY_BUDGET ? "continue" : "retry";
+      return {
+        ...base,
+        decision: {
+          action,
+          reason: decision.reason,
+          waitSeconds: insufficient ? 5 : decision.reason === "unhealthy" ? 1 : 0,
+        },
+      };
+    }
+    const info = {
+      name: state.job.name,
+      jobId: state.jobId,
+      state: decision.status.toLowerCase(),
+      kind: state.job.accelerator.kind,
+      executionArn: state.history.firstExecutionArn ?? state.executionArn,
+    };
+    const counters = {
+      attempts: decision.state.attempts,
+      preemptions: decision.state.preemptions,
+      failures: decision.state.failures,
+    };
+    const infos = hostInfos(state, record, ends);
+    const hosts = infos.length <= INLINE_HOSTS ? infos : undefined;
+    let status: JobStatus =
+      decision.status === "SUCCEEDED"
+        ? { status: "SUCCEEDED", info, counters, hosts, result: results }
+        : { status: decision.status, info, counters, hosts, error: decision.error };
+    await deps.store.put(keys.status(state.jobId), JSON.stringify({ ...status, hosts: infos }));
+    if (status.status === "SUCCEEDED" && JSON.stringify(status).length > INLINE_RESULTS_BYTES) {
+      const key = keys.results(state.jobId);
+      const text = JSON.stringify(results);
+      await deps.store.put(key, text);
+      status = { ...status, result: { resultRef: { store: key, bytes: Buffer.byteLength(text) } } };
+    }
+    const error = status.status === "SUCCEEDED" ? "" : (status.error?.name ?? status.status);
+    return {
+      ...base,
+      decision: { action: "stop", status: decision.status, waitSeconds: 0 },
+      final: { status, error, cause: causeText(status) },
+    };
+  };
+
+  async function collectResults(
+    state: ExecutionState,
+    record: AttemptRecord | undefined,
+    ends: Map<string, HostEnd>,
+  ) {
+    const hosts = record?.hosts ?? [];
+    const values = await mapLimit(hosts, FAN_OUT, async (h) => {
+      const end = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
+      if (end?.resultRef) {
+        const reply = await deps.agents
+          .agent(end.resultRef.agent)
+          .readResult({ jobId: state.jobId, attempt: state.attempt });
+        if (!reply.present)
+          throw new InternalError(`result of ${h.sliceName} host ${h.hostIndex} is gone from ${h.agent}`);
+        return JSON.parse(reply.resultJson) as unknown;
+      }
+      return end?.result ?? null;
+    });
+    return orderResults(
+      hosts.map((h, i) => ({ sliceIndex: h.sliceIndex, hostIndex: h.hostIndex, result: values[i] })),
+      state.job.flatten,
+    );
+  }
+}
+
+/** The CheckResults step as a Hono app. */
+export function createCheckResultsApp(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">): Hono {
+  return createStepApp({
+    name: "check-results",
+    input: ExecutionStateSchema,
+    handle: createCheckResults(deps),
+  });
+}

@@ -1,0 +1,47 @@
+import type { Hono } from "hono";
+import { InternalError } from "../../core/errors.js";
+import type { ControlPlaneDeps } from "../deps.js";
+import { type ExecutionState, ExecutionStateSchema } from "../state.js";
+import { createStepApp } from "../step-app.js";
+
+/** Name of the n-th execution of a job: within the 80-character limit, unique per job. */
+export function continuationName(jobId: string, execution: number): string {
+  const suffix = `-c${execution}`;
+  return `${jobId.slice(0, 80 - suffix.length)}${suffix}`;
+}
+
+/**
+ * ContinueExecution: before the 25,000-event history limit, start a new execution of the same
+ * state machine that carries the job and its counters on, linked to this one; this execution
+ * then ends with `{continuedAs}`. A job can so survive thousands of preemptions.
+ */
+export function createContinueExecution(deps: Pick<ControlPlaneDeps, "executions">) {
+  return async (state: ExecutionState): Promise<ExecutionState> => {
+    if (!state.stateMachineArn)
+      throw new InternalError("cannot continue: the state machine's ARN is unknown");
+    const next = state.history.execution + 1;
+    const carried: ExecutionState = {
+      ...state,
+      decision: undefined,
+      final: undefined,
+      scale: undefined,
+      placement: undefined,
+    };
+    const { executionArn } = await deps.executions.start({
+      stateMachineArn: state.stateMachineArn,
+      name: continuationName(state.jobId, next),
+      input: JSON.stringify({ gangwayContinuation: carried }),
+    });
+    const status = { continuedAs: executionArn, jobId: state.jobId, counters: state.retry };
+    return { ...state, final: { status, error: "", cause: "" } };
+  };
+}
+
+/** The ContinueExecution step as a Hono app. */
+export function createContinueExecutionApp(deps: Pick<ControlPlaneDeps, "executions">): Hono {
+  return createStepApp({
+    name: "continue-execution",
+    input: ExecutionStateSchema,
+    handle: createContinueExecution(deps),
+  });
+}

@@ -1,0 +1,178 @@
+import { Preempted, WorkloadFailed } from "../../core/errors.js";
+import type { HostEvent, PreemptionNotice } from "../../core/host-event.js";
+import { type SerializedError, serializeError } from "../../core/serialized-error.js";
+import { type AttemptRecord, attemptStore, type HostEnd } from "../attempts.js";
+import type { ControlPlaneDeps } from "../deps.js";
+import { deliverOutcome } from "../resolution.js";
+
+/** What ingest did with an event or notice (answered to the pusher, and logged). */
+export type IngestResult =
+  | { action: "ignored"; reason: string }
+  | { action: "recorded"; jobId: string; attempt: number }
+  | { action: "decided"; jobId: string; attempt: number; outcome: string; delivered: string };
+
+function plain(error: Error): SerializedError {
+  const s = serializeError(error);
+  delete s.stack;
+  return s;
+}
+
+/** The error that ends an attempt when a host's workload fails: the user's own, when it sent one. */
+export function workloadError(
+  event: HostEvent,
+  host: { sliceName: string; hostIndex: number },
+): SerializedError {
+  const details = {
+    exitCode: event.exitCode ?? null,
+    signal: event.signal ?? null,
+    slice: host.sliceName,
+    host: host.hostIndex,
+    address: event.address,
+    metadataPreempted: event.metadataPreempted ?? false,
+  };
+  if (event.error && event.error.name !== "WorkloadFailed") {
+    return { ...event.error, details: { ...event.error.details, ...details } };
+  }
+  const how = event.signal ? `was killed by ${event.signal}` : `exited with code ${event.exitCode}`;
+  return plain(
+    new WorkloadFailed(`the workload on ${host.sliceName} host ${host.hostIndex} ${how}`, details),
+  );
+}
+
+/**
+ * The ingest of host events and preemption notices: route each to the current attempt of its
+ * job, record it, decide the attempt's outcome the first time something ends it, and deliver
+ * that outcome to the attempt's task token. Stale (older attempt), unknown and duplicate events
+ * are ignored; nothing here polls.
+ */
+export function createIngest(deps: Pick<ControlPlaneDeps, "store" | "tokens" | "clock">) {
+  const attempts = attemptStore(deps.store);
+
+  async function currentRecord(jobId: string, attempt: number): Promise<AttemptRecord | string> {
+    const current = await attempts.current(jobId);
+    if (!current) return `unknown job ${jobId}`;
+    if (current.attempt !== attempt)
+      return `stale: attempt ${attempt} of ${jobId}, current is ${current.attempt}`;
+    if (current.state === "done") return `job ${jobId} is done`;
+    const record = await attempts.record(jobId, attempt);
+    return record ?? `attempt ${attempt} of ${jobId} has no hosts recorded yet`;
+  }
+
+  async function decide(
+    jobId: string,
+    attempt: number,
+    error: SerializedError | undefined,
+  ): Promise<IngestResult> {
+    const outcome = error
+      ? { kind: "failed" as const, at: deps.clock.now(), error }
+      : { kind: "succeeded" as const, at: deps.clock.now() };
+    const decided = await attempts.decide(jobId, attempt, outcome);
+    if (!decided) return { action: "recorded", jobId, attempt };
+    const delivered = await deliverOutcome(attempts, deps.tokens, jobId, attempt, { outcome });
+    return { action: "decided", jobId, attempt, outcome: error ? error.name : "succeeded", delivered };
+  }
+
+  async function hostEvent(event: HostEvent): Promise<IngestResult> {
+    if (event.jobId === undefined || event.attempt === undefined)
+      return { action: "ignored", reason: "not part of a job" };
+    const { jobId, attempt } = event;
+    const record = await currentRecord(jobId, attempt);
+    if (typeof record === "string") return { action: "ignored", reason: record };
+    const host = record.hosts.find(
+      (h) =>
+        (event.sliceIndex !== undefined &&
+          h.sliceIndex === event.sliceIndex &&
+          h.hostIndex === event.hostIndex) ||
+        (event.sliceIndex === undefined && h.address === event.address),
+    );
+    if (!host)
+      return {
+        action: "ignored",
+        reason: `host ${event.address} is not part of attempt ${attempt} of ${jobId}`,
+      };
+    if (event.kind === "heartbeat") {
+      const token = await attempts.token(jobId, attempt);
+      if (token) await deps.tokens.heartbeat(token);
+      return { action: "recorded", jobId, attempt };
+    }
+    const end: HostEnd = {
+      kind: event.kind,
+      eventId: event.eventId,
+      at: event.at,
+      exitCode: event.exitCode,
+      signal: event.signal,
+      cancelled: event.cancelled,
+      result: event.result,
+      resultRef: event.resultRef,
+      error: event.error,
+      metadataPreempted: event.metadataPreempted,
+      reason: event.reason,
+    };
+    const previous = await attempts.hostEnd(jobId, attempt, host.sliceIndex, host.hostIndex);
+    if (previous?.eventId === event.eventId) return { action: "ignored", reason: "duplicate event" };
+    // A later "preempted" must not hide an exit already recorded: keep both facts.
+    if (!previous || previous.cancelled || event.kind !== "exited") {
+      await attempts.writeHostEnd(jobId, attempt, host.sliceIndex, host.hostIndex, {
+        ...end,
+        metadataPreempted: end.metadataPreempted || previous?.metadataPreempted || event.kind === "preempted",
+      });
+    }
+    switch (event.kind) {
+      case "preempted":
+        return decide(
+          jobId,
+          attempt,
+          plain(
+            new Preempted(`host ${host.address} of ${host.sliceName} is being preempted`, {
+              slice: host.sliceName,
+              address: host.address,
+              reason: event.reason ?? "",
+            }),
+          ),
+        );
+      case "lost":
+        return decide(jobId, attempt, {
+          name: "LeaseExpired",
+          message: `host ${host.address} of ${host.sliceName} freed itself: ${event.reason ?? "lease expired"}`,
+          details: { slice: host.sliceName, address: host.address },
+        });
+      case "exited": {
+        if (event.cancelled) return { action: "recorded", jobId, attempt };
+        if (event.exitCode !== 0 || event.signal) return decide(jobId, attempt, workloadError(event, host));
+        const ends = await attempts.hostEnds(jobId, attempt);
+        const done = record.hosts.filter((h) => {
+          const e = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
+          return e?.kind === "exited" && e.exitCode === 0 && !e.signal && !e.cancelled;
+        }).length;
+        if (done < record.hosts.length) return { action: "recorded", jobId, attempt };
+        return decide(jobId, attempt, undefined);
+      }
+    }
+  }
+
+  async function notice(n: PreemptionNotice): Promise<IngestResult> {
+    const route =
+      n.slice !== undefined ? await attempts.routeSlice(n.slice) : await attempts.routeHost(n.address ?? "");
+    const what = n.slice !== undefined ? `slice ${n.slice}` : `host ${n.address}`;
+    if (!route) return { action: "ignored", reason: `${what} is not part of any attempt` };
+    if (n.jobId !== undefined && n.jobId !== route.jobId)
+      return { action: "ignored", reason: `${what} now belongs to another job` };
+    if (n.attempt !== undefined && n.attempt !== route.attempt)
+      return { action: "ignored", reason: `stale notice for attempt ${n.attempt}` };
+    const record = await currentRecord(route.jobId, route.attempt);
+    if (typeof record === "string") return { action: "ignored", reason: record };
+    const hit = record.hosts.find((h) =>
+      n.slice !== undefined ? h.sliceName === n.slice : h.address === n.address,
+    );
+    if (!hit) return { action: "ignored", reason: `${what} is not in the current attempt` };
+    const error = plain(
+      new Preempted(`${what} preempted${n.reason ? `: ${n.reason}` : ""}`, {
+        slice: hit.sliceName,
+        address: n.address ?? null,
+      }),
+    );
+    return decide(route.jobId, route.attempt, error);
+  }
+
+  return { hostEvent, notice };
+}

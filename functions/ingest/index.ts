@@ -1,0 +1,108 @@
+import { Hono } from "hono";
+import { HostEventSchema, type PreemptionNotice, PreemptionNoticeSchema } from "../../core/host-event.js";
+import { serializeError } from "../../core/serialized-error.js";
+import { toValidationIssues } from "../../core/validation.js";
+import type { ControlPlaneDeps } from "../deps.js";
+import { createIngest, type IngestResult } from "./events.js";
+import { type PushEnvelope, PushEnvelopeSchema, pushedJson } from "./push.js";
+
+/** Options of the ingest app: who may push. */
+export interface IngestAppOptions {
+  /** Checks the `authorization` header of a push; absent = every push is accepted. */
+  authorizePush?: (authorization: string | undefined) => boolean | Promise<boolean>;
+}
+
+/** Turn a pushed payload into a preemption notice: a notice as such, or an agent's `preempted` event. */
+export function noticeFrom(data: unknown): PreemptionNotice | string {
+  const event = HostEventSchema.safeParse(data);
+  if (event.success) {
+    if (event.data.kind !== "preempted") return `host event of kind ${event.data.kind} is not a notice`;
+    return {
+      slice: event.data.sliceName,
+      address: event.data.sliceName === undefined ? event.data.address : undefined,
+      jobId: event.data.jobId,
+      attempt: event.data.attempt,
+      reason: event.data.reason,
+    };
+  }
+  const notice = PreemptionNoticeSchema.safeParse(data, { reportInput: true });
+  if (notice.success) return notice.data;
+  return `malformed notice: ${toValidationIssues(notice.error.issues)
+    .map((i) => i.message)
+    .join("; ")}`;
+}
+
+/**
+ * The Pub/Sub push endpoints: `POST /push/host-events` and `POST /push/preemption-notices`.
+ * A well-formed push whose data is not a valid event is acknowledged (200, `ignored`) so that
+ * Pub/Sub does not redeliver it forever; a transient failure answers 500 and is redelivered.
+ */
+export function createIngestApp(
+  deps: Pick<ControlPlaneDeps, "store" | "tokens" | "clock" | "log">,
+  options: IngestAppOptions = {},
+): Hono {
+  const ingest = createIngest(deps);
+  const app = new Hono();
+  const handle = async (
+    body: unknown,
+    auth: string | undefined,
+    consume: (data: unknown, envelope: PushEnvelope) => Promise<IngestResult>,
+  ): Promise<{ status: 200 | 400 | 401 | 500; body: unknown }> => {
+    if (options.authorizePush && !(await options.authorizePush(auth))) {
+      return { status: 401, body: { code: "Unauthorized", message: "push not authorized", issues: [] } };
+    }
+    const envelope = PushEnvelopeSchema.safeParse(body, { reportInput: true });
+    if (!envelope.success) {
+      const issues = toValidationIssues(envelope.error.issues).map(({ path, message }) => ({
+        path,
+        message,
+      }));
+      return { status: 400, body: { code: "InvalidPush", message: "not a Pub/Sub push envelope", issues } };
+    }
+    try {
+      const result = await consume(pushedJson(envelope.data), envelope.data);
+      deps.log?.(`ingest ${envelope.data.message.messageId ?? "?"}: ${JSON.stringify(result)}`);
+      return { status: 200, body: result };
+    } catch (e) {
+      const error = serializeError(e);
+      deps.log?.(`ingest failed: ${error.name}: ${error.message}`);
+      return { status: 500, body: { code: error.name, message: error.message, issues: [] } };
+    }
+  };
+  const route = (path: string, consume: (data: unknown, envelope: PushEnvelope) => Promise<IngestResult>) =>
+    app.post(path, async (c) => {
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        return c.json(
+          {
+            code: "InvalidPush",
+            message: "body is not JSON",
+            issues: [{ path: "(root)", message: "(root): expected JSON" }],
+          },
+          400,
+        );
+      }
+      const { status, body: answer } = await handle(body, c.req.header("authorization"), consume);
+      return c.json(answer, status);
+    });
+  route("/push/host-events", async (data) => {
+    const event = HostEventSchema.safeParse(data, { reportInput: true });
+    if (!event.success) {
+      return {
+        action: "ignored",
+        reason: `malformed host event: ${toValidationIssues(event.error.issues)
+          .map((i) => i.message)
+          .join("; ")}`,
+      };
+    }
+    return ingest.hostEvent(event.data);
+  });
+  route("/push/preemption-notices", async (data) => {
+    const notice = noticeFrom(data);
+    return typeof notice === "string" ? { action: "ignored", reason: notice } : ingest.notice(notice);
+  });
+  app.get("/health", (c) => c.json({ ok: true, function: "ingest" }));
+  return app;
+}

@@ -1,0 +1,124 @@
+import type { Hono } from "hono";
+import { classifyAttempt } from "../../core/classification.js";
+import { computeHostEnvironments } from "../../core/env-contract.js";
+import { HostUnreachable, InternalError, Preempted, WorkloadStartFailed } from "../../core/errors.js";
+import {
+  deserializeError,
+  type SerializedError,
+  SerializedErrorSchema,
+  serializeError,
+} from "../../core/serialized-error.js";
+import { attemptStore } from "../attempts.js";
+import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
+import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
+import { createStepApp } from "../step-app.js";
+
+/** gRPC status codes the agent answers (numbers, so functions need no gRPC import). */
+const UNAVAILABLE = 14;
+const DEADLINE_EXCEEDED = 4;
+const FAILED_PRECONDITION = 9;
+
+function parseErrorJson(text: string): SerializedError | undefined {
+  if (!text) return undefined;
+  try {
+    const r = SerializedErrorSchema.safeParse(JSON.parse(text));
+    return r.success ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a failed Run call means: the host is gone (preempted), or the workload could not start. */
+function classifyRunFailure(where: Record<string, unknown>, thrown: unknown): SerializedError {
+  const code = (thrown as { code?: unknown }).code;
+  const cause = serializeError(thrown);
+  if (code === UNAVAILABLE || code === DEADLINE_EXCEEDED) {
+    return serializeError(
+      new HostUnreachable(`host unreachable at launch: ${cause.message}`, where, {
+        cause: deserializeError(cause),
+      }),
+    );
+  }
+  if (code === FAILED_PRECONDITION) {
+    return serializeError(
+      new Preempted(`lease lost before launch: ${cause.message}`, where, { cause: deserializeError(cause) }),
+    );
+  }
+  return serializeError(
+    new InternalError(`launch failed: ${cause.message}`, where, { cause: deserializeError(cause) }),
+  );
+}
+
+/**
+ * LaunchHosts: start the workload on every host under the attempt's epoch, each with its
+ * environment computed afresh. A host that cannot start is classified (unreachable → preempted,
+ * lease lost → preempted, bad command → failed), never ignored: the attempt ends with it.
+ */
+export function createLaunchHosts(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">) {
+  const attempts = attemptStore(deps.store);
+  return async (state: ExecutionState): Promise<ExecutionState> => {
+    const placement = state.placement;
+    if (!placement) throw new InternalError("LaunchHosts before PreparePlacement");
+    const ctx = { jobId: state.jobId, attempt: state.attempt };
+    const envs = computeHostEnvironments(state.job, placement, ctx);
+    const leaseId = leaseIdOf(state.jobId, state.attempt);
+    const graceMs = state.job.timeouts.cancelGraceSeconds * 1000;
+    await attempts.setCurrent(state.jobId, {
+      attempt: state.attempt,
+      executionArn: state.executionArn,
+      state: "running",
+      updatedAt: deps.clock.now(),
+    });
+    const failures = (
+      await mapLimit(envs, FAN_OUT, async (host): Promise<SerializedError | undefined> => {
+        const where = {
+          slice: host.sliceName,
+          sliceIndex: host.sliceIndex,
+          hostIndex: host.hostIndex,
+          address: host.address,
+        };
+        if (!host.agent) return serializeError(new HostUnreachable("no agent address", where));
+        try {
+          const reply = await deps.agents.agent(host.agent).run({
+            leaseId,
+            epoch: state.attempt,
+            jobId: state.jobId,
+            attempt: state.attempt,
+            sliceIndex: host.sliceIndex,
+            sliceName: host.sliceName,
+            hostIndex: host.hostIndex,
+            argv: state.job.workload.command,
+            env: host.env,
+            ...(state.job.workload.cwd ? { cwd: state.job.workload.cwd } : {}),
+            graceMs,
+          });
+          if (reply.started || reply.alreadyRunning) return undefined;
+          const remote = parseErrorJson(reply.errorJson);
+          return serializeError(
+            new WorkloadStartFailed(remote?.message ?? "the workload did not start", where, {
+              cause: remote ? deserializeError(remote) : undefined,
+            }),
+          );
+        } catch (e) {
+          return classifyRunFailure(where, e);
+        }
+      })
+    ).filter((f): f is SerializedError => f !== undefined);
+    if (failures.length > 0) {
+      const verdict = classifyAttempt(failures.map((error) => ({ error })));
+      throw deserializeError(
+        verdict.problem ?? failures[0] ?? { name: "InternalError", message: "launch failed" },
+      );
+    }
+    return { ...state, history: { ...state.history, events: state.history.events + HISTORY_COST.task } };
+  };
+}
+
+/** The LaunchHosts step as a Hono app. */
+export function createLaunchHostsApp(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">): Hono {
+  return createStepApp({
+    name: "launch-hosts",
+    input: ExecutionStateSchema,
+    handle: createLaunchHosts(deps),
+  });
+}

@@ -1,0 +1,119 @@
+import type { ClusterSlice } from "../core/cluster-spec.js";
+
+/**
+ * What the step functions need from the world, as narrow interfaces. Handlers get them through
+ * factories (dependency injection): the embedded stack passes in-process implementations, a
+ * Lambda passes clients of real services, unit tests pass fakes.
+ */
+
+/** A lease on a host, as an agent reports it. */
+export interface AgentLease {
+  leaseId: string;
+  jobId: string;
+  epoch: number;
+  expiresAtMs: number;
+}
+
+/** One run on a host, as an agent reports it (see infra/agent/agent.proto `RunInfo`). */
+export interface AgentRunInfo {
+  jobId: string;
+  attempt: number;
+  epoch: number;
+  sliceIndex: number;
+  hostIndex: number;
+  exited: boolean;
+  exitCode: number;
+  hasExitCode: boolean;
+  signal: string;
+  cancelled: boolean;
+  resultBytes: number;
+  resultJson: string;
+  errorJson: string;
+}
+
+/** The calls of a host agent the control plane makes (a structural subset of the agent client). */
+export interface AgentPort {
+  health(): Promise<{ ok: boolean; preempted: boolean; address: string }>;
+  acquireLease(r: {
+    leaseId: string;
+    jobId: string;
+    epoch: number;
+    ttlMs: number;
+  }): Promise<{ held: boolean }>;
+  renewLease(r: { leaseId: string; epoch: number; ttlMs: number }): Promise<{ held: boolean }>;
+  releaseLease(r: { leaseId: string; epoch: number; graceMs?: number }): Promise<{ held: boolean }>;
+  run(r: {
+    leaseId: string;
+    epoch: number;
+    jobId: string;
+    attempt: number;
+    sliceIndex: number;
+    sliceName: string;
+    hostIndex: number;
+    argv: string[];
+    env?: Record<string, string>;
+    cwd?: string;
+    graceMs?: number;
+  }): Promise<{ started: boolean; alreadyRunning: boolean; errorJson: string }>;
+  cancel(r: {
+    leaseId: string;
+    epoch: number;
+    graceMs?: number;
+  }): Promise<{ wasRunning: boolean; leftoverPids: number[] }>;
+  status(): Promise<{
+    state: string;
+    lease: AgentLease | null;
+    run: AgentRunInfo | null;
+    preempted: boolean;
+  }>;
+  readResult(r?: { jobId?: string; attempt?: number }): Promise<{ present: boolean; resultJson: string }>;
+}
+
+/** Gives the agent at `host:port`; implementations pool connections. */
+export interface AgentConnector {
+  agent(address: string): AgentPort;
+}
+
+/** Where slices come from (the local provider, a static inventory, a cloud). */
+export interface SliceProvider {
+  /** Every slice that exists now, with each host's agent address. */
+  listSlices(): Promise<ClusterSlice[]>;
+  /** Ask for `count` more slices of `type` (an autoscaler; may do nothing). */
+  requestSlices(type: string, count: number): Promise<void>;
+  /** Give slices back: preempted ones are deleted (they hold quota until then). */
+  releaseSlices(names: string[], reason: "preempted" | "unused"): Promise<void>;
+}
+
+/** Outcome of resolving a task token: `stale` when the task is gone (timed out, done, unknown). */
+export type TokenOutcome = "sent" | "stale";
+
+/** The task-token calls of Step Functions. */
+export interface TaskTokens {
+  succeed(token: string, output: unknown): Promise<TokenOutcome>;
+  fail(token: string, error: string, cause: string): Promise<TokenOutcome>;
+  heartbeat(token: string): Promise<TokenOutcome>;
+}
+
+/** Starting an execution (to continue a job in a new execution before the history limit). */
+export interface ExecutionStarter {
+  start(r: { stateMachineArn: string; name: string; input: string }): Promise<{ executionArn: string }>;
+}
+
+/**
+ * A small key-value store of text (a directory in the embedded stack, S3 on AWS). Keys are
+ * `/`-separated paths. `create` writes only if the key is absent (first writer wins).
+ */
+export interface ResultsStore {
+  get(key: string): Promise<string | undefined>;
+  put(key: string, value: string): Promise<void>;
+  create(key: string, value: string): Promise<boolean>;
+  list(prefix: string): Promise<string[]>;
+  delete(key: string): Promise<void>;
+}
+
+/** Milliseconds since the epoch; injected so tests control time. */
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };

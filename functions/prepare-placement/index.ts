@@ -1,0 +1,82 @@
+import type { Hono } from "hono";
+import { InternalError, SliceUnhealthy } from "../../core/errors.js";
+import { placeJob } from "../../core/placement.js";
+import { serializeError } from "../../core/serialized-error.js";
+import { type AttemptHost, attemptStore } from "../attempts.js";
+import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
+import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
+import { createStepApp } from "../step-app.js";
+
+/**
+ * PreparePlacement: check that every host of every leased slice is present, healthy and still
+ * leased to this attempt; place one worker per host with slice 0's head as coordinator; record
+ * the attempt (its hosts, and the routes notices take to it). A host that is not fit makes the
+ * slice unhealthy: the attempt is abandoned before it runs and retried without raising a counter.
+ */
+export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">) {
+  const attempts = attemptStore(deps.store);
+  return async (state: ExecutionState): Promise<ExecutionState> => {
+    const slices = state.scale?.slices;
+    if (!slices || state.scale?.status !== "ready")
+      throw new InternalError("PreparePlacement before ScaleSlices was ready");
+    const leaseId = leaseIdOf(state.jobId, state.attempt);
+    const hosts = slices.flatMap((s) => s.hosts.map((h) => ({ slice: s.name, ...h })));
+    const problems = (
+      await mapLimit(hosts, FAN_OUT, async (h) => {
+        if (!h.agent) return `${h.slice}#${h.workerId}: no agent address`;
+        try {
+          const agent = deps.agents.agent(h.agent);
+          const [health, status] = await Promise.all([agent.health(), agent.status()]);
+          if (!health.ok) return `${h.slice}#${h.workerId}: agent not healthy`;
+          if (health.preempted || status.preempted)
+            return `${h.slice}#${h.workerId}: host is being preempted`;
+          if (status.lease?.leaseId !== leaseId || status.lease.epoch !== state.attempt) {
+            return `${h.slice}#${h.workerId}: lease ${leaseId} no longer held`;
+          }
+          return undefined;
+        } catch (e) {
+          return `${h.slice}#${h.workerId}: ${serializeError(e).message}`;
+        }
+      })
+    ).filter((p): p is string => p !== undefined);
+    if (problems.length > 0) {
+      throw new SliceUnhealthy(
+        `${problems.length} host${problems.length === 1 ? "" : "s"} not fit: ${problems.slice(0, 5).join("; ")}`,
+        {
+          problems: problems.slice(0, 20),
+        },
+      );
+    }
+    const placement = placeJob(state.job, slices);
+    const recordHosts: AttemptHost[] = placement.slices.flatMap((s) =>
+      s.hosts.map((h) => ({
+        sliceIndex: s.index,
+        sliceName: s.name,
+        hostIndex: h.index,
+        address: h.address,
+        agent: h.agent ?? "",
+      })),
+    );
+    await attempts.writeRecord({
+      jobId: state.jobId,
+      attempt: state.attempt,
+      leaseId,
+      hosts: recordHosts,
+      startedAt: deps.clock.now(),
+    });
+    return {
+      ...state,
+      placement,
+      history: { ...state.history, events: state.history.events + HISTORY_COST.task },
+    };
+  };
+}
+
+/** The PreparePlacement step as a Hono app. */
+export function createPreparePlacementApp(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">): Hono {
+  return createStepApp({
+    name: "prepare-placement",
+    input: ExecutionStateSchema,
+    handle: createPreparePlacement(deps),
+  });
+}

@@ -1,0 +1,47 @@
+import type { SerializedError } from "../core/serialized-error.js";
+import type { AttemptStore, Outcome } from "./attempts.js";
+import type { TaskTokens, TokenOutcome } from "./ports.js";
+
+/** The output an attempt's task receives when every host finished well. */
+export interface AttemptCompletion {
+  outcome: "succeeded";
+  at: number;
+}
+
+/**
+ * Send an attempt's outcome to its task token once both are recorded. Called by whoever
+ * records the second of the two (ingest after deciding, await after registering the token),
+ * so an outcome decided before the token existed is never lost. Sending twice is harmless.
+ */
+export async function deliverOutcome(
+  attempts: AttemptStore,
+  tokens: TaskTokens,
+  jobId: string,
+  attempt: number,
+  known?: { outcome?: Outcome | undefined; token?: string | undefined },
+): Promise<TokenOutcome | "waiting"> {
+  const outcome = known?.outcome ?? (await attempts.outcome(jobId, attempt));
+  const token = known?.token ?? (await attempts.token(jobId, attempt));
+  if (!outcome || !token) return "waiting";
+  if (outcome.kind === "succeeded") {
+    const completion: AttemptCompletion = { outcome: "succeeded", at: outcome.at };
+    return tokens.succeed(token, completion);
+  }
+  return tokens.fail(token, outcome.error.name, errorCause(outcome.error));
+}
+
+/** An error as a task failure's cause (at most 32,768 characters): stacks go first when too long. */
+export function errorCause(error: SerializedError): string {
+  const text = JSON.stringify(error);
+  if (text.length <= 32_768) return text;
+  const lean = (e: SerializedError | undefined, depth: number): SerializedError | undefined =>
+    e && depth < 8
+      ? {
+          name: e.name,
+          message: e.message.slice(0, 2000),
+          details: e.details,
+          cause: lean(e.cause, depth + 1),
+        }
+      : undefined;
+  return JSON.stringify(lean(error, 0));
+}

@@ -1,0 +1,204 @@
+import type { Hono } from "hono";
+import type { ClusterHost, ClusterSlice } from "../../core/cluster-spec.js";
+import { InsufficientSlices } from "../../core/errors.js";
+import { acceptableSliceCounts, type JobSpec } from "../../core/job-spec.js";
+import { tpuType } from "../../core/tpu-catalog.js";
+import { attemptStore } from "../attempts.js";
+import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
+import type { AgentConnector } from "../ports.js";
+import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
+import { createStepApp } from "../step-app.js";
+
+/** How long a lease lasts without renewal: a control plane that dies strands no host for long. */
+export function leaseTtlMs(job: JobSpec): number {
+  return Math.max(job.timeouts.heartbeatSeconds * 3, 60) * 1000;
+}
+
+/** Seconds to wait before polling the provider again: 1, 2, 3, 5, 8, then 10. */
+export function pollDelaySeconds(polls: number): number {
+  return [1, 2, 3, 5, 8][polls] ?? 10;
+}
+
+interface Unit {
+  /** The slice (TPU) or pool (GPU/CPU) the hosts belong to. */
+  slice: ClusterSlice;
+  hosts: ClusterHost[];
+}
+
+/** Lease every host of a unit, all or nothing: a partial grab is released at once. */
+async function leaseUnit(
+  agents: AgentConnector,
+  unit: Unit,
+  lease: { leaseId: string; jobId: string; epoch: number; ttlMs: number },
+): Promise<boolean> {
+  const held = await mapLimit(unit.hosts, FAN_OUT, async (h) => {
+    if (!h.agent) return false;
+    try {
+      return (await agents.agent(h.agent).acquireLease(lease)).held;
+    } catch {
+      return false;
+    }
+  });
+  if (held.every(Boolean)) return true;
+  await releaseHosts(
+    agents,
+    unit.hosts.filter((_, i) => held[i]),
+    lease,
+  );
+  return false;
+}
+
+/** Release the lease on hosts; unreachable ones free themselves when the lease expires. */
+export async function releaseHosts(
+  agents: AgentConnector,
+  hosts: readonly ClusterHost[],
+  lease: { leaseId: string; epoch: number },
+  graceMs?: number,
+): Promise<void> {
+  await mapLimit(hosts, FAN_OUT, async (h) => {
+    if (!h.agent) return;
+    await agents
+      .agent(h.agent)
+      .releaseLease({
+        leaseId: lease.leaseId,
+        epoch: lease.epoch,
+        ...(graceMs === undefined ? {} : { graceMs }),
+      })
+      .catch(() => undefined);
+  });
+}
+
+function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit[]; perUnit: number } {
+  const acc = job.accelerator;
+  if (acc.kind === "tpu") {
+    const hosts = tpuType(acc.type).hosts;
+    const whole = cluster
+      .filter((s) => s.kind === "tpu" && s.type === acc.type && s.hosts.length === hosts)
+      .sort((a, b) => a.name.localeCompare(b.name));
+    return {
+      units: whole.map((slice) => ({
+        slice,
+        hosts: [...slice.hosts].sort((a, b) => a.workerId - b.workerId),
+      })),
+      perUnit: 1,
+    };
+  }
+  // GPU/CPU: every matching host is a unit of its own; the job needs `hosts` of them.
+  const pools = cluster
+    .filter((s) =>
+      acc.kind === "gpu"
+        ? s.kind === "gpu" && s.gpuType === acc.type && (s.gpusPerHost ?? 0) >= acc.count
+        : s.kind === "cpu",
+    )
+    .sort((a, b) => a.name.localeCompare(b.name));
+  return { units: pools.flatMap((slice) => slice.hosts.map((h) => ({ slice, hosts: [h] }))), perUnit: 1 };
+}
+
+/**
+ * ScaleSlices: lease the job's slices for the next attempt — an exact count, or the largest
+ * feasible of a flexible list — all or nothing. Short of slices it asks the provider's
+ * autoscaler and answers `pending` (the machine waits and comes back) until the scale timeout,
+ * then raises {@link InsufficientSlices}, which counts as a preemption.
+ */
+export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock">) {
+  const attempts = attemptStore(deps.store);
+  return async (state: ExecutionState): Promise<ExecutionState> => {
+    const now = deps.clock.now();
+    const attempt = state.retry.attempts + 1;
+    const fresh = state.scale?.status !== "pending";
+    const startedAt = fresh ? now : (state.scale?.startedAt ?? now);
+    const deadline = fresh ? now + state.job.timeouts.scaleSeconds * 1000 : (state.scale?.deadline ?? now);
+    const polls = fresh ? 0 : (state.scale?.polls ?? 0) + 1;
+    const { job, jobId } = state;
+    const acc = job.accelerator;
+    const wanted = acc.kind === "tpu" ? acceptableSliceCounts(acc) : [acc.hosts];
+    const max = Math.max(...wanted);
+    const lease = { leaseId: leaseIdOf(jobId, attempt), jobId, epoch: attempt, ttlMs: leaseTtlMs(job) };
+    if (fresh)
+      await attempts.setCurrent(jobId, {
+        attempt,
+        executionArn: state.executionArn,
+        state: "scaling",
+        updatedAt: now,
+      });
+
+    const { units } = unitsFor(job, await deps.provider.listSlices());
+    const got: Unit[] = [];
+    for (const unit of units) {
+      if (got.length >= max) break;
+      if (await leaseUnit(deps.agents, unit, lease)) got.push(unit);
+    }
+    const chosen = [...wanted].sort((a, b) => b - a).find((n) => n <= got.length);
+    const history = {
+      ...state.history,
+      events: state.history.events + HISTORY_COST.task + HISTORY_COST.choice,
+    };
+    if (chosen !== undefined) {
+      // Keep the chosen units, give back the rest.
+      await releaseHosts(
+        deps.agents,
+        got.splice(chosen).flatMap((u) => u.hosts),
+        lease,
+      );
+      const slices: ClusterSlice[] =
+        acc.kind === "tpu"
+          ? got.map((u) => u.slice)
+          : [
+              {
+                name: got[0]?.slice.name ?? acc.kind,
+                kind: acc.kind,
+                type: acc.kind === "gpu" ? acc.type : "cpu",
+                hosts: got.map((u, workerId) => ({ ...(u.hosts[0] as ClusterHost), workerId })),
+              },
+            ];
+      return {
+        ...state,
+        attempt,
+        history,
+        problem: undefined,
+        completion: undefined,
+        decision: undefined,
+        scale: {
+          status: "ready",
+          startedAt,
+          deadline,
+          polls,
+          waitSeconds: 0,
+          slices,
+          wanted,
+          available: got.length,
+        },
+      };
+    }
+    // Not enough: give back what we hold, ask for more, and come back later (or give up).
+    await releaseHosts(
+      deps.agents,
+      got.flatMap((u) => u.hosts),
+      lease,
+    );
+    const min = Math.min(...wanted);
+    const type = acc.kind === "tpu" ? acc.type : acc.kind === "gpu" ? `gpu-${acc.type}-${acc.count}` : "cpu";
+    if (now >= deadline) {
+      throw new InsufficientSlices(wanted, got.length, type, acc.kind === "tpu" ? "slices" : "hosts");
+    }
+    await deps.provider.requestSlices(type, Math.max(1, min - got.length));
+    const waitSeconds = Math.max(1, Math.min(pollDelaySeconds(polls), Math.ceil((deadline - now) / 1000)));
+    return {
+      ...state,
+      attempt,
+      history: { ...history, events: history.events + HISTORY_COST.wait },
+      scale: { status: "pending", startedAt, deadline, polls, waitSeconds, wanted, available: got.length },
+    };
+  };
+}
+
+/** The ScaleSlices step as a Hono app. */
+export function createScaleSlicesApp(
+  deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock">,
+): Hono {
+  return createStepApp({
+    name: "scale-slices",
+    input: ExecutionStateSchema,
+    handle: createScaleSlices(deps),
+  });
+}

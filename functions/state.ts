@@ -1,0 +1,107 @@
+import { z } from "zod";
+import { JobSpecSchema } from "../core/job-spec.js";
+import { SerializedErrorSchema } from "../core/serialized-error.js";
+
+/**
+ * The execution's state: what every step function receives and returns (DESIGN.md: all state
+ * lives in the execution, the agents and the results store; nothing in a function's memory).
+ * It stays far below the 256 KiB state limit: placement is compact (environments are recomputed
+ * from it), results and per-host detail go to the results store.
+ */
+
+const ClusterHostSchema = z.object({
+  address: z.string(),
+  workerId: z.int().min(0),
+  agent: z.string().optional(),
+});
+
+export const ClusterSliceSchema = z.object({
+  name: z.string(),
+  kind: z.enum(["tpu", "gpu", "cpu"]),
+  type: z.string(),
+  hosts: z.array(ClusterHostSchema),
+  gpuType: z.string().optional(),
+  gpusPerHost: z.int().optional(),
+  zone: z.string().optional(),
+});
+
+export const PlacementSchema = z.object({
+  kind: z.enum(["tpu", "gpu", "cpu"]),
+  type: z.string(),
+  coordinatorIp: z.string(),
+  coordinatorPort: z.int(),
+  slices: z.array(
+    z.object({
+      index: z.int().min(0),
+      name: z.string(),
+      type: z.string(),
+      zone: z.string().optional(),
+      hosts: z.array(z.object({ index: z.int().min(0), address: z.string(), agent: z.string().optional() })),
+    }),
+  ),
+});
+
+export const RetryStateSchema = z.object({
+  attempts: z.int().min(0),
+  preemptions: z.int().min(0),
+  failures: z.int().min(0),
+  abandoned: z.int().min(0),
+  firstFailure: z.object({ error: SerializedErrorSchema, kind: z.enum(["failed", "error"]) }).optional(),
+  lastPreemption: SerializedErrorSchema.optional(),
+});
+
+/** What a Catch adds: Step Functions' error name and cause text. */
+export const CaughtErrorSchema = z.object({ Error: z.string(), Cause: z.string().optional() });
+
+export const ExecutionStateSchema = z.object({
+  job: JobSpecSchema,
+  jobId: z.string().min(1).max(80),
+  executionArn: z.string().optional(),
+  stateMachineArn: z.string().optional(),
+  retry: RetryStateSchema,
+  /** The attempt in progress (1-based); also the epoch every agent command carries. */
+  attempt: z.int().min(0),
+  /** Rough count of history events in this execution, to continue as a new one before 25,000. */
+  history: z.object({
+    events: z.int().min(0),
+    execution: z.int().min(1),
+    firstExecutionArn: z.string().optional(),
+  }),
+  scale: z
+    .object({
+      status: z.enum(["pending", "ready"]),
+      startedAt: z.number(),
+      deadline: z.number(),
+      polls: z.int().min(0),
+      waitSeconds: z.int().min(0),
+      slices: z.array(ClusterSliceSchema).optional(),
+      wanted: z.array(z.int()).optional(),
+      available: z.int().optional(),
+    })
+    .optional(),
+  placement: PlacementSchema.optional(),
+  problem: CaughtErrorSchema.optional(),
+  completion: z.unknown().optional(),
+  decision: z
+    .object({
+      action: z.enum(["retry", "stop", "continue"]),
+      status: z.enum(["SUCCEEDED", "FAILED", "PREEMPTED", "ERROR", "CANCELLED"]).optional(),
+      reason: z.string().optional(),
+      waitSeconds: z.int().min(0),
+    })
+    .optional(),
+  final: z
+    .object({
+      status: z.unknown(),
+      error: z.string(),
+      cause: z.string(),
+    })
+    .optional(),
+});
+
+/** The execution state as every step reads and writes it. */
+export type ExecutionState = z.infer<typeof ExecutionStateSchema>;
+export type CaughtError = z.infer<typeof CaughtErrorSchema>;
+
+/** The lease id every agent command of an attempt carries. */
+export const leaseIdOf = (jobId: string, attempt: number) => `${jobId}#${attempt}`;

@@ -1,0 +1,180 @@
+import type { ClusterSlice } from "../../../core/cluster-spec.js";
+import { layoutLocalCluster, parseClusterSpec } from "../../../core/cluster-spec.js";
+import { createMemoryResultsStore } from "../../../functions/clients/results-store.js";
+import type { ControlPlaneDeps } from "../../../functions/deps.js";
+import type { AgentLease, AgentPort, AgentRunInfo, TaskTokens } from "../../../functions/ports.js";
+
+/** A fake host agent: leases and runs in memory, with switches to make it misbehave. */
+export class FakeAgent implements AgentPort {
+  lease: AgentLease | null = null;
+  run_: (AgentRunInfo & { env: Record<string, string>; argv: string[] }) | null = null;
+  unreachable = false;
+  refuseLeases = false;
+  startError: string | undefined;
+  preempted = false;
+  /** Keep the run alive through release (a process that will not die). */
+  stubborn = false;
+  calls: string[] = [];
+  constructor(readonly address: string) {}
+
+  private check(method: string) {
+    this.calls.push(method);
+    if (this.unreachable) throw Object.assign(new Error(`${method}: UNAVAILABLE`), { code: 14 });
+  }
+  async health() {
+    this.check("health");
+    return { ok: true, preempted: this.preempted, address: this.address };
+  }
+  async acquireLease(r: { leaseId: string; jobId: string; epoch: number; ttlMs: number }) {
+    this.check("acquireLease");
+    if (this.refuseLeases || (this.lease && this.lease.leaseId !== r.leaseId)) return { held: false };
+    this.lease = { leaseId: r.leaseId, jobId: r.jobId, epoch: r.epoch, expiresAtMs: Date.now() + r.ttlMs };
+    return { held: true };
+  }
+  async renewLease(r: { leaseId: string; epoch: number; ttlMs: number }) {
+    this.check("renewLease");
+    return { held: this.lease?.leaseId === r.leaseId };
+  }
+  async releaseLease(r: { leaseId: string; epoch: number; graceMs?: number }) {
+    this.check("releaseLease");
+    if (this.lease?.leaseId === r.leaseId) {
+      this.lease = null;
+      if (this.run_ && !this.stubborn) this.run_ = { ...this.run_, exited: true, cancelled: true };
+    }
+    return { held: false };
+  }
+  async run(r: Parameters<AgentPort["run"]>[0]) {
+    this.check("run");
+    if (this.lease?.leaseId !== r.leaseId)
+      throw Object.assign(new Error("run: FAILED_PRECONDITION"), { code: 9 });
+    if (this.startError)
+      return {
+        started: false,
+        alreadyRunning: false,
+        errorJson: JSON.stringify({ name: "WorkloadStartFailed", message: this.startError }),
+      };
+    this.run_ = {
+      jobId: r.jobId,
+      attempt: r.attempt,
+      epoch: r.epoch,
+      sliceIndex: r.sliceIndex,
+      hostIndex: r.hostIndex,
+      exited: false,
+      exitCode: 0,
+      hasExitCode: false,
+      signal: "",
+      cancelled: false,
+      resultBytes: 0,
+      resultJson: "",
+      errorJson: "",
+      env: r.env ?? {},
+      argv: r.argv,
+    };
+    return { started: true, alreadyRunning: false, errorJson: "" };
+  }
+  async cancel() {
+    this.check("cancel");
+    return { wasRunning: false, leftoverPids: [] };
+  }
+  async status() {
+    this.check("status");
+    return {
+      state: this.run_ ? "running" : "idle",
+      lease: this.lease,
+      run: this.run_,
+      preempted: this.preempted,
+    };
+  }
+  async readResult() {
+    this.check("readResult");
+    return { present: true, resultJson: JSON.stringify({ big: "x".repeat(10) }) };
+  }
+}
+
+/** A fake world: a cluster of fake agents, a provider over it, a memory store, recorded tokens. */
+export function fakeWorld(spec = "v4-16x2") {
+  let cluster: ClusterSlice[] = layoutLocalCluster(parseClusterSpec(spec)).map((s) => ({
+    ...s,
+    hosts: s.hosts.map((h) => ({ ...h, agent: `${h.address}:9000` })),
+  }));
+  const agents = new Map<string, FakeAgent>();
+  for (const s of cluster) for (const h of s.hosts) agents.set(h.agent ?? "", new FakeAgent(h.address));
+  const sent: Array<{
+    kind: "succeed" | "fail" | "heartbeat";
+    token: string;
+    error?: string;
+    cause?: string;
+    output?: unknown;
+  }> = [];
+  const staleTokens = new Set<string>();
+  const tokens: TaskTokens = {
+    succeed: async (token, output) => {
+      sent.push({ kind: "succeed", token, output });
+      return staleTokens.has(token) ? "stale" : "sent";
+    },
+    fail: async (token, error, cause) => {
+      sent.push({ kind: "fail", token, error, cause });
+      return staleTokens.has(token) ? "stale" : "sent";
+    },
+    heartbeat: async (token) => {
+      sent.push({ kind: "heartbeat", token });
+      return "sent";
+    },
+  };
+  const requested: Array<[string, number]> = [];
+  const released: Array<[string[], string]> = [];
+  const started: Array<{ stateMachineArn: string; name: string; input: string }> = [];
+  let now = 1_000_000;
+  const deps: ControlPlaneDeps = {
+    provider: {
+      listSlices: async () => cluster,
+      requestSlices: async (type, n) => {
+        requested.push([type, n]);
+      },
+      releaseSlices: async (names, reason) => {
+        released.push([names, reason]);
+      },
+    },
+    agents: {
+      agent: (address) => {
+        const a = agents.get(address);
+        if (!a) throw new Error(`no agent ${address}`);
+        return a;
+      },
+    },
+    store: createMemoryResultsStore(),
+    tokens,
+    clock: { now: () => now },
+    executions: {
+      start: async (r) => {
+        started.push(r);
+        return {
+          executionArn: `arn:aws:states:us-east-1:000000000000:execution:gangway-multislice:${r.name}`,
+        };
+      },
+    },
+  };
+  return {
+    deps,
+    agents,
+    sent,
+    staleTokens,
+    requested,
+    released,
+    started,
+    get cluster() {
+      return cluster;
+    },
+    setCluster(next: ClusterSlice[]) {
+      cluster = next;
+    },
+    advance(ms: number) {
+      now += ms;
+    },
+    agentOf(slice: number, host: number) {
+      const a = agents.get(cluster[slice]?.hosts[host]?.agent ?? "");
+      if (!a) throw new Error("no such agent");
+      return a;
+    },
+  };
+}

@@ -1,0 +1,391 @@
+import { describe, expect, it } from "vitest";
+import {
+  InsufficientSlices,
+  InvalidJobSpec,
+  SliceUnhealthy,
+  WorkloadStartFailed,
+} from "../../../core/errors.js";
+import type { HostEvent } from "../../../core/host-event.js";
+import { attemptStore } from "../../../functions/attempts.js";
+import { createAwaitAttempt } from "../../../functions/await-attempt/index.js";
+import { createCheckResults } from "../../../functions/check-results/index.js";
+import { continuationName, createContinueExecution } from "../../../functions/continue-execution/index.js";
+import { createIngest } from "../../../functions/ingest/events.js";
+import { createInit } from "../../../functions/init/index.js";
+import { createLaunchHosts } from "../../../functions/launch-hosts/index.js";
+import { createPreparePlacement } from "../../../functions/prepare-placement/index.js";
+import { createScaleSlices } from "../../../functions/scale-slices/index.js";
+import type { ExecutionState } from "../../../functions/state.js";
+import { createTeardown } from "../../../functions/teardown/index.js";
+import { fakeWorld } from "./fakes.js";
+
+const execution = {
+  Id: "arn:aws:states:us-east-1:000000000000:execution:gangway-multislice:train-1",
+  Name: "train-1",
+};
+const spec = (overrides: Record<string, unknown> = {}) => ({
+  name: "train",
+  accelerator: { kind: "tpu", type: "v4-16", slices: 2 },
+  workload: { command: ["python3", "train.py"] },
+  retry: { maxPreemptions: 2, maxFailures: 1 },
+  ...overrides,
+});
+
+function steps(world: ReturnType<typeof fakeWorld>) {
+  const d = world.deps;
+  return {
+    init: createInit(d),
+    scale: createScaleSlices(d),
+    prepare: createPreparePlacement(d),
+    launch: createLaunchHosts(d),
+    await: createAwaitAttempt(d),
+    check: createCheckResults(d),
+    teardown: createTeardown(d),
+    ingest: createIngest(d),
+    continue: createContinueExecution(d),
+  };
+}
+
+async function launched(world: ReturnType<typeof fakeWorld>, overrides: Record<string, unknown> = {}) {
+  const s = steps(world);
+  let state = await s.init({ input: spec(overrides), execution, stateMachine: { Id: "arn:sm" } });
+  state = await s.scale(state);
+  state = await s.prepare(state);
+  state = await s.launch(state);
+  return { s, state };
+}
+
+const exitEvent = (
+  state: ExecutionState,
+  slice: number,
+  host: number,
+  extra: Partial<HostEvent> = {},
+): HostEvent => ({
+  version: 1,
+  kind: "exited",
+  eventId: `e-${state.attempt}-${slice}-${host}-${extra.exitCode ?? 0}`,
+  at: 1,
+  agent: "x",
+  address: state.placement?.slices[slice]?.hosts[host]?.address ?? "",
+  jobId: state.jobId,
+  attempt: state.attempt,
+  epoch: state.attempt,
+  sliceIndex: slice,
+  hostIndex: host,
+  exitCode: 0,
+  signal: null,
+  cancelled: false,
+  result: { slice, host },
+  ...extra,
+});
+
+describe("Init", () => {
+  it("builds the state from a job spec, the job id from the execution name", async () => {
+    const world = fakeWorld();
+    const state = await steps(world).init({ input: spec(), execution });
+    expect(state).toMatchObject({
+      jobId: "train-1",
+      attempt: 0,
+      retry: { attempts: 0, preemptions: 0, failures: 0 },
+    });
+    expect(state.job.retry.maxPreemptions).toBe(2);
+  });
+
+  it("rejects an invalid spec with InvalidJobSpec naming every problem", async () => {
+    await expect(steps(fakeWorld()).init({ input: { name: "x" }, execution })).rejects.toThrow(
+      InvalidJobSpec,
+    );
+  });
+
+  it("picks up a continued job with its counters", async () => {
+    const world = fakeWorld();
+    const s = steps(world);
+    const first = await s.init({ input: spec(), execution, stateMachine: { Id: "arn:sm" } });
+    const carried = { ...first, retry: { ...first.retry, attempts: 700, preemptions: 699 } };
+    const next = await s.init({
+      input: { gangwayContinuation: carried },
+      execution: { Id: "arn:x:train-1-c2", Name: "train-1-c2" },
+    });
+    expect(next).toMatchObject({
+      jobId: "train-1",
+      retry: { attempts: 700, preemptions: 699 },
+      history: { execution: 2, events: 0 },
+    });
+  });
+});
+
+describe("ScaleSlices", () => {
+  it("leases every host of the slices it takes, all or nothing", async () => {
+    const world = fakeWorld("v4-16x3");
+    const s = steps(world);
+    // One host of the first slice refuses: that slice is skipped and its other host released.
+    world.agentOf(0, 1).refuseLeases = true;
+    const state = await s.scale(await s.init({ input: spec(), execution }));
+    expect(state.scale?.status).toBe("ready");
+    expect(state.scale?.slices?.map((x) => x.name)).toEqual(["v4-16-1", "v4-16-2"]);
+    expect(world.agentOf(0, 0).lease).toBeNull();
+    expect(world.agentOf(1, 0).lease?.leaseId).toBe("train-1#1");
+  });
+
+  it("takes the largest feasible flexible count and gives the rest back", async () => {
+    const world = fakeWorld("v4-16x3");
+    const s = steps(world);
+    const state = await s.scale(
+      await s.init({
+        input: spec({ accelerator: { kind: "tpu", type: "v4-16", slices: [4, 2] } }),
+        execution,
+      }),
+    );
+    expect(state.scale).toMatchObject({ status: "ready", available: 2, wanted: [4, 2] });
+    expect(world.agentOf(2, 0).lease).toBeNull();
+  });
+
+  it("waits for the autoscaler when short, then gives up with InsufficientSlices", async () => {
+    const world = fakeWorld("v4-16x1");
+    const s = steps(world);
+    let state = await s.scale(await s.init({ input: spec({ timeouts: { scaleSeconds: 30 } }), execution }));
+    expect(state.scale).toMatchObject({ status: "pending", waitSeconds: 1, polls: 0 });
+    expect(world.requested).toEqual([["v4-16", 1]]);
+    expect(world.agentOf(0, 0).lease).toBeNull();
+    world.advance(5_000);
+    state = await s.scale(state);
+    expect(state.scale).toMatchObject({ status: "pending", waitSeconds: 2, polls: 1 });
+    world.advance(30_000);
+    await expect(s.scale(state)).rejects.toThrow(InsufficientSlices);
+    await expect(s.scale(state)).rejects.toThrow("wanted 2, available 1");
+  });
+});
+
+describe("PreparePlacement and LaunchHosts", () => {
+  it("records the attempt and starts every host with its own environment", async () => {
+    const world = fakeWorld();
+    const { state } = await launched(world);
+    expect(state.placement?.slices.map((x) => x.hosts.length)).toEqual([2, 2]);
+    const run = world.agentOf(1, 1).run_;
+    expect(run?.env).toMatchObject({
+      MEGASCALE_SLICE_ID: "1",
+      EXECUTOR_CALL_INDEX: "1",
+      MEGASCALE_NUM_SLICES: "2",
+      GANGWAY_ATTEMPT: "1",
+    });
+    expect(run?.argv).toEqual(["python3", "train.py"]);
+    const record = await attemptStore(world.deps.store).record("train-1", 1);
+    expect(record?.hosts).toHaveLength(4);
+    expect(await attemptStore(world.deps.store).routeSlice("v4-16-1")).toEqual({
+      jobId: "train-1",
+      attempt: 1,
+    });
+  });
+
+  it("abandons the attempt as SliceUnhealthy when a host lost its lease", async () => {
+    const world = fakeWorld();
+    const s = steps(world);
+    const state = await s.scale(await s.init({ input: spec(), execution }));
+    world.agentOf(1, 0).lease = null;
+    await expect(s.prepare(state)).rejects.toThrow(SliceUnhealthy);
+  });
+
+  it("classifies a host that cannot start", async () => {
+    const world = fakeWorld();
+    const s = steps(world);
+    const state = await s.prepare(await s.scale(await s.init({ input: spec(), execution })));
+    world.agentOf(0, 1).startError = "spawn python3 ENOENT";
+    await expect(s.launch(state)).rejects.toThrow(WorkloadStartFailed);
+    world.agentOf(0, 1).startError = undefined;
+    world.agentOf(1, 1).unreachable = true;
+    await expect(s.launch(state)).rejects.toMatchObject({ name: "HostUnreachable" });
+  });
+});
+
+describe("ingest and AwaitAttempt resolve the attempt's one token", () => {
+  it("succeeds once every host exited 0, whichever comes first: events or token", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    for (const [sl, h] of [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+    ] as const) {
+      expect(await s.ingest.hostEvent(exitEvent(state, sl, h))).toMatchObject({ action: "recorded" });
+    }
+    expect(await s.ingest.hostEvent(exitEvent(state, 1, 1))).toMatchObject({
+      action: "decided",
+      outcome: "succeeded",
+      delivered: "waiting",
+    });
+    expect(world.sent).toEqual([]);
+    expect(await s.await({ token: "tok-1", state })).toEqual({ registered: true, delivered: "sent" });
+    expect(world.sent).toMatchObject([{ kind: "succeed", token: "tok-1", output: { outcome: "succeeded" } }]);
+  });
+
+  it("fails at once when any host exits non-zero, with the user's own exception", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    await s.await({ token: "tok-1", state });
+    const userError = { name: "DeliberateFailure", message: "boom", stack: "Traceback …" };
+    const r = await s.ingest.hostEvent(exitEvent(state, 1, 0, { exitCode: 3, error: userError }));
+    expect(r).toMatchObject({ action: "decided", outcome: "DeliberateFailure", delivered: "sent" });
+    const failure = world.sent[0];
+    expect(failure).toMatchObject({ kind: "fail", token: "tok-1", error: "DeliberateFailure" });
+    expect(JSON.parse(failure?.cause ?? "")).toMatchObject({
+      name: "DeliberateFailure",
+      details: { exitCode: 3, slice: "v4-16-1", host: 0 },
+    });
+    // A second failure, a duplicate and a cancelled exit change nothing.
+    await s.ingest.hostEvent(exitEvent(state, 0, 0, { exitCode: 1 }));
+    expect(await s.ingest.hostEvent(exitEvent(state, 1, 0, { exitCode: 3 }))).toMatchObject({
+      action: "ignored",
+      reason: "duplicate event",
+    });
+    await s.ingest.hostEvent(
+      exitEvent(state, 0, 1, { exitCode: null, signal: "SIGTERM", cancelled: true, eventId: "c" }),
+    );
+    expect(world.sent).toHaveLength(1);
+  });
+
+  it("turns a notice for a slice of the attempt into Preempted, and ignores stale ones", async () => {
+    const world = fakeWorld("v4-16x3");
+    const { s, state } = await launched(world);
+    await s.await({ token: "tok-1", state });
+    expect(await s.ingest.notice({ slice: "v4-16-2" })).toMatchObject({
+      action: "ignored",
+      reason: "slice v4-16-2 is not part of any attempt",
+    });
+    expect(await s.ingest.notice({ slice: "v4-16-1", attempt: 0 })).toMatchObject({
+      action: "ignored",
+      reason: "stale notice for attempt 0",
+    });
+    expect(await s.ingest.hostEvent(exitEvent({ ...state, attempt: 0 }, 0, 0))).toMatchObject({
+      action: "ignored",
+    });
+    expect(await s.ingest.notice({ slice: "v4-16-1", reason: "spot reclaimed" })).toMatchObject({
+      action: "decided",
+      outcome: "Preempted",
+    });
+    expect(world.sent).toMatchObject([{ kind: "fail", error: "Preempted" }]);
+    expect(await s.ingest.notice({ slice: "v4-16-1" })).toMatchObject({ action: "recorded" });
+    expect(world.sent).toHaveLength(1);
+  });
+});
+
+describe("CheckResults and Teardown", () => {
+  it("stops SUCCEEDED with results in slice then host order, flat or nested", async () => {
+    for (const flatten of [true, false]) {
+      const world = fakeWorld();
+      const { s, state } = await launched(world, { flatten });
+      for (const [sl, h] of [
+        [1, 1],
+        [0, 1],
+        [1, 0],
+        [0, 0],
+      ] as const)
+        await s.ingest.hostEvent(exitEvent(state, sl, h));
+      const checked = await s.check({ ...state, completion: { outcome: "succeeded" } });
+      expect(checked.decision).toMatchObject({ action: "stop", status: "SUCCEEDED" });
+      const status = checked.final?.status as { result: unknown; counters: unknown };
+      const r = (sl: number, h: number) => ({ slice: sl, host: h });
+      expect(status.result).toEqual(
+        flatten
+          ? [r(0, 0), r(0, 1), r(1, 0), r(1, 1)]
+          : [
+              [r(0, 0), r(0, 1)],
+              [r(1, 0), r(1, 1)],
+            ],
+      );
+      expect(status.counters).toEqual({ attempts: 1, preemptions: 0, failures: 0 });
+    }
+  });
+
+  it("retries a preemption and releases the preempted slice to the provider", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    const checked = await s.check({
+      ...state,
+      problem: {
+        Error: "Preempted",
+        Cause: JSON.stringify({ name: "Preempted", message: "x", details: { slice: "v4-16-1" } }),
+      },
+    });
+    expect(checked.decision).toMatchObject({ action: "retry", reason: "preempted", waitSeconds: 0 });
+    expect(checked.retry).toMatchObject({ attempts: 1, preemptions: 1 });
+    const torn = await s.teardown(checked);
+    expect(world.released).toEqual([[["v4-16-1"], "preempted"]]);
+    expect(torn.scale).toBeUndefined();
+    for (const a of world.agents.values()) expect(a.lease).toBeNull();
+    // The next attempt gets a new epoch, and an event of the old one is stale.
+    const next = await s.scale(torn);
+    expect(next.attempt).toBe(2);
+    expect(await s.ingest.hostEvent(exitEvent(state, 0, 0, { exitCode: 1 }))).toMatchObject({
+      action: "ignored",
+    });
+  });
+
+  it("waits before retrying when slices could not be had", async () => {
+    const world = fakeWorld();
+    const s = steps(world);
+    const state = await s.init({ input: spec(), execution });
+    const checked = await s.check({
+      ...state,
+      problem: {
+        Error: "InsufficientSlices",
+        Cause: '{"errorType":"InsufficientSlices","errorMessage":"wanted 2"}',
+      },
+    });
+    expect(checked.decision).toMatchObject({ action: "retry", reason: "preempted", waitSeconds: 5 });
+  });
+
+  it("stops FAILED with the first failure once the failure budget is spent", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    const first = {
+      Error: "DeliberateFailure",
+      Cause: JSON.stringify({ name: "DeliberateFailure", message: "first" }),
+    };
+    const a = await s.teardown(await s.check({ ...state, problem: first }));
+    expect(a.decision?.action).toBe("retry");
+    const b = await s.check({
+      ...a,
+      attempt: 2,
+      problem: {
+        Error: "DeliberateFailure",
+        Cause: JSON.stringify({ name: "DeliberateFailure", message: "second" }),
+      },
+    });
+    expect(b.decision).toMatchObject({ action: "stop", status: "FAILED" });
+    expect(b.final?.error).toBe("DeliberateFailure");
+    expect(JSON.parse(b.final?.cause ?? "")).toMatchObject({
+      status: "FAILED",
+      error: { message: "first" },
+      counters: { failures: 2 },
+    });
+  });
+
+  it("refuses to finish teardown while a process of the attempt is alive", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    world.agentOf(0, 0).stubborn = true;
+    await expect(
+      s.teardown({ ...state, decision: { action: "retry", waitSeconds: 0 } }),
+    ).rejects.toMatchObject({ name: "TeardownIncomplete" });
+  });
+
+  it("continues in a new execution past the history budget, counters carried", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    const checked = await s.check({
+      ...state,
+      history: { ...state.history, events: 19_990 },
+      problem: { Error: "Preempted", Cause: "" },
+    });
+    expect(checked.decision?.action).toBe("continue");
+    const done = await s.continue(await s.teardown(checked));
+    expect(world.started).toHaveLength(1);
+    expect(world.started[0]?.name).toBe("train-1-c2");
+    expect(JSON.parse(world.started[0]?.input ?? "").gangwayContinuation.retry).toMatchObject({
+      attempts: 1,
+      preemptions: 1,
+    });
+    expect(done.final?.status).toMatchObject({ continuedAs: expect.stringContaining("train-1-c2") });
+    expect(continuationName("x".repeat(80), 12)).toHaveLength(80);
+  });
+});

@@ -24,6 +24,9 @@ class PullConsumer implements Consumer {
   outstanding = 0;
   outstandingBytes = 0;
   private done = false;
+  get finished(): boolean {
+    return this.done;
+  }
   constructor(
     readonly ackDeadlineSeconds: number,
     private readonly maxMessages: number,
@@ -66,7 +69,7 @@ function pull(
     q.addConsumer(consumer);
     q.pump();
     if (req.returnImmediately) consumer.finish([]);
-    else timer = setTimeout(() => consumer.finish([]), waitMs);
+    else if (!consumer.finished) timer = setTimeout(() => consumer.finish([]), waitMs);
   });
 }
 

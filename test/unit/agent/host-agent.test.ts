@@ -1,0 +1,141 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { HostAgent } from "../../../infra/agent/host-agent.js";
+import type { RunRequest } from "../../../infra/agent/messages.js";
+import { groupMembers } from "../../../infra/agent/process-group.js";
+import { FakeClock } from "./fake-clock.js";
+import { MemoryEventSink } from "./memory-event-sink.js";
+
+let dir: string;
+let clock: FakeClock;
+let sink: MemoryEventSink;
+let agent: HostAgent;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "gangway-agent-unit-"));
+  clock = new FakeClock();
+  sink = new MemoryEventSink();
+  agent = new HostAgent({
+    address: "127.0.1.1",
+    workDir: dir,
+    lockfilePath: join(dir, "lock"),
+    eventSink: sink,
+    clock,
+    graceMs: 200,
+    baseEnv: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    log: () => {},
+  });
+  agent.agent = "127.0.1.1:1";
+});
+afterEach(async () => {
+  await agent.close(100);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const run = (extra: Partial<RunRequest> = {}): RunRequest => ({
+  leaseId: "L",
+  epoch: 1,
+  jobId: "job",
+  attempt: 1,
+  sliceIndex: 0,
+  sliceName: "s",
+  hostIndex: 0,
+  argv: ["sleep", "300"],
+  env: {},
+  cwd: "",
+  graceMs: 0,
+  ...extra,
+});
+
+describe("HostAgent leases", () => {
+  it("grants, renews idempotently, lets the same job move to a newer epoch, refuses the rest", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 2, ttlMs: 1000 });
+    clock.advance(500);
+    const again = await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 2, ttlMs: 1000 });
+    expect(again.lease?.expiresAtMs).toBe(clock.now() + 1000);
+    await expect(
+      agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 1000 }),
+    ).rejects.toMatchObject({
+      name: "LeaseConflict",
+    });
+    await expect(
+      agent.acquireLease({ leaseId: "M", jobId: "job", epoch: 2, ttlMs: 1000 }),
+    ).rejects.toMatchObject({
+      name: "LeaseConflict",
+    });
+    await expect(
+      agent.acquireLease({ leaseId: "X", jobId: "other", epoch: 9, ttlMs: 1000 }),
+    ).rejects.toMatchObject({
+      name: "LeaseConflict",
+    });
+    const moved = await agent.acquireLease({ leaseId: "M", jobId: "job", epoch: 3, ttlMs: 1000 });
+    expect(moved.lease).toMatchObject({ leaseId: "M", epoch: 3 });
+    await expect(agent.renewLease({ leaseId: "L", epoch: 2, ttlMs: 1000 })).rejects.toMatchObject({
+      name: "LeaseConflict",
+    });
+  });
+
+  it("an expired lease frees the host, kills its run, reports it lost; renewing it afterwards is refused", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 1000 });
+    const started = await agent.startRun(run());
+    expect(started.started).toBe(true);
+    clock.advance(999);
+    expect(agent.status().state).toBe("running");
+    clock.advance(1);
+    const lost = await sink.waitFor((e) => e.event.kind === "lost");
+    expect(lost).toMatchObject({ jobId: "job", leaseId: "L", signal: "SIGTERM", cancelled: false });
+    expect(groupMembers(started.pid)).toEqual([]);
+    await expect.poll(() => agent.status().state).toBe("idle");
+    expect(agent.status()).toMatchObject({ lease: null, run: null });
+    await expect(agent.renewLease({ leaseId: "L", epoch: 1, ttlMs: 1000 })).rejects.toMatchObject({
+      name: "LeaseConflict",
+    });
+  });
+
+  it("an expired lease is free for another job even before its timer fired", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 1000 });
+    // Move time without firing timers: the check on acquire must see the expiry itself.
+    (clock as unknown as { t: number }).t += 5000;
+    const other = await agent.acquireLease({ leaseId: "X", jobId: "other", epoch: 1, ttlMs: 1000 });
+    expect(other.lease?.leaseId).toBe("X");
+  });
+
+  it("records a preemption once and publishes it to both topics with the lease's job", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 4, ttlMs: 10_000 });
+    agent.reportPreemption("test");
+    agent.reportPreemption("test again");
+    await sink.waitFor((e) => e.topic === "gangway-preemption-notices");
+    expect(sink.events.map((e) => e.topic).sort()).toEqual([
+      "gangway-host-events",
+      "gangway-preemption-notices",
+    ]);
+    expect(sink.events[0]?.event).toMatchObject({
+      kind: "preempted",
+      jobId: "job",
+      epoch: 4,
+      reason: "test",
+    });
+    expect(agent.status().state).toBe("preempted");
+    await expect(agent.startRun(run({ epoch: 4 }))).rejects.toMatchObject({ name: "AgentStopping" });
+  });
+
+  it("keeps publishing failures away from callers", async () => {
+    const failing = new HostAgent({
+      address: "127.0.1.2",
+      workDir: dir,
+      clock,
+      eventSink: {
+        publish: async () => {
+          throw new Error("broker down");
+        },
+      },
+      log: () => {},
+    });
+    await failing.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 10_000 });
+    const r = await failing.startRun(run({ argv: ["true"] }));
+    expect(r.started).toBe(true);
+    await expect(failing.close(100)).resolves.toBeUndefined();
+  });
+});

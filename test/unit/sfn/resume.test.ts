@@ -1,0 +1,122 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { createSfnEngine, type SfnEngine } from "../../../infra/local/sfn/engine.js";
+
+// Resume with an injected clock: the second engine's clock is almost an hour later, so a Wait (or a
+// retry back-off) that resumed with its remaining time ends at once, while one restarted from the
+// beginning would wait another hour and time the test out.
+const ROLE = "arn:aws:iam::123456789012:role/r";
+const HOUR_MS = 3_600_000;
+let dir: string | undefined;
+const engines: SfnEngine[] = [];
+
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+async function engineAt(offsetMs: number, lambdas = {}): Promise<SfnEngine> {
+  dir ??= mkdtempSync(join(tmpdir(), "gangway-sfn-resume-"));
+  const e = await createSfnEngine({ stateDir: dir, clock: () => Date.now() + offsetMs, lambdas });
+  engines.push(e);
+  return e;
+}
+
+async function until<T>(f: () => Promise<T | undefined>): Promise<T> {
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function start(engine: SfnEngine, definition: unknown): Promise<string> {
+  const { stateMachineArn } = (await engine.call("CreateStateMachine", {
+    name: `m${Math.random().toString(36).slice(2)}`,
+    roleArn: ROLE,
+    definition: JSON.stringify(definition),
+  })) as { stateMachineArn: string };
+  const { executionArn } = (await engine.call("StartExecution", { stateMachineArn })) as {
+    executionArn: string;
+  };
+  return executionArn;
+}
+
+const describeExec = async (engine: SfnEngine, executionArn: string) =>
+  (await engine.call("DescribeExecution", { executionArn })) as { status: string; error?: string };
+const types = async (engine: SfnEngine, executionArn: string) =>
+  (
+    (await engine.call("GetExecutionHistory", { executionArn, maxResults: 1000 })) as {
+      events: { type: string }[];
+    }
+  ).events.map((e) => e.type);
+
+describe("resume after a restart", () => {
+  it("resumes a Wait with its remaining time, not from the start", async () => {
+    const first = await engineAt(0);
+    const arn = await start(first, {
+      StartAt: "W",
+      States: { W: { Type: "Wait", Seconds: 3600, End: true } },
+    });
+    await until(async () => ((await types(first, arn)).includes("WaitStateEntered") ? true : undefined));
+    await first.close();
+    const second = await engineAt(HOUR_MS - 50);
+    const d = await until(async () => {
+      const x = await describeExec(second, arn);
+      return x.status === "RUNNING" ? undefined : x;
+    });
+    expect(d.status).toBe("SUCCEEDED");
+    expect((await types(second, arn)).filter((t) => t === "WaitStateEntered")).toHaveLength(1);
+  });
+
+  it("keeps retry counts and the back-off deadline", async () => {
+    let calls = 0;
+    const failing = () => {
+      calls += 1;
+      throw Object.assign(new Error("no"), { name: "Boom" });
+    };
+    const first = await engineAt(0, { F: failing });
+    const arn = await start(first, {
+      StartAt: "T",
+      States: {
+        T: {
+          Type: "Task",
+          Resource: "arn:aws:lambda:us-east-1:123456789012:function:F",
+          Retry: [{ ErrorEquals: ["Boom"], IntervalSeconds: 3600, MaxAttempts: 1 }],
+          End: true,
+        },
+      },
+    });
+    await until(async () => ((await types(first, arn)).includes("LambdaFunctionFailed") ? true : undefined));
+    await first.close();
+    const second = await engineAt(HOUR_MS, { F: failing });
+    const d = await until(async () => {
+      const x = await describeExec(second, arn);
+      return x.status === "RUNNING" ? undefined : x;
+    });
+    expect(d).toMatchObject({ status: "FAILED", error: "Boom" });
+    expect(calls).toBe(2);
+  });
+
+  it("keeps acknowledged state machines and finished executions", async () => {
+    const first = await engineAt(0);
+    const arn = await start(first, { StartAt: "P", States: { P: { Type: "Pass", Result: 7, End: true } } });
+    await until(async () => ((await describeExec(first, arn)).status === "SUCCEEDED" ? true : undefined));
+    await first.close();
+    const second = await engineAt(0);
+    const d = (await second.call("DescribeExecution", { executionArn: arn })) as {
+      status: string;
+      output: string;
+    };
+    expect(d).toMatchObject({ status: "SUCCEEDED", output: "7" });
+    expect(await types(second, arn)).toEqual([
+      "ExecutionStarted",
+      "PassStateEntered",
+      "PassStateExited",
+      "ExecutionSucceeded",
+    ]);
+  });
+});

@@ -155,7 +155,8 @@ class PathParser {
     while (this.i < s.length && s[this.i] !== "." && s[this.i] !== "[") this.i++;
     const name = s.slice(start, this.i);
     if (name.length === 0) throw new JsonPathSyntaxError(`empty name at position ${start} in ${s}`);
-    if (name.includes("]")) throw new JsonPathSyntaxError(`unexpected ']' in name at position ${start} in ${s}`);
+    if (name.includes("]"))
+      throw new JsonPathSyntaxError(`unexpected ']' in name at position ${start} in ${s}`);
     return { t: "names", names: [name] };
   }
 

@@ -15,6 +15,8 @@ export interface ControlPlaneDeps {
   tokens: TaskTokens;
   clock: Clock;
   executions: ExecutionStarter;
+  /** Directory workloads run in (and relative `workload.cwd` resolves against); the agent's own if unset. */
+  workloadCwd?: string | undefined;
   /** Where diagnostics go (one line each); silent by default. */
   log?: (line: string) => void;
 }

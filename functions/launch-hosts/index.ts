@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import type { Hono } from "hono";
 import { classifyAttempt } from "../../core/classification.js";
 import { computeHostEnvironments } from "../../core/env-contract.js";
@@ -54,7 +55,9 @@ function classifyRunFailure(where: Record<string, unknown>, thrown: unknown): Se
  * environment computed afresh. A host that cannot start is classified (unreachable → preempted,
  * lease lost → preempted, bad command → failed), never ignored: the attempt ends with it.
  */
-export function createLaunchHosts(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">) {
+export function createLaunchHosts(
+  deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock" | "workloadCwd">,
+) {
   const attempts = attemptStore(deps.store);
   return async (state: ExecutionState): Promise<ExecutionState> => {
     const placement = state.placement;
@@ -63,6 +66,8 @@ export function createLaunchHosts(deps: Pick<ControlPlaneDeps, "agents" | "store
     const envs = computeHostEnvironments(state.job, placement, ctx);
     const leaseId = leaseIdOf(state.jobId, state.attempt);
     const graceMs = state.job.timeouts.cancelGraceSeconds * 1000;
+    const jobCwd = state.job.workload.cwd;
+    const cwd = deps.workloadCwd ? resolve(deps.workloadCwd, jobCwd ?? ".") : jobCwd;
     await attempts.setCurrent(state.jobId, {
       attempt: state.attempt,
       executionArn: state.executionArn,
@@ -89,7 +94,7 @@ export function createLaunchHosts(deps: Pick<ControlPlaneDeps, "agents" | "store
             hostIndex: host.hostIndex,
             argv: state.job.workload.command,
             env: host.env,
-            ...(state.job.workload.cwd ? { cwd: state.job.workload.cwd } : {}),
+            ...(cwd ? { cwd } : {}),
             graceMs,
           });
           if (reply.started || reply.alreadyRunning) return undefined;
@@ -115,7 +120,9 @@ export function createLaunchHosts(deps: Pick<ControlPlaneDeps, "agents" | "store
 }
 
 /** The LaunchHosts step as a Hono app. */
-export function createLaunchHostsApp(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">): Hono {
+export function createLaunchHostsApp(
+  deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock" | "workloadCwd">,
+): Hono {
   return createStepApp({
     name: "launch-hosts",
     input: ExecutionStateSchema,

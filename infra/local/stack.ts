@@ -1,0 +1,289 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join, resolve } from "node:path";
+import {
+  CreateStateMachineCommand,
+  ListStateMachinesCommand,
+  UpdateStateMachineCommand,
+} from "@aws-sdk/client-sfn";
+import { PubSub } from "@google-cloud/pubsub";
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import type { ClusterSlice } from "../../core/cluster-spec.js";
+import { HOST_EVENTS_TOPIC, LAUNCH_REQUESTS_TOPIC, PREEMPTION_NOTICES_TOPIC } from "../../core/host-event.js";
+import { createAwaitAttemptApp } from "../../functions/await-attempt/index.js";
+import { createCheckResultsApp } from "../../functions/check-results/index.js";
+import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
+import {
+  createSfnClient,
+  createSfnExecutionStarter,
+  createSfnTaskTokens,
+} from "../../functions/clients/sfn.js";
+import { createContinueExecutionApp } from "../../functions/continue-execution/index.js";
+import type { ControlPlaneDeps } from "../../functions/deps.js";
+import { createIngestApp } from "../../functions/ingest/index.js";
+import { createInitApp } from "../../functions/init/index.js";
+import { createLaunchHostsApp } from "../../functions/launch-hosts/index.js";
+import type { AgentConnector, AgentPort, SliceProvider } from "../../functions/ports.js";
+import { createPreparePlacementApp } from "../../functions/prepare-placement/index.js";
+import { createScaleSlicesApp } from "../../functions/scale-slices/index.js";
+import { createTeardownApp } from "../../functions/teardown/index.js";
+import { type AgentClient, createAgentClient } from "../agent/client.js";
+import { createPubSubEventSink } from "../agent/pubsub-event-sink.js";
+import { FUNCTION_SUBSTITUTIONS, renderDefinition, STATE_MACHINE_NAME } from "../state-machine.js";
+import { createLocalProvider, type LocalProvider } from "./cluster/local-provider.js";
+import { startPubSubEmulator } from "./pubsub/emulator.js";
+import { createSfnEngine, type SfnEngine, startSfnServer } from "./sfn/index.js";
+import { announceLostHosts } from "./stack-recovery.js";
+
+/** Options of the embedded stack (`gangway up`). */
+export interface LocalStackOptions {
+  /** Cluster spec of the local provider, e.g. `v4-16x2`. */
+  cluster: string;
+  /** Where everything durable lives: engine journal, Pub/Sub log, results store, agent work dirs. */
+  stateDir: string;
+  /** Port of the API (ingest, later webhook and console); 0 picks one. */
+  port?: number;
+  host?: string;
+  projectId?: string;
+  /** Time the local autoscaler takes to bring a slice up (and back after a preemption). */
+  provisioningDelayMs?: number;
+  /** Directory relative workload paths resolve against (default: the current directory). */
+  workloadCwd?: string;
+  log?: (line: string) => void;
+}
+
+/** A running embedded stack. */
+export interface LocalStack {
+  api: string;
+  sfnEndpoint: string;
+  pubsubEmulatorHost: string;
+  stateMachineArn: string;
+  projectId: string;
+  provider: LocalProvider;
+  engine: SfnEngine;
+  /** The ready line `gangway up` prints. */
+  readyLine(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+/** Function name of each step in the engine (`gangway-<step>`), as on AWS Lambda. */
+export const functionName = (step: string) => `gangway-${step}`;
+
+async function persistentSecret(path: string): Promise<string> {
+  try {
+    const existing = (await readFile(path, "utf8")).trim();
+    if (existing.length >= 16) return existing;
+  } catch {
+    // first start: make one
+  }
+  const secret = randomBytes(24).toString("base64url");
+  await writeFile(path, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
+/** Agents by address, one pooled client each. */
+function agentConnector(token: string): AgentConnector & { close(): void } {
+  const clients = new Map<string, AgentClient>();
+  return {
+    agent(address: string): AgentPort {
+      let c = clients.get(address);
+      if (!c) {
+        c = createAgentClient(address, { token, deadlineMs: 30_000 });
+        clients.set(address, c);
+      }
+      return c;
+    },
+    close() {
+      for (const c of clients.values()) c.close();
+      clients.clear();
+    },
+  };
+}
+
+/** The local provider as the control plane's port: asks for slices without waiting for them. */
+function providerPort(provider: LocalProvider, log: (line: string) => void): SliceProvider {
+  return {
+    listSlices: async () => provider.listSlices(),
+    async requestSlices(type, count) {
+      const pending = provider.pendingSlices().filter((p) => p.type === type).length;
+      const missing = count - pending;
+      if (missing <= 0) return;
+      provider.requestSlices(type, missing).then(
+        (added: ClusterSlice[]) => log(`autoscaler: ${added.length} ${type} slice(s) up`),
+        (e: unknown) => log(`autoscaler: ${(e as Error).message}`),
+      );
+    },
+    async releaseSlices(names) {
+      await provider.releaseSlices(names);
+    },
+  };
+}
+
+async function ensureTopicsAndPushes(pubsub: PubSub, api: string): Promise<void> {
+  for (const name of [LAUNCH_REQUESTS_TOPIC, PREEMPTION_NOTICES_TOPIC, HOST_EVENTS_TOPIC]) {
+    const topic = pubsub.topic(name);
+    const [exists] = await topic.exists();
+    if (!exists) await topic.create();
+  }
+  const pushes = [
+    {
+      subscription: `${HOST_EVENTS_TOPIC}-push`,
+      topic: HOST_EVENTS_TOPIC,
+      endpoint: `${api}/push/host-events`,
+    },
+    {
+      subscription: `${PREEMPTION_NOTICES_TOPIC}-push`,
+      topic: PREEMPTION_NOTICES_TOPIC,
+      endpoint: `${api}/push/preemption-notices`,
+    },
+  ];
+  for (const p of pushes) {
+    const sub = pubsub.subscription(p.subscription);
+    const [exists] = await sub.exists();
+    const pushConfig = { pushEndpoint: p.endpoint };
+    if (!exists) {
+      await pubsub.topic(p.topic).createSubscription(p.subscription, {
+        pushConfig,
+        ackDeadlineSeconds: 30,
+        retryPolicy: { minimumBackoff: { seconds: 0, nanos: 100_000_000 }, maximumBackoff: { seconds: 10 } },
+      });
+    } else {
+      // After a restart the API listens elsewhere: point the pushes at it.
+      await sub.modifyPushConfig(pushConfig);
+    }
+  }
+}
+
+/**
+ * Start the whole control plane on this machine: the Step Functions engine, the Pub/Sub
+ * emulator, the step functions and ingest, the results store and a local cluster. Durable in
+ * `stateDir`: started again on the same directory, running jobs go on.
+ */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const log = options.log ?? (() => {});
+  const stateDir = resolve(options.stateDir);
+  const host = options.host ?? "127.0.0.1";
+  const projectId = options.projectId ?? "gangway-local";
+  await mkdir(stateDir, { recursive: true });
+  const token = await persistentSecret(join(stateDir, "agent-token"));
+  const closers: Array<() => Promise<void> | void> = [];
+  const close = async () => {
+    for (const c of closers.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        log(`close: ${(e as Error).message}`);
+      }
+    }
+  };
+  try {
+    const emulator = await startPubSubEmulator({ host, port: 0, stateDir: join(stateDir, "pubsub") });
+    closers.push(() => emulator.close());
+    const pubsub = new PubSub({ projectId, apiEndpoint: emulator.host, emulatorMode: true });
+    closers.push(() => pubsub.close());
+
+    const provider = await createLocalProvider({
+      spec: options.cluster,
+      token,
+      workDir: join(stateDir, "cluster"),
+      eventSink: createPubSubEventSink(pubsub),
+      provisioningDelayMs: options.provisioningDelayMs ?? 1000,
+      log,
+    });
+    closers.push(() => provider.close());
+
+    const engine = await createSfnEngine({ stateDir: join(stateDir, "sfn"), log });
+    closers.push(() => engine.close());
+    const sfnServer = await startSfnServer({ engine, host, port: 0 });
+    closers.push(() => sfnServer.close());
+    const sfn = createSfnClient({ endpoint: sfnServer.url });
+    closers.push(() => sfn.destroy());
+
+    const agents = agentConnector(token);
+    closers.push(() => agents.close());
+    const deps: ControlPlaneDeps = {
+      provider: providerPort(provider, log),
+      agents,
+      store: createDirectoryResultsStore(join(stateDir, "results")),
+      tokens: createSfnTaskTokens(sfn),
+      executions: createSfnExecutionStarter(sfn),
+      clock: { now: () => Date.now() },
+      workloadCwd: options.workloadCwd ?? process.cwd(),
+      log,
+    };
+    const apps = {
+      init: createInitApp(deps),
+      "scale-slices": createScaleSlicesApp(deps),
+      "prepare-placement": createPreparePlacementApp(deps),
+      "launch-hosts": createLaunchHostsApp(deps),
+      "await-attempt": createAwaitAttemptApp(deps),
+      "check-results": createCheckResultsApp(deps),
+      teardown: createTeardownApp(deps),
+      "continue-execution": createContinueExecutionApp(deps),
+    };
+    for (const [step, app] of Object.entries(apps)) engine.registerLambda(functionName(step), app);
+
+    const api = new Hono();
+    api.route("/", createIngestApp(deps));
+    api.get("/health", (c) => c.json({ ok: true }));
+    const server = await new Promise<Server>((ready) => {
+      const s = serve({ fetch: api.fetch, hostname: host, port: options.port ?? 0 }, () =>
+        ready(s as Server),
+      );
+    });
+    closers.push(
+      () =>
+        new Promise<void>((done) => {
+          server.closeAllConnections();
+          server.close(() => done());
+        }),
+    );
+    const apiUrl = `http://${host}:${(server.address() as AddressInfo).port}`;
+    await ensureTopicsAndPushes(pubsub, apiUrl);
+
+    const substitutions = Object.fromEntries(
+      Object.entries(FUNCTION_SUBSTITUTIONS).map(([sub, step]) => [sub, functionName(step)]),
+    );
+    const definition = renderDefinition(substitutions);
+    const existing = (await sfn.send(new ListStateMachinesCommand({}))).stateMachines?.find(
+      (m) => m.name === STATE_MACHINE_NAME,
+    );
+    const roleArn = "arn:aws:iam::000000000000:role/gangway-local";
+    let stateMachineArn = existing?.stateMachineArn;
+    if (stateMachineArn) await sfn.send(new UpdateStateMachineCommand({ stateMachineArn, definition }));
+    else {
+      stateMachineArn = (
+        await sfn.send(new CreateStateMachineCommand({ name: STATE_MACHINE_NAME, definition, roleArn }))
+      ).stateMachineArn;
+    }
+    if (!stateMachineArn) throw new Error("the engine did not answer a state machine ARN");
+    // Jobs that were running when the stack died lost their hosts with it: say so at once.
+    await announceLostHosts(deps.store, pubsub, log);
+
+    const arn = stateMachineArn;
+    return {
+      api: apiUrl,
+      sfnEndpoint: sfnServer.url,
+      pubsubEmulatorHost: emulator.host,
+      stateMachineArn: arn,
+      projectId,
+      provider,
+      engine,
+      readyLine: () => ({
+        ready: true,
+        api: apiUrl,
+        sfnEndpoint: sfnServer.url,
+        pubsubEmulatorHost: emulator.host,
+        stateMachineArn: arn,
+        projectId,
+      }),
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}

@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 // 127.0.0.1 ephemeral ports; e2e tests drive the whole stack. Slower projects get longer timeouts.
 export default defineConfig({
   test: {
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", METADATA_SERVER_DETECTION: "none" },
     projects: [
       {
         extends: true,

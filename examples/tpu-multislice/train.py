@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import time
 import traceback
 
@@ -105,6 +106,8 @@ def main():
     parser.add_argument("--barrier", action="store_true", help="meet all workers at the coordinator first")
     parser.add_argument("--barrier-timeout", type=float, default=60.0)
     parser.add_argument("--checkpoint-dir", default=os.environ.get("TRAIN_CHECKPOINT_DIR"))
+    parser.add_argument("--checkpoint", action="store_true",
+                        help="checkpoint under $TMPDIR/gangway-checkpoints/$GANGWAY_JOB_ID, resumed after a preemption")
     parser.add_argument("--fail-on-attempt", type=int, default=0, help="exit 1 on this attempt (testing)")
     args = parser.parse_args()
 
@@ -119,6 +122,8 @@ def main():
 
     start = 0
     ckpt = None
+    if args.checkpoint and not args.checkpoint_dir:
+        args.checkpoint_dir = os.path.join(tempfile.gettempdir(), "gangway-checkpoints", need("GANGWAY_JOB_ID"))
     if args.checkpoint_dir:
         os.makedirs(args.checkpoint_dir, exist_ok=True)
         ckpt = os.path.join(args.checkpoint_dir, f"worker-{worker}.json")

@@ -1,0 +1,184 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
+  StartExecutionCommand,
+} from "@aws-sdk/client-sfn";
+import { InvalidJobSpec } from "../../core/errors.js";
+import { createSfnClient } from "../../functions/clients/sfn.js";
+import { startLocalStack } from "../../infra/local/stack.js";
+import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { loadJobFile } from "../load-job.js";
+import { createProgressReader } from "../progress.js";
+
+const USAGE = `usage: gangway run <job.yaml|job.json> [--cluster SPEC] [--preempt-after SECONDS] [--state-dir DIR] [--json]
+
+Run one job end to end on a fresh embedded stack (engine, Pub/Sub emulator, functions, local
+cluster), with live progress — attempt, slices, hosts, states — then its results.
+
+  --cluster SPEC            the local cluster (default v4-16x2)
+  --preempt-after SECONDS   inject one preemption: the first attempt's last slice is preempted
+                            that long after its hosts started (the local provider kills its
+                            agents and workloads, publishes a notice, brings a new slice back)
+  --state-dir DIR           keep the stack's state there (default: a temporary directory, removed)
+  --json                    print only the final JobStatus as JSON
+
+exit codes: 0 the job succeeded · 1 it ended FAILED, PREEMPTED, ERROR or CANCELLED · 2 bad usage or job`;
+
+/** `gangway run`: the main job — one job through the whole embedded stack. */
+export const command: CliCommand = {
+  name: "run",
+  summary: "run a job end to end on a fresh embedded stack, with live progress",
+  usage: USAGE,
+  async run(ctx) {
+    let parsed: ReturnType<
+      typeof parseArgs<{ options: Record<string, { type: "string" | "boolean" }>; allowPositionals: true }>
+    >;
+    try {
+      parsed = parseArgs({
+        args: ctx.argv,
+        allowPositionals: true,
+        options: {
+          cluster: { type: "string" },
+          "preempt-after": { type: "string" },
+          "state-dir": { type: "string" },
+          json: { type: "boolean" },
+        },
+      });
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
+    }
+    const { values, positionals } = parsed;
+    if (positionals.length !== 1) throw new UsageError(`run takes exactly one job file\n\n${USAGE}`);
+    const preemptAfter = values["preempt-after"] === undefined ? undefined : Number(values["preempt-after"]);
+    if (preemptAfter !== undefined && !(preemptAfter >= 0)) {
+      throw new UsageError(`--preempt-after: expected seconds ≥ 0, got ${String(values["preempt-after"])}`);
+    }
+    const json = values.json === true;
+    let job: Awaited<ReturnType<typeof loadJobFile>>;
+    try {
+      job = await loadJobFile(positionals[0] ?? "", ctx.cwd);
+    } catch (e) {
+      if (!(e instanceof InvalidJobSpec)) throw e;
+      ctx.stderr(
+        `gangway run: ${e.issues.length} problem(s) in ${positionals[0]}:\n${e.issues.map((i) => `  ${i.message}\n`).join("")}`,
+      );
+      return EXIT.usage;
+    }
+
+    const t0 = Date.now();
+    const say = (line: string) => {
+      if (!json) ctx.stdout(`[+${((Date.now() - t0) / 1000).toFixed(1)}s] ${line}\n`);
+    };
+    const ownDir = values["state-dir"] === undefined;
+    const stateDir = ownDir ? await mkdtemp(join(tmpdir(), "gangway-run-")) : String(values["state-dir"]);
+    const cluster = typeof values.cluster === "string" ? values.cluster : "v4-16x2";
+    const stack = await startLocalStack({
+      cluster,
+      stateDir,
+      workloadCwd: ctx.cwd,
+      provisioningDelayMs: 1000,
+    });
+    try {
+      say(
+        `embedded stack up: cluster ${cluster}, engine ${stack.sfnEndpoint}, Pub/Sub ${stack.pubsubEmulatorHost}`,
+      );
+      const sfn = createSfnClient({ endpoint: stack.sfnEndpoint });
+      const name = `${job.name.slice(0, 60)}-${randomBytes(4).toString("hex")}`;
+      const { executionArn } = await sfn.send(
+        new StartExecutionCommand({
+          stateMachineArn: stack.stateMachineArn,
+          name,
+          input: JSON.stringify(job),
+        }),
+      );
+      if (!executionArn) throw new Error("StartExecution answered no executionArn");
+      say(
+        `job ${name} submitted (${job.accelerator.kind === "tpu" ? `${job.accelerator.type} × ${JSON.stringify(job.accelerator.slices)}` : job.accelerator.kind})`,
+      );
+      const reader = createProgressReader();
+      let seen = 0;
+      let runningSince: number | undefined;
+      let injected = false;
+      for (;;) {
+        if (ctx.signal.aborted) {
+          say("interrupted: stopping the stack");
+          return EXIT.failed;
+        }
+        const events: HistoryEvent[] = [];
+        let nextToken: string | undefined;
+        do {
+          const page = await sfn.send(
+            new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }),
+          );
+          events.push(...(page.events ?? []));
+          nextToken = page.nextToken;
+        } while (nextToken);
+        for (const e of events.slice(seen)) for (const line of reader.onEvent(e)) say(line);
+        seen = events.length;
+        const p = reader.progress;
+        if (p.phase === "running" && p.attempt === 1) runningSince ??= Date.now();
+        if (
+          preemptAfter !== undefined &&
+          !injected &&
+          runningSince !== undefined &&
+          Date.now() - runningSince >= preemptAfter * 1000
+        ) {
+          injected = true;
+          const victim = p.slices.at(-1);
+          if (victim) {
+            say(
+              `injecting a preemption: slice ${victim} vanishes (its agents and workloads killed, a notice published)`,
+            );
+            await stack.provider.preemptSlice(victim);
+          }
+        }
+        if (p.phase === "done") break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const done = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+      const status = done.status === "SUCCEEDED" ? JSON.parse(done.output ?? "null") : safeJson(done.cause);
+      if (json) {
+        ctx.stdout(
+          `${JSON.stringify(status ?? { status: done.status, error: done.error, cause: done.cause })}\n`,
+        );
+        return done.status === "SUCCEEDED" ? EXIT.ok : EXIT.failed;
+      }
+      const counters = (
+        status as { counters?: { attempts: number; preemptions: number; failures: number } } | undefined
+      )?.counters;
+      const tally = counters
+        ? ` after ${counters.attempts} attempt(s): ${counters.preemptions} preemption(s), ${counters.failures} failure(s)`
+        : "";
+      if (done.status !== "SUCCEEDED") {
+        say(
+          `${(status as { status?: string } | undefined)?.status ?? done.status}${tally}: ${done.error}: ${(status as { error?: { message?: string } } | undefined)?.error?.message ?? done.cause ?? ""}`,
+        );
+        return EXIT.failed;
+      }
+      say(`SUCCEEDED${tally}`);
+      const result = (status as { result?: unknown }).result;
+      ctx.stdout(`results (${job.flatten ? "flattened" : "by slice"}, slice order then host order):\n`);
+      if (Array.isArray(result))
+        for (const [i, r] of result.entries()) ctx.stdout(`  [${i}] ${JSON.stringify(r)}\n`);
+      else ctx.stdout(`  ${JSON.stringify(result)}\n`);
+      return EXIT.ok;
+    } finally {
+      await stack.close();
+      if (ownDir) await rm(stateDir, { recursive: true, force: true });
+    }
+  },
+};
+
+function safeJson(text: string | undefined): unknown {
+  try {
+    return text ? (JSON.parse(text) as unknown) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,127 @@
+import type { HistoryEvent } from "@aws-sdk/client-sfn";
+
+/** What the progress reader knows of a job, from its execution's history alone. */
+export interface JobProgress {
+  attempt: number;
+  slices: string[];
+  hosts: number;
+  phase: "starting" | "scaling" | "placing" | "launching" | "running" | "checking" | "tearing-down" | "done";
+  preemptions: number;
+  failures: number;
+}
+
+function parse(text: string | undefined): Record<string, unknown> | undefined {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+function problemText(cause: string | undefined, error: string | undefined): string {
+  const parsed = parse(cause);
+  const message =
+    typeof parsed?.message === "string"
+      ? parsed.message
+      : typeof parsed?.errorMessage === "string"
+        ? parsed.errorMessage
+        : cause;
+  return `${error ?? "error"}${message ? `: ${message.split("\n")[0]}` : ""}`;
+}
+
+/**
+ * Turns an execution's history into progress lines (attempt, slices, hosts, states). Feed it
+ * events in order, as they come; it remembers where each attempt stands. Only the history is
+ * read, so it works against the embedded engine, LocalStack and AWS alike.
+ */
+export function createProgressReader() {
+  const progress: JobProgress = {
+    attempt: 0,
+    slices: [],
+    hosts: 0,
+    phase: "starting",
+    preemptions: 0,
+    failures: 0,
+  };
+  let entered = "";
+  let failedHere = false;
+  const onEvent = (e: HistoryEvent): string[] => {
+    const lines: string[] = [];
+    const at = `attempt ${Math.max(progress.attempt, 1)}`;
+    if (e.stateEnteredEventDetails?.name) {
+      entered = e.stateEnteredEventDetails.name;
+      failedHere = false;
+    }
+    const exited = e.stateExitedEventDetails;
+    if (exited?.name) {
+      const out = parse(exited.output);
+      switch (exited.name) {
+        case "ScaleSlices": {
+          const scale = out?.scale as
+            | {
+                status?: string;
+                slices?: Array<{ name: string; hosts: unknown[] }>;
+                wanted?: number[];
+                available?: number;
+              }
+            | undefined;
+          progress.attempt = Number(out?.attempt ?? progress.attempt);
+          if (scale?.status === "ready" && scale.slices) {
+            progress.slices = scale.slices.map((s) => s.name);
+            progress.hosts = scale.slices.reduce((n, s) => n + s.hosts.length, 0);
+            progress.phase = "placing";
+            lines.push(
+              `attempt ${progress.attempt}: leased ${progress.slices.join(", ")} (${progress.hosts} host${progress.hosts === 1 ? "" : "s"})`,
+            );
+          } else if (scale?.status === "pending") {
+            progress.phase = "scaling";
+            lines.push(
+              `attempt ${progress.attempt}: waiting for slices (${scale.available ?? 0} of ${scale.wanted?.join(" or ")} available; autoscaler asked)`,
+            );
+          }
+          break;
+        }
+        case "LaunchHosts":
+          progress.phase = "running";
+          lines.push(`attempt ${progress.attempt}: ${progress.hosts}/${progress.hosts} hosts running`);
+          break;
+        case "AwaitAttempt":
+          if (!failedHere) lines.push(`attempt ${progress.attempt}: every host exited 0`);
+          break;
+        case "CheckResults": {
+          const retry = out?.retry as { preemptions?: number; failures?: number } | undefined;
+          const decision = out?.decision as { action?: string; reason?: string; status?: string } | undefined;
+          progress.preemptions = retry?.preemptions ?? progress.preemptions;
+          progress.failures = retry?.failures ?? progress.failures;
+          progress.phase = "tearing-down";
+          if (decision?.action === "retry" || decision?.action === "continue") {
+            lines.push(
+              `attempt ${progress.attempt}: ${decision.reason} — all slices torn down, going again (${progress.preemptions} preemption${progress.preemptions === 1 ? "" : "s"}, ${progress.failures} failure${progress.failures === 1 ? "" : "s"} so far)`,
+            );
+          }
+          break;
+        }
+        case "Teardown":
+          lines.push(`attempt ${progress.attempt}: torn down, no process of it left`);
+          break;
+      }
+    }
+    const failed = e.taskFailedEventDetails ?? e.lambdaFunctionFailedEventDetails;
+    if (failed || e.taskTimedOutEventDetails) failedHere = true;
+    if (failed && entered !== "Teardown")
+      lines.push(`${at}: ${entered}: ${problemText(failed.cause, failed.error)}`);
+    if (e.taskTimedOutEventDetails)
+      lines.push(`${at}: ${entered}: ${e.taskTimedOutEventDetails.error} (no word from the hosts)`);
+    if (
+      e.type === "ExecutionSucceeded" ||
+      e.type === "ExecutionFailed" ||
+      e.type === "ExecutionAborted" ||
+      e.type === "ExecutionTimedOut"
+    ) {
+      progress.phase = "done";
+    }
+    return lines;
+  };
+  return { progress, onEvent };
+}

@@ -84,8 +84,10 @@ interface RunRecord {
   resultJson: string | undefined;
   resultBytes: number;
   error: SerializedError | undefined;
-  /** Resolves when the end was recorded and its event handed to the sink. */
+  /** Resolves when the end was recorded (files read). */
   finished: Promise<void>;
+  /** Set while gangway itself ends the run: its event waits until the host's state is updated. */
+  holdEvent: boolean;
 }
 
 const sameRun = (a: RunRequest, b: RunRequest) =>
@@ -194,8 +196,7 @@ export class HostAgent {
       await this.expireIfDue();
       if (!this.lease) return { held: false, lease: null };
       this.requireLease(req.leaseId, req.epoch);
-      await this.stopRun("cancelled", req.graceMs);
-      this.clearLease();
+      await this.stopRun("cancelled", req.graceMs, undefined, () => this.clearLease());
       return { held: false, lease: null };
     });
   }
@@ -220,8 +221,7 @@ export class HostAgent {
   private async expireIfDue(): Promise<void> {
     const cur = this.lease;
     if (!cur || this.o.clock.now() < cur.expiresAtMs) return;
-    await this.stopRun("lost", undefined, `lease ${cur.leaseId} expired unrenewed`);
-    this.clearLease();
+    await this.stopRun("lost", undefined, `lease ${cur.leaseId} expired unrenewed`, () => this.clearLease());
   }
 
   private requireLease(leaseId: string, epoch: number): LeaseRecord {
@@ -293,6 +293,7 @@ export class HostAgent {
         resultBytes: 0,
         error: undefined,
         finished: Promise.resolve(),
+        holdEvent: false,
       };
       this.run = record;
       try {
@@ -344,21 +345,34 @@ export class HostAgent {
     if (!run.error && (result.kind === "too-large" || result.kind === "invalid")) run.error = result.error;
     run.exited = true;
     this.changed();
-    this.publishEnd(run);
+    if (!run.holdEvent) this.publishEnd(run);
   }
 
   /**
    * End the current run (if it runs): SIGTERM the group, grace, SIGKILL, wait until /proc shows
    * none of it, then wait for its end to be recorded.
    */
-  private async stopRun(kind: "cancelled" | "lost", graceMs?: number, reason?: string): Promise<number[]> {
+  private async stopRun(
+    kind: "cancelled" | "lost",
+    graceMs?: number,
+    reason?: string,
+    beforeEvent?: () => void,
+  ): Promise<number[]> {
     const run = this.run;
-    if (!run?.workload || run.exited) return [];
+    if (!run?.workload || run.exited) {
+      beforeEvent?.();
+      return [];
+    }
     run.cancelled = kind === "cancelled";
     run.endKind = kind === "lost" ? "lost" : "exited";
     run.reason = reason ?? (kind === "cancelled" ? "cancelled" : undefined);
+    run.holdEvent = true;
     const left = await run.workload.terminate(graceMs || this.o.graceMs);
     if (left.length === 0) await run.finished;
+    beforeEvent?.();
+    run.holdEvent = false;
+    // Published now that the host's state says what the event says (a freed host after a loss).
+    if (run.exited) this.publishEnd(run);
     return left;
   }
 

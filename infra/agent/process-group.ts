@@ -62,21 +62,77 @@ export function groupMembers(leader: number, all: ProcInfo[] = listProcesses()):
   return [...members].sort((a, b) => a - b);
 }
 
-/** Send `signal` to the group and to every member found; never throws (members may vanish). */
-export function signalGroup(leader: number, signal: NodeJS.Signals): number[] {
-  const members = groupMembers(leader);
+/**
+ * Descendants of `pid` (not `pid` itself) through /proc/<pid>/task/<tid>/children: a handful of
+ * reads instead of a scan of every process. Empty when the kernel does not offer those files.
+ */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0 && out.length < 100_000) {
+    const p = queue.shift() as number;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      let text = "";
+      try {
+        text = readFileSync(`/proc/${p}/task/${tid}/children`, "latin1");
+      } catch {
+        continue;
+      }
+      for (const c of text.split(" ")) {
+        if (/^\d+$/.test(c)) {
+          out.push(Number(c));
+          queue.push(Number(c));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Whether any process (zombies included) is in process group `pgid`: one syscall. */
+export function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+const isAlive = (pid: number) => {
+  const p = readProc(pid);
+  return p !== undefined && p.state !== "Z" && p.state !== "X";
+};
+
+function signalAll(leader: number, pids: Iterable<number>, signal: NodeJS.Signals): void {
   try {
     process.kill(-leader, signal);
   } catch {
-    // The group may be gone already, or its leader exited and it has no members left.
+    // The group may be empty already.
   }
-  for (const pid of members) {
+  signalPids(pids, signal);
+}
+
+function signalPids(pids: Iterable<number>, signal: NodeJS.Signals): void {
+  for (const pid of pids) {
     try {
       process.kill(pid, signal);
     } catch {
       // Gone between the scan and the signal.
     }
   }
+}
+
+/** Send `signal` to the group and to every member found by a full scan; never throws. */
+export function signalGroup(leader: number, signal: NodeJS.Signals): number[] {
+  const members = groupMembers(leader);
+  signalAll(leader, members, signal);
   return members;
 }
 
@@ -87,25 +143,52 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * SIGKILL and wait (up to `killWaitMs`) until /proc shows no member. Returns the pids still there
  * (empty unless something refused to die, e.g. stuck in uninterruptible I/O).
  *
+ * Members are the group, its session and descendants of either. Waiting is cheap (one kill(2)
+ * probe of the group plus the few members outside it); a full /proc scan confirms the end, and
+ * is the judge whenever the cheap probe cannot be (zombies nobody reaps still count for kill(2)).
+ *
  * @example
  * const leftovers = await terminateGroup(child.pid, { graceMs: 5000 });
  */
 export async function terminateGroup(
   leader: number,
-  { graceMs, killWaitMs = 10_000, pollMs = 10 }: { graceMs: number; killWaitMs?: number; pollMs?: number },
+  { graceMs, killWaitMs = 10_000 }: { graceMs: number; killWaitMs?: number },
 ): Promise<number[]> {
-  if (groupMembers(leader).length === 0) return [];
-  signalGroup(leader, "SIGTERM");
-  const termDeadline = Date.now() + graceMs;
-  while (Date.now() < termDeadline) {
-    if (groupMembers(leader).length === 0) return [];
-    await sleep(pollMs);
-  }
-  const killDeadline = Date.now() + killWaitMs;
-  for (;;) {
-    const left = signalGroup(leader, "SIGKILL");
-    if (left.length === 0) return [];
-    if (Date.now() >= killDeadline) return left;
-    await sleep(pollMs);
+  // Known members outside the process group (they made their own group or session).
+  const outside = new Set<number>();
+  const learn = (pids: Iterable<number>) => {
+    for (const pid of pids) {
+      const p = readProc(pid);
+      if (p && p.pgid !== leader) outside.add(pid);
+    }
+  };
+  learn(descendants(leader));
+  let members = groupMembers(leader);
+  if (members.length === 0) return [];
+  learn(members);
+  let signal: NodeJS.Signals = "SIGTERM";
+  signalAll(leader, members, signal);
+  const signalled = new Set(members);
+  const start = Date.now();
+  let deadline = start + graceMs;
+  for (let i = 1; ; i++) {
+    const cheapSaysGone = !groupExists(leader) && [...outside].every((pid) => !isAlive(pid));
+    // Every 10th round (and whenever the cheap probe says gone) the full scan decides.
+    if (cheapSaysGone || i % 10 === 0) {
+      members = groupMembers(leader);
+      if (members.length === 0) return [];
+      learn(members);
+      // Members that appeared since (forked during the grace period) get the signal too, once.
+      const fresh = members.filter((pid) => !signalled.has(pid));
+      if (signal === "SIGTERM") signalPids(fresh, signal);
+      for (const pid of fresh) signalled.add(pid);
+    }
+    if (Date.now() >= deadline) {
+      if (signal === "SIGKILL") return members;
+      signal = "SIGKILL";
+      deadline = Date.now() + killWaitMs;
+    }
+    if (signal === "SIGKILL") signalAll(leader, [...outside, ...members], signal);
+    await sleep(Math.min(2 * i, 20));
   }
 }

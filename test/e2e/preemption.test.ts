@@ -1,0 +1,137 @@
+import { PubSub } from "@google-cloud/pubsub";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { PREEMPTION_NOTICES_TOPIC } from "../../core/host-event.js";
+import { behaveJob, processesOfJob, startTestStack } from "./harness.js";
+
+// Preemption re-enters the machine from a notice published with the official Pub/Sub client;
+// a killed workload is a failure; stale notices change nothing; flexible counts fit the cluster.
+
+let t: Awaited<ReturnType<typeof startTestStack>>;
+let pubsub: PubSub;
+const ran: string[] = [];
+
+beforeAll(async () => {
+  t = await startTestStack("v4-16x2,v4-8x3");
+  pubsub = new PubSub({
+    projectId: t.stack.projectId,
+    apiEndpoint: t.stack.pubsubEmulatorHost,
+    emulatorMode: true,
+  });
+});
+afterAll(async () => {
+  await pubsub?.close();
+  await t?.close();
+});
+afterEach(async () => {
+  for (const jobId of ran.splice(0)) expect(await processesOfJob(jobId)).toEqual([]);
+});
+
+const notify = (notice: unknown) => pubsub.topic(PREEMPTION_NOTICES_TOPIC).publishMessage({ json: notice });
+
+describe("preemption and failure, end to end", () => {
+  it("re-enters the machine on a notice published to Pub/Sub, tearing down every slice", async () => {
+    let firstSlices: string[] = [];
+    const r = await t.runJob(
+      behaveJob("notice", { kind: "tpu", type: "v4-16", slices: 2 }, ["--sleep", "1500"]),
+      {
+        onRunning: async (attempt, slices) => {
+          if (attempt !== 1) return;
+          firstSlices = slices;
+          await notify({ slice: slices[1] });
+        },
+      },
+    );
+    ran.push(r.jobId);
+    expect(r.status).toBe("SUCCEEDED");
+    expect(r.job?.counters).toEqual({ attempts: 2, preemptions: 1, failures: 0 });
+    // Both slices were torn down and relaunched: every result comes from attempt 2.
+    expect(
+      (r.job?.status === "SUCCEEDED" ? (r.job.result as Array<{ attempt: number }>) : []).map(
+        (x) => x.attempt,
+      ),
+    ).toEqual([2, 2, 2, 2]);
+    expect(firstSlices).toHaveLength(2);
+    const failed = r.history.find((e) => e.type === "TaskFailed");
+    expect(failed?.taskFailedEventDetails?.error).toBe("Preempted");
+  });
+
+  it("ignores a stale notice: a slice of another attempt, or an older epoch", async () => {
+    let oldSlice = "";
+    const r = await t.runJob(
+      behaveJob("stale", { kind: "tpu", type: "v4-8", slices: 1 }, ["--sleep", "1500"]),
+      {
+        onRunning: async (attempt, slices, _jobId) => {
+          if (attempt === 1) {
+            oldSlice = slices[0] ?? "";
+            await t.stack.provider.preemptSlice(oldSlice);
+          } else {
+            // Attempt 2 runs elsewhere: a late notice for the old slice, and one naming attempt 1.
+            await notify({ slice: oldSlice });
+            await notify({ slice: slices[0], attempt: 1 });
+          }
+        },
+      },
+    );
+    ran.push(r.jobId);
+    expect(r.status).toBe("SUCCEEDED");
+    expect(r.job?.counters).toEqual({ attempts: 2, preemptions: 1, failures: 0 });
+  });
+
+  it("counts a killed workload as a failure", async () => {
+    const r = await t.runJob(
+      behaveJob("killed", { kind: "tpu", type: "v4-8", slices: 1 }, ["--sleep", "20000"], {
+        retry: { maxFailures: 0 },
+      }),
+      {
+        onRunning: async (_attempt, _slices, jobId) => {
+          let pids: number[] = [];
+          for (let i = 0; i < 100 && pids.length === 0; i++) {
+            pids = await processesOfJob(jobId);
+            if (pids.length === 0) await new Promise((res) => setTimeout(res, 20));
+          }
+          for (const pid of pids) process.kill(pid, "SIGKILL");
+        },
+      },
+    );
+    ran.push(r.jobId);
+    expect(r.status).toBe("FAILED");
+    expect(r.job).toMatchObject({
+      status: "FAILED",
+      error: { name: "WorkloadFailed", details: { signal: "SIGKILL" } },
+    });
+  });
+
+  it("honours retryOnExitCodes: those exits are recovered as preemptions", async () => {
+    const r = await t.runJob(
+      behaveJob(
+        "exitcode",
+        { kind: "tpu", type: "v4-8", slices: 1 },
+        ["--fail-until-attempt", "3", "--exit-code", "75"],
+        {
+          retry: { maxFailures: 0, retryOnExitCodes: [75] },
+        },
+      ),
+    );
+    ran.push(r.jobId);
+    expect(r.status).toBe("SUCCEEDED");
+    expect(r.job?.counters).toEqual({ attempts: 3, preemptions: 2, failures: 0 });
+  });
+
+  it("runs a flexible [4, 2] job on a cluster of 3 slices on 2 of them", async () => {
+    const r = await t.runJob(behaveJob("flex", { kind: "tpu", type: "v4-8", slices: [4, 2] }));
+    ran.push(r.jobId);
+    expect(r.status).toBe("SUCCEEDED");
+    expect(r.job?.status === "SUCCEEDED" && (r.job.result as unknown[]).length).toBe(2);
+    expect(r.lines.some((l) => /leased v4-8-\d+, v4-8-\d+ \(2 hosts\)/.test(l))).toBe(true);
+  });
+
+  it("rejects an invalid job spec: the execution fails with InvalidJobSpec", async () => {
+    const r = await t.runJob({
+      name: "bad",
+      accelerator: { kind: "tpu", type: "v4-7" },
+      workload: { command: ["x"] },
+    });
+    expect(r.status).toBe("FAILED");
+    expect(r.error).toBe("InvalidJobSpec");
+  });
+});

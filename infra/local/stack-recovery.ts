@@ -19,7 +19,7 @@ export async function announceLostHosts(
   for (const key of currents) {
     const jobId = decodeURIComponent(key.split("/")[1] ?? "");
     const current = await attempts.current(jobId);
-    if (!current || current.state !== "running") continue;
+    if (current?.state !== "running") continue;
     const record = await attempts.record(jobId, current.attempt);
     for (const slice of new Set(record?.hosts.map((h) => h.sliceName) ?? [])) {
       const notice: PreemptionNotice = {

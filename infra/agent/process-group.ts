@@ -41,6 +41,22 @@ export function listProcesses(): ProcInfo[] {
   return out;
 }
 
+let pendingScan: Promise<ProcInfo[]> | undefined;
+
+/**
+ * A scan of /proc taken after this call, shared by every caller waiting at the same time: with
+ * hundreds of agents in one process cancelling at once, one scan serves them all.
+ */
+export function sharedScan(): Promise<ProcInfo[]> {
+  pendingScan ??= new Promise((resolve) => {
+    setImmediate(() => {
+      pendingScan = undefined;
+      resolve(listProcesses());
+    });
+  });
+  return pendingScan;
+}
+
 /**
  * Live processes that belong to the group led by `leader`: its process group, its session (a
  * workload that made its own group keeps the session), and descendants of either (one that called
@@ -163,19 +179,25 @@ export async function terminateGroup(
     }
   };
   learn(descendants(leader));
-  let members = groupMembers(leader);
+  let signal: NodeJS.Signals = "SIGTERM";
+  signalAll(leader, outside, signal);
+  const signalled = new Set(outside);
+  let members = groupMembers(leader, await sharedScan());
   if (members.length === 0) return [];
   learn(members);
-  let signal: NodeJS.Signals = "SIGTERM";
-  signalAll(leader, members, signal);
-  const signalled = new Set(members);
+  // Members outside the group that only the scan found (their parent had died) get SIGTERM too.
+  signalPids(
+    [...outside].filter((pid) => !signalled.has(pid)),
+    signal,
+  );
+  for (const pid of [...outside, ...members]) signalled.add(pid);
   const start = Date.now();
   let deadline = start + graceMs;
   for (let i = 1; ; i++) {
     const cheapSaysGone = !groupExists(leader) && [...outside].every((pid) => !isAlive(pid));
     // Every 10th round (and whenever the cheap probe says gone) the full scan decides.
     if (cheapSaysGone || i % 10 === 0) {
-      members = groupMembers(leader);
+      members = groupMembers(leader, await sharedScan());
       if (members.length === 0) return [];
       learn(members);
       // Members that appeared since (forked during the grace period) get the signal too, once.

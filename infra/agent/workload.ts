@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { OutputTail } from "./output-tail.js";
-import { groupMembers, terminateGroup } from "./process-group.js";
+import { groupExists, groupMembers, terminateGroup } from "./process-group.js";
 
 /** How long after the leader's exit its stdio may take to close before the exit is reported anyway. */
 const STDIO_DRAIN_MS = 1000;
@@ -50,6 +50,8 @@ export class Workload {
       };
       child.once("close", finish);
       child.once("exit", (code, signal) => {
+        // Once the group is empty its id may be reused by an unrelated process: never signal it again.
+        if (!groupExists(this.pid)) this.groupGone = true;
         setTimeout(() => finish(code, signal), STDIO_DRAIN_MS).unref();
       });
     });

@@ -29,13 +29,15 @@ describe("agent leases", () => {
   it("frees the host and kills the workload when the lease expires unrenewed", async () => {
     agent = await startTestAgent();
     const c = agent.client;
-    await c.acquireLease(lease("lease-a", 1, "job-a", 600));
+    await c.acquireLease(lease("lease-a", 1, "job-a", 30_000));
     const pidFile = join(agent.workDir, "pids");
     const run = await c.run(
       runParams(["sh", "-c", `sleep 300 & echo $$ $! > ${pidFile}; wait`], { graceMs: 200 }),
     );
     expect(run.started).toBe(true);
     const pids = await until(() => (pidsIn(pidFile).length === 2 ? pidsIn(pidFile) : undefined));
+    // The control plane "dies": its last renewal gives the lease a short life, and none follows.
+    await c.renewLease({ leaseId: "lease-a", epoch: 1, ttlMs: 300 });
     const event = await agent.waitForEvent((e) => e.event.kind === "lost");
     expect(event).toMatchObject({
       jobId: "job-a",

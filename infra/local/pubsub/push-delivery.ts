@@ -63,7 +63,26 @@ export class PushWorker implements Consumer {
   }
 
   deliver(leases: Lease[]): void {
-    for (const lease of leases) void this.push(lease);
+    if (!this.config.enableMessageOrdering) {
+      for (const lease of leases) void this.push(lease);
+      return;
+    }
+    // Ordered: one key's messages go one after another; a failed one revokes the rest (the queue
+    // redelivers them in order), so a revoked lease is not pushed.
+    const byKey = new Map<string, Lease[]>();
+    for (const lease of leases) {
+      const key = lease.entry.msg.orderingKey;
+      if (!key) void this.push(lease);
+      else byKey.set(key, [...(byKey.get(key) ?? []), lease]);
+    }
+    for (const run of byKey.values()) void this.pushInOrder(run);
+  }
+
+  private async pushInOrder(leases: Lease[]): Promise<void> {
+    for (const lease of leases) {
+      if (this.stopped || this.queue.leases.get(lease.ackId) !== lease) continue;
+      await this.push(lease);
+    }
   }
 
   stop(): void {

@@ -29,6 +29,14 @@ function startReceiver() {
   app.post("/:path", async (c) => {
     const body = (await c.req.json()) as Pushed["body"];
     pushed.push({ path: c.req.param("path"), authorization: c.req.header("authorization"), body });
+    if (c.req.param("path") === "ordered") {
+      const text = Buffer.from(body.message.data, "base64").toString();
+      if (text === "k:3" && !failuresLeft.has("ordered-k3")) {
+        failuresLeft.set("ordered-k3", 0);
+        return c.text("fail once", 503);
+      }
+      return c.body(null, 200);
+    }
     if (c.req.param("path") === "flaky") {
       const left = failuresLeft.get(body.message.messageId) ?? 2;
       failuresLeft.set(body.message.messageId, left - 1);
@@ -111,6 +119,26 @@ describe("pubsub emulator: push subscriptions", () => {
     expect(claims.email).toBe("pusher@gangway-test.iam.gserviceaccount.com");
     expect(claims.email_verified).toBe(true);
     expect(Number(claims.exp)).toBeGreaterThan(Number(claims.iat));
+  });
+
+  it("pushes an ordering key in order, and after a failure again in order from the failed message", async () => {
+    const [topic] = await h.pubsub.createTopic("ordered-push-topic");
+    topic.setPublishOptions({ messageOrdering: true });
+    const [sub] = await topic.createSubscription("ordered-push-sub", {
+      enableMessageOrdering: true,
+      pushConfig: { pushEndpoint: `${receiver.url}/ordered` },
+    });
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        topic.publishMessage({ data: Buffer.from(`k:${i}`), orderingKey: "k" }),
+      ),
+    );
+    const mine = () =>
+      receiver.pushed
+        .filter((p) => p.body.subscription === sub.name)
+        .map((p) => Buffer.from(p.body.message.data, "base64").toString());
+    await waitFor(() => h.emulator.broker.queue(sub.name).size === 0, 30_000, "every ordered push acked");
+    expect(mine()).toEqual(["k:0", "k:1", "k:2", "k:3", "k:3", "k:4", "k:5", "k:6", "k:7"]);
   });
 
   it("switches a pull subscription to push with ModifyPushConfig, without a token when none is asked", async () => {

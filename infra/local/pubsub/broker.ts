@@ -48,10 +48,15 @@ export class PubSubBroker {
   private pumpScheduled = false;
   private nextSeq = 1;
 
+  /**
+   * @param compactAfterRecords rewrite the log once this many records were appended since the last
+   *   rewrite and they outnumber the live messages four to one.
+   */
   constructor(
     private readonly clock: Clock,
     private readonly journal: Journal | undefined,
     private readonly logger: PubSubLogger,
+    private readonly compactAfterRecords = 50_000,
   ) {}
 
   /** Watch subscriptions come, change and go (push workers, open streams). */
@@ -330,7 +335,7 @@ export class PubSubBroker {
 
   private maybeCompact(): void {
     const j = this.journal;
-    if (!j || j.appendedSinceCompaction < 50_000) return;
+    if (!j || j.appendedSinceCompaction < this.compactAfterRecords) return;
     let live = 0;
     for (const q of this.subs.values()) live += q.size;
     if (j.appendedSinceCompaction > 4 * live) j.requestCompaction(() => this.snapshot());

@@ -26,6 +26,8 @@ export interface PubSubEmulatorOptions {
   pullWaitMs?: number;
   /** Concurrent HTTP pushes per push subscription; default 32. */
   pushConcurrency?: number;
+  /** Rewrite the state directory's log after this many appended records (default 50,000). */
+  compactAfterRecords?: number;
   /** Serve the push-token JWKS over HTTP on an ephemeral port (default true). */
   serveJwks?: boolean;
 }
@@ -71,7 +73,7 @@ export async function startPubSubEmulator(options: PubSubEmulatorOptions = {}): 
     // Compact at start: the new log holds only what is still alive.
     if (records.length > 0) writeJournalFile(options.stateDir, replayed.snapshot());
     journal = await FileJournal.open(options.stateDir);
-    broker = new PubSubBroker(clock, journal, logger);
+    broker = new PubSubBroker(clock, journal, logger, options.compactAfterRecords);
     for (const r of replayed.snapshot()) broker.replay(r);
     logger.info(`pubsub emulator: replayed ${records.length} log records from ${options.stateDir}`);
   } else {

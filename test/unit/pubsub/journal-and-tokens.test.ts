@@ -116,6 +116,35 @@ describe("write-ahead journal", () => {
   });
 });
 
+describe("write-ahead journal compaction while running", () => {
+  it("rewrites the log to the live messages once enough records piled up, and keeps appending", async () => {
+    const dir = tempDir();
+    const journal = await FileJournal.open(dir);
+    const broker = new PubSubBroker(clock, journal, silent, 100);
+    await broker.createTopic({ name: "projects/p/topics/events" });
+    await broker.createSubscription({
+      name: "projects/p/subscriptions/sub-a",
+      topic: "projects/p/topics/events",
+    });
+    for (let i = 0; i < 150; i++)
+      await broker.publish("projects/p/topics/events", [{ data: Buffer.from(`${i}`), attributes: {} }]);
+    const leases = takeAll(broker, "projects/p/subscriptions/sub-a");
+    await broker.acknowledge(
+      "projects/p/subscriptions/sub-a",
+      leases.slice(0, 148).map((l) => l.ackId),
+    );
+    // This publish finds 152+ records against 2 live messages: it asks for a rewrite.
+    await broker.publish("projects/p/topics/events", [{ data: Buffer.from("last"), attributes: {} }]);
+    await broker.publish("projects/p/topics/events", [{ data: Buffer.from("after"), attributes: {} }]);
+    await journal.close();
+    const lines = readFileSync(join(dir, "pubsub.log"), "utf8").trim().split("\n");
+    expect(lines.length).toBeLessThan(20);
+    const replayed = replayInto(dir);
+    const data = takeAll(replayed, "projects/p/subscriptions/sub-a").map((l) => l.entry.msg.data.toString());
+    expect(data).toEqual(["148", "149", "last", "after"]);
+  });
+});
+
 describe("push tokens", () => {
   it("signs RS256 JWTs that verify against the published JWKS", () => {
     const signer = new PushTokenSigner(() => 1_700_000_000_000);

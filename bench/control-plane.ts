@@ -1,0 +1,237 @@
+/**
+ * Control-plane benchmark (issue: the control plane): for 1×4, 4×4, 16×4 and 64×4 hosts,
+ * - launch: StartExecution → every host's workload started, beside a bare fan-out baseline in
+ *   the same run (the same agents, direct lease + Run calls, no state machine);
+ * - recovery: a preemption notice published → every old process gone → every new process
+ *   started (spare slices are up, so no provisioning delay is included);
+ * - control-plane RSS with 20 concurrent jobs.
+ * Prints median and spread (p10–p90) over several runs.
+ *
+ *   npm run bench:control-plane -- [--sizes 1,4,16,64] [--runs 5]
+ */
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { PubSub } from "@google-cloud/pubsub";
+import { PREEMPTION_NOTICES_TOPIC } from "../core/host-event.js";
+import { createSfnClient } from "../functions/clients/sfn.js";
+import { mapLimit } from "../functions/deps.js";
+import { createAgentClient } from "../infra/agent/client.js";
+import { startLocalStack } from "../infra/local/stack.js";
+
+const { values } = parseArgs({
+  options: { sizes: { type: "string", default: "1,4,16,64" }, runs: { type: "string", default: "5" } },
+});
+const sizes = String(values.sizes).split(",").map(Number);
+const runs = Number(values.runs);
+
+// The workload: record when it started (ns), then wait; attempt ≥ 2 ends after a moment.
+const SCRIPT =
+  'date +%s%N > "$MARKS/$GANGWAY_ATTEMPT-$GANGWAY_WORKER_INDEX"; if [ "$GANGWAY_ATTEMPT" -ge "$STOP_AT" ]; then sleep 0.2; exit 0; fi; exec sleep 600';
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))] ?? Number.NaN;
+  return { median: q(0.5), p10: q(0.1), p90: q(0.9) };
+};
+const fmt = (xs: number[]) => {
+  const { median, p10, p90 } = stats(xs);
+  return `${median.toFixed(0)} ms (p10 ${p10.toFixed(0)}, p90 ${p90.toFixed(0)})`;
+};
+
+async function marks(dir: string, attempt: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const f of await readdir(dir)) {
+    if (!f.startsWith(`${attempt}-`)) continue;
+    const text = (await readFile(join(dir, f), "utf8").catch(() => "")).trim();
+    if (text) out.push(Number(BigInt(text) / 1_000_000n));
+  }
+  return out;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+async function pidsOf(jobId: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const e of await readdir("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    const env = await readFile(`/proc/${e}/environ`, "latin1").catch(() => "");
+    if (env.includes(`GANGWAY_JOB_ID=${jobId}\0`)) pids.push(Number(e));
+  }
+  return pids;
+}
+
+async function benchSize(slices: number) {
+  const hosts = slices * 4;
+  const stateDir = await mkdtemp(join(tmpdir(), "gangway-bench-"));
+  const stack = await startLocalStack({ cluster: `v4-32x${slices * 2}`, stateDir, provisioningDelayMs: 0 });
+  const sfn = createSfnClient({ endpoint: stack.sfnEndpoint });
+  const pubsub = new PubSub({
+    projectId: stack.projectId,
+    apiEndpoint: stack.pubsubEmulatorHost,
+    emulatorMode: true,
+  });
+  const token = (await readFile(join(stateDir, "agent-token"), "utf8")).trim();
+  const launch: number[] = [];
+  const baseline: number[] = [];
+  const gone: number[] = [];
+  const recovery: number[] = [];
+  try {
+    for (let run = 0; run < runs; run++) {
+      // Baseline: the same agents, called directly: lease and Run on every host of N slices.
+      {
+        const dir = await mkdtemp(join(stateDir, "marks-"));
+        const chosen = stack.provider
+          .listSlices()
+          .slice(0, slices)
+          .flatMap((s) => s.hosts);
+        const clients = chosen.map((h) => createAgentClient(h.agent ?? "", { token }));
+        const t0 = Date.now();
+        await mapLimit(clients, 128, async (c, i) => {
+          const leaseId = `baseline-${run}`;
+          await c.acquireLease({ leaseId, jobId: leaseId, epoch: 1, ttlMs: 60_000 });
+          await c.run({
+            leaseId,
+            epoch: 1,
+            jobId: leaseId,
+            attempt: 1,
+            sliceIndex: 0,
+            sliceName: "b",
+            hostIndex: i,
+            argv: ["sh", "-c", SCRIPT],
+            env: { MARKS: dir, STOP_AT: "1", GANGWAY_WORKER_INDEX: String(i), GANGWAY_ATTEMPT: "1" },
+          });
+        });
+        const started = await waitFor("baseline starts", async () => {
+          const m = await marks(dir, 1);
+          return m.length === hosts ? m : undefined;
+        });
+        baseline.push(Math.max(...started) - t0);
+        await mapLimit(clients, 128, async (c) => {
+          await c.releaseLease({ leaseId: `baseline-${run}`, epoch: 1, graceMs: 100 });
+          c.close();
+        });
+      }
+      // The control plane: StartExecution → all started; then a notice → old gone → new started.
+      const dir = await mkdtemp(join(stateDir, "marks-"));
+      const jobId = `bench-${slices}-${run}`;
+      const spec = {
+        name: "bench",
+        accelerator: { kind: "tpu", type: "v4-32", slices },
+        workload: { command: ["sh", "-c", SCRIPT], env: { MARKS: dir, STOP_AT: "2" } },
+        timeouts: { cancelGraceSeconds: 1 },
+      };
+      const t0 = Date.now();
+      const { executionArn } = await sfn.send(
+        new StartExecutionCommand({
+          stateMachineArn: stack.stateMachineArn,
+          name: jobId,
+          input: JSON.stringify(spec),
+        }),
+      );
+      const first = await waitFor("launch", async () => {
+        const m = await marks(dir, 1);
+        return m.length === hosts ? m : undefined;
+      });
+      launch.push(Math.max(...first) - t0);
+      const oldPids = await pidsOf(jobId);
+      const record = JSON.parse(
+        await readFile(join(stateDir, "results", "jobs", jobId, "attempts", "1", "record.json"), "utf8"),
+      ) as {
+        hosts: Array<{ sliceName: string }>;
+      };
+      const t1 = Date.now();
+      await pubsub
+        .topic(PREEMPTION_NOTICES_TOPIC)
+        .publishMessage({ json: { slice: record.hosts[0]?.sliceName } });
+      await waitFor("old processes gone", async () => {
+        const alive = oldPids.filter((p) => {
+          try {
+            process.kill(p, 0);
+            return true;
+          } catch {
+            return false;
+          }
+        });
+        return alive.length === 0 ? true : undefined;
+      });
+      gone.push(Date.now() - t1);
+      const second = await waitFor("relaunch", async () => {
+        const m = await marks(dir, 2);
+        return m.length === hosts ? m : undefined;
+      });
+      recovery.push(Math.max(...second) - t1);
+      await waitFor("the job's end", async () => {
+        const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+        return d.status === "RUNNING" ? undefined : d.status;
+      });
+    }
+  } finally {
+    await pubsub.close();
+    sfn.destroy();
+    await stack.close();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+  return { hosts, launch, baseline, gone, recovery };
+}
+
+async function benchRss(jobs: number) {
+  const stateDir = await mkdtemp(join(tmpdir(), "gangway-bench-rss-"));
+  const stack = await startLocalStack({ cluster: `v4-8x${jobs}`, stateDir, provisioningDelayMs: 0 });
+  const sfn = createSfnClient({ endpoint: stack.sfnEndpoint });
+  try {
+    global.gc?.();
+    const idle = process.memoryUsage().rss;
+    const arns: string[] = [];
+    for (let i = 0; i < jobs; i++) {
+      const spec = {
+        name: "rss",
+        accelerator: { kind: "tpu", type: "v4-8", slices: 1 },
+        workload: { command: ["sleep", "30"] },
+      };
+      const { executionArn } = await sfn.send(
+        new StartExecutionCommand({
+          stateMachineArn: stack.stateMachineArn,
+          name: `rss-${i}`,
+          input: JSON.stringify(spec),
+        }),
+      );
+      if (executionArn) arns.push(executionArn);
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    global.gc?.();
+    const busy = process.memoryUsage().rss;
+    return { idle, busy };
+  } finally {
+    sfn.destroy();
+    await stack.close();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+console.log(`control-plane benchmark: ${runs} runs per size, node ${process.version}`);
+console.log(
+  "hosts | launch (state machine) | launch baseline (direct fan-out) | ratio | overhead | notice → old gone | notice → new started",
+);
+for (const slices of sizes) {
+  const r = await benchSize(slices);
+  const l = stats(r.launch).median;
+  const b = stats(r.baseline).median;
+  console.log(
+    `${String(r.hosts).padStart(5)} | ${fmt(r.launch)} | ${fmt(r.baseline)} | ${(l / b).toFixed(2)}× | +${(l - b).toFixed(0)} ms | ${fmt(r.gone)} | ${fmt(r.recovery)}`,
+  );
+}
+const rss = await benchRss(20);
+console.log(
+  `RSS of the whole embedded stack (engine, emulator, functions, 20 agents) in this process: idle ${(rss.idle / 2 ** 20).toFixed(0)} MiB, with 20 concurrent jobs ${(rss.busy / 2 ** 20).toFixed(0)} MiB`,
+);

@@ -1,6 +1,6 @@
 import { type ServerUnaryCall, type ServiceError, type sendUnaryData, status } from "@grpc/grpc-js";
 import type { PubSubLogger } from "./broker.js";
-import { PubSubEmulatorError } from "./errors.js";
+import { PubSubEmulatorError, PubSubUnimplemented } from "./errors.js";
 
 /** The gRPC status an error is answered with: its own code for emulator errors, INTERNAL otherwise. */
 export function toServiceError(error: unknown, logger: PubSubLogger): Partial<ServiceError> {
@@ -35,11 +35,6 @@ export function unary<Req, Res>(
 /** A call the emulator does not provide: answered UNIMPLEMENTED at once. */
 export function unimplemented(logger: PubSubLogger, what: string) {
   return unary<unknown, unknown>(logger, () => {
-    throw new UnimplementedFeature(`${what} is not supported by the gangway Pub/Sub emulator`);
+    throw new PubSubUnimplemented(`${what} is not supported by the gangway Pub/Sub emulator`);
   });
-}
-
-class UnimplementedFeature extends PubSubEmulatorError {
-  override readonly name = "UnimplementedFeature";
-  readonly code = status.UNIMPLEMENTED;
 }

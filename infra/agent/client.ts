@@ -9,6 +9,7 @@ import type {
   OutputReply,
   ResultReply,
   RunReply,
+  SliceStatusReply,
 } from "./messages.js";
 import { hostAgentServiceDefinition } from "./proto.js";
 
@@ -46,6 +47,8 @@ export interface RunParams {
   env?: Record<string, string>;
   cwd?: string;
   graceMs?: number;
+  /** Slice head only: agents of hosts 1..n-1 of the slice, in host order (see SliceStatus). */
+  slicePeers?: string[];
 }
 
 /** A Watch in progress: an async iterator of statuses; `close()` ends it. */
@@ -66,6 +69,8 @@ export interface AgentClient {
   watch(): StatusWatch;
   readOutput(maxBytes?: number): Promise<OutputReply>;
   readResult(r?: { jobId?: string; attempt?: number }): Promise<ResultReply>;
+  /** On a slice head: every host of its slice, as it sees them. */
+  sliceStatus(): Promise<SliceStatusReply>;
   /** Any method with a raw request object (for tools and tests of malformed input). */
   call(method: string, request: unknown): Promise<unknown>;
   close(): void;
@@ -139,7 +144,8 @@ export function createAgentClient(address: string, options: AgentClientOptions):
     acquireLease: (r) => call("AcquireLease", r),
     renewLease: (r) => call("RenewLease", r),
     releaseLease: (r) => call("ReleaseLease", { graceMs: 0, ...r }, r.graceMs ?? 0),
-    run: (r) => call("Run", { env: {}, cwd: "", graceMs: 0, ...r }, r.graceMs ?? 0),
+    run: (r) => call("Run", { env: {}, cwd: "", graceMs: 0, slicePeers: [], ...r }, r.graceMs ?? 0),
+    sliceStatus: () => call("SliceStatus", {}),
     cancel: (r) => call("Cancel", { graceMs: 0, ...r }, r.graceMs ?? 0),
     status: () => call("Status", {}),
     readOutput: (maxBytes = 0) => call("ReadOutput", { maxBytes }),

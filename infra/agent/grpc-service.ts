@@ -126,6 +126,7 @@ export class HostAgentService {
       ReadOutput: this.unary("ReadOutput", (r) =>
         a.readOutput(parseRequest(ReadOutputSchema, r, "ReadOutput request").maxBytes),
       ),
+      SliceStatus: this.unary("SliceStatus", () => a.sliceStatus()),
       ReadResult: this.unary("ReadResult", (r) => {
         const q = parseRequest(ReadResultSchema, r, "ReadResult request");
         return a.readResult(q.jobId, q.attempt);

@@ -23,15 +23,18 @@ import type {
   Lease,
   LeaseReply,
   OutputReply,
+  PeerStatus,
   ReleaseLeaseRequest,
   RenewLeaseRequest,
   ResultReply,
   RunInfo,
   RunReply,
   RunRequest,
+  SliceStatusReply,
 } from "./messages.js";
 import { readErrorFile, readResultFile, removeIfPresent } from "./run-files.js";
 import { Serial } from "./serial.js";
+import { type PeerClientFactory, type PeerState, SliceMonitor } from "./slice-monitor.js";
 import { killHolders } from "./vfio.js";
 import { Workload } from "./workload.js";
 
@@ -62,6 +65,10 @@ export interface HostAgentOptions {
   /** Environment inherited by workloads, before the contract's (default: the agent's own, stripped). */
   baseEnv?: Record<string, string>;
   log?: (line: string) => void;
+  /** How a slice head reaches its peers' agents (without it, `slicePeers` of a Run is ignored). */
+  peerClients?: PeerClientFactory;
+  /** Polling of the peers by a slice head (default every 2 s; lost after 3 failed rounds). */
+  sliceMonitor?: { intervalMs?: number; failuresToLost?: number };
 }
 
 interface LeaseRecord extends Lease {
@@ -88,6 +95,8 @@ interface RunRecord {
   finished: Promise<void>;
   /** Set while gangway itself ends the run: its event waits until the host's state is updated. */
   holdEvent: boolean;
+  /** On a slice head: its watch over the other hosts of the slice while the run lasts. */
+  monitor: SliceMonitor | undefined;
 }
 
 const sameRun = (a: RunRequest, b: RunRequest) =>
@@ -107,11 +116,15 @@ export class HostAgent {
   agent = "";
   readonly address: string;
   readonly startedAt: number;
-  private readonly o: Required<Omit<HostAgentOptions, "address" | "workDir" | "baseEnv">> & {
+  private readonly o: Required<
+    Omit<HostAgentOptions, "address" | "workDir" | "baseEnv" | "peerClients" | "sliceMonitor">
+  > & {
     workDir: string;
     baseEnv: Record<string, string>;
   };
   private readonly serial = new Serial();
+  private readonly peerClients: PeerClientFactory | undefined;
+  private readonly sliceMonitorOptions: { intervalMs?: number; failuresToLost?: number };
   private lease: LeaseRecord | undefined;
   private run: RunRecord | undefined;
   private preempted = false;
@@ -139,6 +152,8 @@ export class HostAgent {
       log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
     };
     this.startedAt = this.o.clock.now();
+    this.peerClients = options.peerClients;
+    this.sliceMonitorOptions = options.sliceMonitor ?? {};
   }
 
   health(): HealthReply {
@@ -213,6 +228,7 @@ export class HostAgent {
 
   private clearLease(): void {
     this.lease?.cancelTimer();
+    this.run?.monitor?.stop();
     this.lease = undefined;
     this.changed();
   }
@@ -263,6 +279,7 @@ export class HostAgent {
       const prev = this.run;
       if (prev && sameRun(prev.req, req) && !this.isStale(prev)) return this.runReply(prev, true);
       await this.stopRun("cancelled", req.graceMs);
+      prev?.monitor?.stop(); // the slice view lasts until the next run or the end of the lease
       await removeIfPresent(this.o.lockfilePath);
       if (this.o.killVfioHolders) {
         const killed = killHolders(this.o.vfioPath);
@@ -294,6 +311,7 @@ export class HostAgent {
         error: undefined,
         finished: Promise.resolve(),
         holdEvent: false,
+        monitor: undefined,
       };
       this.run = record;
       try {
@@ -321,6 +339,12 @@ export class HostAgent {
       record.finished = workload.exited.then((exit) =>
         this.finishRun(record, exit.code, exit.signal, exit.endedAt),
       );
+      if (req.slicePeers.length > 0 && this.peerClients) {
+        record.monitor = new SliceMonitor(req.slicePeers, this.peerClients, {
+          ...this.sliceMonitorOptions,
+          onLost: (peer) => this.publishPeerLost(record, peer),
+        }).start();
+      }
       this.changed();
       return this.runReply(record, false);
     });
@@ -469,6 +493,40 @@ export class HostAgent {
     return { present: true, resultJson: run.resultJson, resultBytes: run.resultBytes };
   }
 
+  /** The slice as its head sees it (the SliceActor): its own status and its peers'. */
+  sliceStatus(): SliceStatusReply {
+    const head = this.status();
+    const run = this.lease && this.run && !this.isStale(this.run) ? this.run : undefined;
+    if (!run?.monitor) return { state: "idle", head, peers: [] };
+    const peers: PeerStatus[] = run.monitor.snapshot();
+    const peerDone = (p: PeerStatus) =>
+      p.status?.run?.exited === true &&
+      p.status.run.jobId === run.req.jobId &&
+      p.status.run.attempt === run.req.attempt;
+    let state: SliceStatusReply["state"] = "running";
+    if (peers.some((p) => !p.reachable)) state = "degraded";
+    else if (run.exited && peers.every(peerDone)) state = "exited";
+    return { state, head, peers };
+  }
+
+  private publishPeerLost(run: RunRecord, peer: PeerState): void {
+    const event: HostEvent = {
+      ...this.baseEvent("lost"),
+      agent: peer.agent,
+      address: peer.agent.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
+      leaseId: run.req.leaseId,
+      jobId: run.req.jobId,
+      attempt: run.req.attempt,
+      epoch: run.req.epoch,
+      sliceName: run.req.sliceName,
+      sliceIndex: run.req.sliceIndex,
+      hostIndex: peer.hostIndex,
+      reason: `slice head ${this.agent} lost contact with host ${peer.hostIndex}: ${peer.error}`,
+    };
+    this.changed();
+    this.emit(HOST_EVENTS_TOPIC, event);
+  }
+
   private changed(): void {
     this.seq++;
     if (this.watchers.size === 0) return;
@@ -581,6 +639,7 @@ export class HostAgent {
     this.dead = true;
     this.stopping = true;
     this.lease?.cancelTimer();
+    this.run?.monitor?.stop();
     await this.run?.workload?.kill();
     this.watchers.clear();
   }
@@ -591,6 +650,7 @@ export class HostAgent {
     await this.serial.run(async () => {
       await this.stopRun("cancelled", graceMs, "agent shutting down");
       this.lease?.cancelTimer();
+      this.run?.monitor?.stop();
     });
     await Promise.all([...this.publishing]);
     this.watchers.clear();

@@ -83,6 +83,21 @@ export interface OutputReply {
   stderrTotal: number;
 }
 
+export interface PeerStatus {
+  agent: string;
+  hostIndex: number;
+  reachable: boolean;
+  status: HostStatus | null;
+  error: string;
+}
+
+/** The slice as its head sees it: `degraded` when a host stopped answering. */
+export interface SliceStatusReply {
+  state: "idle" | "running" | "exited" | "degraded";
+  head: HostStatus | null;
+  peers: PeerStatus[];
+}
+
 export interface ResultReply {
   present: boolean;
   resultJson: string;
@@ -142,6 +157,11 @@ export const RunSchema = z.object({
     .refine((e) => Object.keys(e).length <= 4096, { message: "at most 4096 variables" }),
   cwd: noNul("a directory").pipe(z.string().max(4096)),
   graceMs: grace,
+  /** Slice head only: the agents of hosts 1..n-1, in host order. */
+  slicePeers: z
+    .array(z.string().regex(/^[^\s/]+:\d{1,5}$/, "host:port"))
+    .max(4096)
+    .default([]),
 });
 export type RunRequest = z.infer<typeof RunSchema>;
 

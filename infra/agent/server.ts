@@ -1,4 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
+import { createAgentClient } from "./client.js";
 import type { Clock } from "./clock.js";
 import type { EventSink } from "./events.js";
 import { HostAgentService } from "./grpc-service.js";
@@ -27,6 +28,8 @@ export interface AgentServerOptions
   clock?: Clock | undefined;
   /** Largest request accepted (default 8 MiB). */
   maxMessageBytes?: number | undefined;
+  /** CA of the peers' TLS certs, when a slice head reaches peers that serve TLS (default: `tls.cert`). */
+  peerCa?: Buffer | string | undefined;
 }
 
 /** A running agent server. */
@@ -57,7 +60,15 @@ function splitHostPort(listen: string): { host: string; port: number } {
  */
 export async function startAgentServer(options: AgentServerOptions): Promise<AgentServerHandle> {
   const { host } = splitHostPort(options.listen);
+  const peerCa = options.peerCa ?? options.tls?.cert;
   const agent = new HostAgent({
+    // A slice head reaches its peers with the same token (and TLS trust) it serves with.
+    peerClients: (peer: string) =>
+      createAgentClient(peer, {
+        token: options.token,
+        tls: peerCa ? { ca: peerCa } : undefined,
+        deadlineMs: 5000,
+      }),
     ...options,
     address: host,
     eventSink: options.eventSink,

@@ -46,6 +46,7 @@ const run = (extra: Partial<RunRequest> = {}): RunRequest => ({
   env: {},
   cwd: "",
   graceMs: 0,
+  slicePeers: [],
   ...extra,
 });
 

@@ -11,7 +11,7 @@ import type { ResultsStore } from "./ports.js";
  *   jobs/{jobId}/attempts/{n}/record.json     the attempt's hosts
  *   jobs/{jobId}/attempts/{n}/token           the attempt's task token
  *   jobs/{jobId}/attempts/{n}/outcome.json    how the attempt ended (created once)
- *   jobs/{jobId}/attempts/{n}/hosts/{s}-{h}.json   each host's end
+ *   jobs/{jobId}/attempts/{n}/hosts/{s}-{h}.json   each host's end; succeeded/{s}-{h} when it exited 0
  *   index/slices/{name}.json, index/hosts/{address}.json   where notices are routed
  */
 
@@ -24,8 +24,10 @@ export const keys = {
   outcome: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/outcome.json`,
   hosts: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/hosts/`,
   host: (jobId: string, n: number, s: number, h: number) => `${keys.attempt(jobId, n)}/hosts/${s}-${h}.json`,
-  result: (jobId: string, n: number, s: number, h: number) =>
-    `${keys.attempt(jobId, n)}/results/${s}-${h}.json`,
+  /** A marker per host that exited 0: counting them needs a listing, not a read per host. */
+  succeeded: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/succeeded/`,
+  succeededHost: (jobId: string, n: number, s: number, h: number) =>
+    `${keys.attempt(jobId, n)}/succeeded/${s}-${h}`,
   status: (jobId: string) => `jobs/${enc(jobId)}/status.json`,
   results: (jobId: string) => `jobs/${enc(jobId)}/results.json`,
   sliceIndex: (slice: string) => `index/slices/${enc(slice)}.json`,
@@ -117,6 +119,13 @@ export function attemptStore(store: ResultsStore) {
       store.create(keys.outcome(jobId, n), JSON.stringify(outcome)),
     writeHostEnd: (jobId: string, n: number, s: number, h: number, end: HostEnd) =>
       store.put(keys.host(jobId, n, s, h), JSON.stringify(end)),
+    markSucceeded: (jobId: string, n: number, s: number, h: number) =>
+      store.put(keys.succeededHost(jobId, n, s, h), ""),
+    /** Hosts (`{slice}-{host}`) that exited 0. */
+    async succeededHosts(jobId: string, n: number): Promise<Set<string>> {
+      const prefix = keys.succeeded(jobId, n);
+      return new Set((await store.list(prefix)).map((k) => k.slice(prefix.length)));
+    },
     hostEnd: (jobId: string, n: number, s: number, h: number) =>
       readJson(store, keys.host(jobId, n, s, h), HostEndSchema),
     async hostEnds(jobId: string, n: number): Promise<Map<string, HostEnd>> {

@@ -17,6 +17,8 @@ export interface ControlPlaneDeps {
   executions: ExecutionStarter;
   /** Directory workloads run in (and relative `workload.cwd` resolves against); the agent's own if unset. */
   workloadCwd?: string | undefined;
+  /** Continue as a new execution past this many history events (default {@link HISTORY_BUDGET}). */
+  historyBudget?: number | undefined;
   /** Where diagnostics go (one line each); silent by default. */
   log?: (line: string) => void;
 }

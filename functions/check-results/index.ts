@@ -116,7 +116,9 @@ export function causeText(status: JobStatus): string {
  * in a new execution before the history limit, or stop with the final JobStatus — results in
  * slice-then-host order, flat or nested by slice.
  */
-export function createCheckResults(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">) {
+export function createCheckResults(
+  deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock" | "historyBudget">,
+) {
   const attempts = attemptStore(deps.store);
   return async (state: ExecutionState): Promise<ExecutionState> => {
     const record = state.placement ? await attempts.record(state.jobId, state.attempt) : undefined;
@@ -162,7 +164,7 @@ export function createCheckResults(deps: Pick<ControlPlaneDeps, "agents" | "stor
     });
     if (decision.action === "retry") {
       const insufficient = verdict.problem?.name === "InsufficientSlices";
-      const action = history.events > HISTORY_BUDGET ? "continue" : "retry";
+      const action = history.events > (deps.historyBudget ?? HISTORY_BUDGET) ? "continue" : "retry";
       return {
         ...base,
         decision: {
@@ -231,7 +233,9 @@ export function createCheckResults(deps: Pick<ControlPlaneDeps, "agents" | "stor
 }
 
 /** The CheckResults step as a Hono app. */
-export function createCheckResultsApp(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">): Hono {
+export function createCheckResultsApp(
+  deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock" | "historyBudget">,
+): Hono {
   return createStepApp({
     name: "check-results",
     input: ExecutionStateSchema,

@@ -139,11 +139,9 @@ export function createIngest(deps: Pick<ControlPlaneDeps, "store" | "tokens" | "
       case "exited": {
         if (event.cancelled) return { action: "recorded", jobId, attempt };
         if (event.exitCode !== 0 || event.signal) return decide(jobId, attempt, workloadError(event, host));
-        const ends = await attempts.hostEnds(jobId, attempt);
-        const done = record.hosts.filter((h) => {
-          const e = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
-          return e?.kind === "exited" && e.exitCode === 0 && !e.signal && !e.cancelled;
-        }).length;
+        await attempts.markSucceeded(jobId, attempt, host.sliceIndex, host.hostIndex);
+        const succeeded = await attempts.succeededHosts(jobId, attempt);
+        const done = record.hosts.filter((h) => succeeded.has(`${h.sliceIndex}-${h.hostIndex}`)).length;
         if (done < record.hosts.length) return { action: "recorded", jobId, attempt };
         return decide(jobId, attempt, undefined);
       }

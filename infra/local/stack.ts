@@ -50,6 +50,8 @@ export interface LocalStackOptions {
   projectId?: string;
   /** Time the local autoscaler takes to bring a slice up (and back after a preemption). */
   provisioningDelayMs?: number;
+  /** Continue jobs as new executions past this many history events (tests lower it). */
+  historyBudget?: number;
   /** Directory relative workload paths resolve against (default: the current directory). */
   workloadCwd?: string;
   log?: (line: string) => void;
@@ -212,6 +214,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       executions: createSfnExecutionStarter(sfn),
       clock: { now: () => Date.now() },
       workloadCwd: options.workloadCwd ?? process.cwd(),
+      historyBudget: options.historyBudget,
       log,
     };
     const apps = {

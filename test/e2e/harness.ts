@@ -61,13 +61,17 @@ export async function processesOfJob(jobId: string): Promise<number[]> {
 }
 
 /** An embedded stack for one test file, and a way to run jobs on it to the end. */
-export async function startTestStack(cluster: string, options: { provisioningDelayMs?: number } = {}) {
+export async function startTestStack(
+  cluster: string,
+  options: { provisioningDelayMs?: number; historyBudget?: number } = {},
+) {
   const stateDir = await mkdtemp(join(tmpdir(), "gangway-e2e-"));
   const stack: LocalStack = await startLocalStack({
     cluster,
     stateDir,
     workloadCwd: REPO,
     provisioningDelayMs: options.provisioningDelayMs ?? 300,
+    historyBudget: options.historyBudget,
   });
   const sfn: SFNClient = createSfnClient({ endpoint: stack.sfnEndpoint });
 

@@ -1,0 +1,48 @@
+import { DescribeExecutionCommand } from "@aws-sdk/client-sfn";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { behaveJob, startTestStack } from "./harness.js";
+
+// Before the 25,000-event history limit a job continues as a new execution, counters carried.
+// The budget is lowered here so that it happens after two attempts.
+
+let t: Awaited<ReturnType<typeof startTestStack>>;
+beforeAll(async () => {
+  t = await startTestStack("v4-8x1", { historyBudget: 60 });
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+describe("continuing a long job as a new execution", () => {
+  it("carries the job and its counters into <job>-c2 and finishes there", async () => {
+    const spec = behaveJob(
+      "long",
+      { kind: "tpu", type: "v4-8", slices: 1 },
+      ["--fail-until-attempt", "4", "--exit-code", "75"],
+      {
+        retry: { maxPreemptions: 5, maxFailures: 0, retryOnExitCodes: [75] },
+      },
+    );
+    const first = await t.runJob(spec);
+    expect(first.status).toBe("SUCCEEDED");
+    const continuedAs = (first.job as unknown as { continuedAs: string }).continuedAs;
+    expect(continuedAs).toMatch(new RegExp(`:${first.jobId}-c2$`));
+    let done: { status?: string | undefined; output?: string | undefined } | undefined;
+    for (let i = 0; i < 400; i++) {
+      const d = await t.sfn.send(new DescribeExecutionCommand({ executionArn: continuedAs }));
+      if (d.status !== "RUNNING") {
+        done = d;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(done?.status).toBe("SUCCEEDED");
+    const status = JSON.parse(done?.output ?? "{}");
+    expect(status).toMatchObject({
+      status: "SUCCEEDED",
+      info: { jobId: first.jobId, executionArn: first.executionArn },
+      counters: { attempts: 4, preemptions: 3, failures: 0 },
+    });
+    expect(status.result).toEqual([{ slice: 0, host: 0, worker: 0, attempt: 4 }]);
+  });
+});

@@ -5,7 +5,12 @@ import {
   validateSubscription,
   validateTopic,
 } from "./config.js";
-import { PubSubAlreadyExists, PubSubInvalidArgument, PubSubNotFound } from "./errors.js";
+import {
+  PubSubAlreadyExists,
+  PubSubFailedPrecondition,
+  PubSubInvalidArgument,
+  PubSubNotFound,
+} from "./errors.js";
 import type { Journal, JournalRecord, LoggedMessage } from "./journal.js";
 import { parseProjectName, parseResourceName } from "./names.js";
 import { checkPublishRequest } from "./publish-limits.js";
@@ -143,7 +148,7 @@ export class PubSubBroker {
     }
     for (const name of targets) {
       const q = this.subs.get(name);
-      if (q) for (const m of stored) q.enqueue(m);
+      if (q && !q.config.detached) for (const m of stored) q.enqueue(m);
     }
     this.maybeCompact();
     return stored.map((m) => String(m.seq));
@@ -178,6 +183,13 @@ export class PubSubBroker {
 
   getSubscription(name: unknown): SubscriptionConfig {
     return this.queue(name).config;
+  }
+
+  /** The queue a consumer pulls from: NOT_FOUND when missing, FAILED_PRECONDITION when detached. */
+  pullableQueue(name: unknown): SubscriptionQueue {
+    const q = this.queue(name);
+    if (q.config.detached) throw new PubSubFailedPrecondition(`Subscription is detached: ${q.config.name}`);
+    return q;
   }
 
   /** The queue of subscription `name`; NOT_FOUND when there is none. */

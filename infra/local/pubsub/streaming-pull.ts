@@ -125,7 +125,7 @@ export class StreamingPullHandler {
       if (finished) return;
       try {
         if (!consumer) {
-          const q = this.broker.queue(req.subscription);
+          const q = this.broker.pullableQueue(req.subscription);
           checkStreamDeadline(req.streamAckDeadlineSeconds, true);
           const c = new StreamConsumer(
             call,

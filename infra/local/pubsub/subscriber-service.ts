@@ -110,7 +110,7 @@ export function subscriberService(
       return {};
     }),
     Pull: unary(logger, (req: SubRequest, call) =>
-      pull(broker.queue(req.subscription), req, call, pullWaitMs),
+      pull(broker.pullableQueue(req.subscription), req, call, pullWaitMs),
     ),
     StreamingPull: streaming.handle,
   };

@@ -72,6 +72,20 @@ describe("pubsub emulator: resources and hostile input", () => {
     expect(await codeOf(sub.getMetadata())).toBe(status.NOT_FOUND);
   });
 
+  it("detaches a subscription: no more messages, pulls refused with FAILED_PRECONDITION", async () => {
+    const [topic] = await h.pubsub.createTopic("detach-topic");
+    const [sub] = await topic.createSubscription("detach-sub");
+    await topic.publishMessage({ data: Buffer.from("before") });
+    await h.pubsub.detachSubscription(sub.name);
+    const [meta] = await sub.getMetadata();
+    expect(meta.detached).toBe(true);
+    await topic.publishMessage({ data: Buffer.from("after") });
+    expect(h.emulator.broker.queue(sub.name).size).toBe(0);
+    expect(await codeOf(h.subscriberClient.pull({ subscription: sub.name, maxMessages: 1 }))).toBe(
+      status.FAILED_PRECONDITION,
+    );
+  });
+
   it("answers INVALID_ARGUMENT to bad names and settings", async () => {
     expect(await codeOf(h.pubsub.createTopic("ab"))).toBe(status.INVALID_ARGUMENT);
     expect(await codeOf(h.pubsub.createTopic("goog-reserved"))).toBe(status.INVALID_ARGUMENT);

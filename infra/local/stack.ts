@@ -119,7 +119,11 @@ function providerPort(provider: LocalProvider, log: (line: string) => void): Sli
       );
     },
     async releaseSlices(names) {
-      await provider.releaseSlices(names);
+      // Deleting a slice takes its agents down; nothing waits for that, so neither do we.
+      provider.releaseSlices(names).then(
+        (released: string[]) => log(`provider: released ${released.join(", ") || "nothing"}`),
+        (e: unknown) => log(`provider: release failed: ${(e as Error).message}`),
+      );
     },
   };
 }

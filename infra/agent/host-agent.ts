@@ -1,15 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { mkdir } from "node:fs/promises";
-import { agentRunFiles, type RunFiles } from "../../core/env-contract.js";
 import { inheritableEnvironment } from "../../core/env-names.js";
-import { WorkloadStartFailed } from "../../core/errors.js";
-import { type SerializedError, serializeError } from "../../core/serialized-error.js";
 import { type Clock, systemClock } from "./clock.js";
 import { AgentStopping, LeaseConflict } from "./errors.js";
+import { EventPublisher } from "./event-publisher.js";
 import {
   discardEvents,
   type EventSink,
-  type EventTopic,
   HOST_EVENTS_TOPIC,
   type HostEvent,
   type HostEventKind,
@@ -32,11 +28,11 @@ import type {
   RunRequest,
   SliceStatusReply,
 } from "./messages.js";
-import { readErrorFile, readResultFile, removeIfPresent } from "./run-files.js";
+import { readErrorFile, readResultFile } from "./run-files.js";
+import { peerLostEvent, type RunRecord, runEndEvent, runInfo, sameRun, sliceState } from "./run-record.js";
+import { prepareAndStart } from "./run-start.js";
 import { Serial } from "./serial.js";
 import { type PeerClientFactory, type PeerState, SliceMonitor } from "./slice-monitor.js";
-import { killHolders } from "./vfio.js";
-import { Workload } from "./workload.js";
 
 /** Version reported by Health. */
 export const AGENT_VERSION = "gangway-agent/1";
@@ -75,38 +71,6 @@ interface LeaseRecord extends Lease {
   cancelTimer: () => void;
 }
 
-interface RunRecord {
-  req: RunRequest;
-  files: RunFiles;
-  workload: Workload | undefined;
-  startedAt: number;
-  endedAt: number;
-  exited: boolean;
-  exitCode: number | null;
-  signal: string | null;
-  cancelled: boolean;
-  /** Set before a kill so the end is reported as such (`lost` on lease expiry). */
-  endKind: HostEventKind;
-  reason: string | undefined;
-  resultJson: string | undefined;
-  resultBytes: number;
-  error: SerializedError | undefined;
-  /** Resolves when the end was recorded (files read). */
-  finished: Promise<void>;
-  /** Set while gangway itself ends the run: its event waits until the host's state is updated. */
-  holdEvent: boolean;
-  /** On a slice head: its watch over the other hosts of the slice while the run lasts. */
-  monitor: SliceMonitor | undefined;
-}
-
-const sameRun = (a: RunRequest, b: RunRequest) =>
-  a.epoch === b.epoch &&
-  a.leaseId === b.leaseId &&
-  a.jobId === b.jobId &&
-  a.attempt === b.attempt &&
-  a.sliceIndex === b.sliceIndex &&
-  a.hostIndex === b.hostIndex;
-
 /**
  * One host's agent, without its transport: leases, runs, cancellation, status and events.
  * The gRPC service ({@link ../grpc-service.ts}) is a thin layer over it.
@@ -129,11 +93,9 @@ export class HostAgent {
   private run: RunRecord | undefined;
   private preempted = false;
   private stopping = false;
-  /** A dead host (a preempted VM) publishes nothing more. */
-  private dead = false;
   private seq = 0;
   private readonly watchers = new Set<(s: HostStatus) => void>();
-  private readonly publishing = new Set<Promise<void>>();
+  private readonly events: EventPublisher;
 
   constructor(options: HostAgentOptions) {
     this.address = options.address;
@@ -152,6 +114,7 @@ export class HostAgent {
       log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
     };
     this.startedAt = this.o.clock.now();
+    this.events = new EventPublisher(this.o.eventSink, this.o.log);
     this.peerClients = options.peerClients;
     this.sliceMonitorOptions = options.sliceMonitor ?? {};
   }
@@ -280,57 +243,9 @@ export class HostAgent {
       if (prev && sameRun(prev.req, req) && !this.isStale(prev)) return this.runReply(prev, true);
       await this.stopRun("cancelled", req.graceMs);
       prev?.monitor?.stop(); // the slice view lasts until the next run or the end of the lease
-      await removeIfPresent(this.o.lockfilePath);
-      if (this.o.killVfioHolders) {
-        const killed = killHolders(this.o.vfioPath);
-        if (killed.length > 0) this.o.log(`killed holders of ${this.o.vfioPath}: ${killed.join(", ")}`);
-      }
-      const files = agentRunFiles(this.o.workDir, req, req.sliceIndex, req.hostIndex);
-      await mkdir(files.dir, { recursive: true });
-      await Promise.all([removeIfPresent(files.resultFile), removeIfPresent(files.errorFile)]);
-      const env = {
-        ...this.o.baseEnv,
-        ...req.env,
-        GANGWAY_RESULT_FILE: files.resultFile,
-        GANGWAY_ERROR_FILE: files.errorFile,
-      };
-      const record: RunRecord = {
-        req,
-        files,
-        workload: undefined,
-        startedAt: this.o.clock.now(),
-        endedAt: 0,
-        exited: false,
-        exitCode: null,
-        signal: null,
-        cancelled: false,
-        endKind: "exited",
-        reason: undefined,
-        resultJson: undefined,
-        resultBytes: 0,
-        error: undefined,
-        finished: Promise.resolve(),
-        holdEvent: false,
-        monitor: undefined,
-      };
+      const record = await prepareAndStart(req, { ...this.o, now: this.o.clock.now });
       this.run = record;
-      try {
-        record.workload = await Workload.start(
-          { argv: req.argv, env, cwd: req.cwd || files.dir, tailBytes: this.o.tailBytes },
-          this.o.clock.now,
-        );
-      } catch (e) {
-        const cause = e as NodeJS.ErrnoException;
-        record.exited = true;
-        record.endedAt = this.o.clock.now();
-        record.error = serializeError(
-          new WorkloadStartFailed(`could not start ${JSON.stringify(req.argv[0])}: ${cause.message}`, {
-            argv0: req.argv[0],
-            cwd: req.cwd || files.dir,
-            code: cause.code,
-          }),
-        );
-        record.reason = "start failed";
+      if (!record.workload) {
         this.changed();
         this.publishEnd(record);
         return this.runReply(record, false);
@@ -439,31 +354,8 @@ export class HostAgent {
       agent: this.agent,
       address: this.address,
       lease: this.leaseReply().lease,
-      run: run ? this.runInfo(run) : null,
+      run: run ? runInfo(run, this.o.inlineResultBytes) : null,
       preempted: this.preempted,
-    };
-  }
-
-  private runInfo(run: RunRecord): RunInfo {
-    const inline = run.resultJson !== undefined && run.resultBytes <= this.o.inlineResultBytes;
-    return {
-      jobId: run.req.jobId,
-      attempt: run.req.attempt,
-      epoch: run.req.epoch,
-      sliceIndex: run.req.sliceIndex,
-      sliceName: run.req.sliceName,
-      hostIndex: run.req.hostIndex,
-      pid: run.workload?.pid ?? 0,
-      startedAtMs: run.startedAt,
-      endedAtMs: run.endedAt,
-      exited: run.exited,
-      exitCode: run.exitCode ?? 0,
-      hasExitCode: run.exitCode !== null,
-      signal: run.signal ?? "",
-      cancelled: run.cancelled,
-      resultBytes: run.resultBytes,
-      resultJson: inline ? (run.resultJson ?? "") : "",
-      errorJson: run.error ? JSON.stringify(run.error) : "",
     };
   }
 
@@ -499,32 +391,13 @@ export class HostAgent {
     const run = this.lease && this.run && !this.isStale(this.run) ? this.run : undefined;
     if (!run?.monitor) return { state: "idle", head, peers: [] };
     const peers: PeerStatus[] = run.monitor.snapshot();
-    const peerDone = (p: PeerStatus) =>
-      p.status?.run?.exited === true &&
-      p.status.run.jobId === run.req.jobId &&
-      p.status.run.attempt === run.req.attempt;
-    let state: SliceStatusReply["state"] = "running";
-    if (peers.some((p) => !p.reachable)) state = "degraded";
-    else if (run.exited && peers.every(peerDone)) state = "exited";
+    const state = sliceState(run, peers);
     return { state, head, peers };
   }
 
   private publishPeerLost(run: RunRecord, peer: PeerState): void {
-    const event: HostEvent = {
-      ...this.baseEvent("lost"),
-      agent: peer.agent,
-      address: peer.agent.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
-      leaseId: run.req.leaseId,
-      jobId: run.req.jobId,
-      attempt: run.req.attempt,
-      epoch: run.req.epoch,
-      sliceName: run.req.sliceName,
-      sliceIndex: run.req.sliceIndex,
-      hostIndex: peer.hostIndex,
-      reason: `slice head ${this.agent} lost contact with host ${peer.hostIndex}: ${peer.error}`,
-    };
     this.changed();
-    this.emit(HOST_EVENTS_TOPIC, event);
+    this.events.publish(HOST_EVENTS_TOPIC, peerLostEvent(this.baseEvent("lost"), run, peer));
   }
 
   private changed(): void {
@@ -548,54 +421,8 @@ export class HostAgent {
   }
 
   private publishEnd(run: RunRecord): void {
-    const event: HostEvent = {
-      ...this.baseEvent(run.endKind),
-      leaseId: run.req.leaseId,
-      jobId: run.req.jobId,
-      attempt: run.req.attempt,
-      epoch: run.req.epoch,
-      sliceName: run.req.sliceName,
-      sliceIndex: run.req.sliceIndex,
-      hostIndex: run.req.hostIndex,
-      exitCode: run.exitCode,
-      signal: run.signal,
-      cancelled: run.cancelled,
-      reason: run.reason,
-    };
-    if (run.resultJson !== undefined) {
-      if (run.resultBytes <= this.o.inlineResultBytes) event.result = JSON.parse(run.resultJson) as unknown;
-      else
-        event.resultRef = {
-          agent: this.agent,
-          jobId: run.req.jobId,
-          attempt: run.req.attempt,
-          bytes: run.resultBytes,
-        };
-    }
-    if (run.error) event.error = run.error;
-    this.emit(HOST_EVENTS_TOPIC, event);
-  }
-
-  /** Publish without blocking the caller; retried a few times, then logged (never thrown). */
-  private emit(topic: EventTopic, event: HostEvent): void {
-    if (this.dead) return;
-    const attempt = async () => {
-      for (let i = 0; ; i++) {
-        try {
-          await this.o.eventSink.publish(topic, event);
-          return;
-        } catch (e) {
-          if (i >= 2) {
-            this.o.log(`could not publish ${event.kind} event to ${topic}: ${String(e)}`);
-            return;
-          }
-          await new Promise((r) => setTimeout(r, 200 * 2 ** i));
-        }
-      }
-    };
-    const p = attempt();
-    this.publishing.add(p);
-    void p.finally(() => this.publishing.delete(p));
+    const event = runEndEvent(this.baseEvent(run.endKind), run, this.o.inlineResultBytes);
+    this.events.publish(HOST_EVENTS_TOPIC, event);
   }
 
   /**
@@ -603,7 +430,7 @@ export class HostAgent {
    * preemption-notices topics, with the job, attempt and slice of what runs here (if anything).
    */
   reportPreemption(reason: string): void {
-    if (this.preempted || this.dead) return;
+    if (this.preempted || this.events.muted) return;
     this.preempted = true;
     const event = this.baseEvent("preempted");
     event.reason = reason;
@@ -619,8 +446,8 @@ export class HostAgent {
       });
     }
     this.changed();
-    this.emit(HOST_EVENTS_TOPIC, event);
-    this.emit(PREEMPTION_NOTICES_TOPIC, event);
+    this.events.publish(HOST_EVENTS_TOPIC, event);
+    this.events.publish(PREEMPTION_NOTICES_TOPIC, event);
   }
 
   /** Whatever runs here and under which lease, for a notice written by someone else (the provider). */
@@ -636,7 +463,7 @@ export class HostAgent {
 
   /** The host dies as a preempted VM would: workloads SIGKILLed at once, nothing more published. */
   async kill(): Promise<void> {
-    this.dead = true;
+    this.events.muted = true;
     this.stopping = true;
     this.lease?.cancelTimer();
     this.run?.monitor?.stop();
@@ -652,7 +479,7 @@ export class HostAgent {
       this.lease?.cancelTimer();
       this.run?.monitor?.stop();
     });
-    await Promise.all([...this.publishing]);
+    await this.events.drain();
     this.watchers.clear();
   }
 }

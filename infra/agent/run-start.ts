@@ -1,0 +1,62 @@
+import { mkdir } from "node:fs/promises";
+import { agentRunFiles } from "../../core/env-contract.js";
+import { WorkloadStartFailed } from "../../core/errors.js";
+import { serializeError } from "../../core/serialized-error.js";
+import type { RunRequest } from "./messages.js";
+import { removeIfPresent } from "./run-files.js";
+import { newRunRecord, type RunRecord } from "./run-record.js";
+import { killHolders } from "./vfio.js";
+import { Workload } from "./workload.js";
+
+/** What preparing a host and starting a workload needs of the agent's configuration. */
+export interface RunStartOptions {
+  workDir: string;
+  lockfilePath: string;
+  killVfioHolders: boolean;
+  vfioPath: string;
+  baseEnv: Record<string, string>;
+  tailBytes: number;
+  now: () => number;
+  log: (line: string) => void;
+}
+
+/**
+ * Make the host ready (delete the libtpu lockfile, kill /dev/vfio holders if asked, a clean run
+ * directory) and start the workload with the inherited environment + the request's + the agent's
+ * own GANGWAY_RESULT_FILE / GANGWAY_ERROR_FILE. A workload that cannot start gives a record that
+ * has already ended with a WorkloadStartFailed error (and no workload).
+ */
+export async function prepareAndStart(req: RunRequest, o: RunStartOptions): Promise<RunRecord> {
+  await removeIfPresent(o.lockfilePath);
+  if (o.killVfioHolders) {
+    const killed = killHolders(o.vfioPath);
+    if (killed.length > 0) o.log(`killed holders of ${o.vfioPath}: ${killed.join(", ")}`);
+  }
+  const files = agentRunFiles(o.workDir, req, req.sliceIndex, req.hostIndex);
+  await mkdir(files.dir, { recursive: true });
+  await Promise.all([removeIfPresent(files.resultFile), removeIfPresent(files.errorFile)]);
+  const env = {
+    ...o.baseEnv,
+    ...req.env,
+    GANGWAY_RESULT_FILE: files.resultFile,
+    GANGWAY_ERROR_FILE: files.errorFile,
+  };
+  const record = newRunRecord(req, files, o.now());
+  const cwd = req.cwd || files.dir;
+  try {
+    record.workload = await Workload.start({ argv: req.argv, env, cwd, tailBytes: o.tailBytes }, o.now);
+  } catch (e) {
+    const cause = e as NodeJS.ErrnoException;
+    record.exited = true;
+    record.endedAt = o.now();
+    record.reason = "start failed";
+    record.error = serializeError(
+      new WorkloadStartFailed(`could not start ${JSON.stringify(req.argv[0])}: ${cause.message}`, {
+        argv0: req.argv[0],
+        cwd,
+        code: cause.code,
+      }),
+    );
+  }
+  return record;
+}

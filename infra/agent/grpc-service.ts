@@ -55,13 +55,16 @@ export class HostAgentService {
 
   constructor(
     private readonly agent: HostAgent,
-    options: { token: string; log?: (line: string) => void },
+    options: { token: string; log?: (line: string) => void; maxWatchStreams?: number },
   ) {
     this.authorized = createTokenCheck(options.token);
+    this.maxWatchStreams = options.maxWatchStreams ?? 64;
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
   private readonly log: (line: string) => void;
+  /** Open Watch streams are bounded: a client cannot make the agent buffer without end. */
+  private readonly maxWatchStreams: number;
 
   private unary(name: string, handler: Unary): grpc.handleUnaryCall<unknown, unknown> {
     return (call, callback) => {
@@ -90,6 +93,13 @@ export class HostAgentService {
   private watch: grpc.handleServerStreamingCall<unknown, unknown> = (call) => {
     if (!this.authorized(call.metadata)) {
       call.emit("error", UNAUTHENTICATED);
+      return;
+    }
+    if (this.streams.size >= this.maxWatchStreams) {
+      call.emit("error", {
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        details: `at most ${this.maxWatchStreams} Watch streams at once`,
+      });
       return;
     }
     this.streams.add(call);

@@ -28,6 +28,8 @@ export interface AgentServerOptions
   clock?: Clock | undefined;
   /** Largest request accepted (default 8 MiB). */
   maxMessageBytes?: number | undefined;
+  /** Most Watch streams open at once (default 64); more are refused with RESOURCE_EXHAUSTED. */
+  maxWatchStreams?: number | undefined;
   /** CA of the peers' TLS certs, when a slice head reaches peers that serve TLS (default: `tls.cert`). */
   peerCa?: Buffer | string | undefined;
 }
@@ -76,7 +78,11 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     lockfilePath: options.lockfilePath,
     killVfioHolders: options.killVfioHolders,
   } as HostAgentOptions);
-  const service = new HostAgentService(agent, { token: options.token, log: options.log });
+  const service = new HostAgentService(agent, {
+    token: options.token,
+    log: options.log,
+    maxWatchStreams: options.maxWatchStreams,
+  });
   const maxBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxBytes,

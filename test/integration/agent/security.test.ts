@@ -122,6 +122,32 @@ describe("agent security", () => {
   });
 });
 
+describe("agent under many watchers", () => {
+  it("bounds open Watch streams and serves again once they close", async () => {
+    const agent = await startTestAgent({ maxWatchStreams: 2 });
+    try {
+      const first = async (w: ReturnType<typeof agent.client.watch>) => {
+        for await (const s of w) return s.state;
+        return "ended";
+      };
+      const a = agent.client.watch();
+      const b = agent.client.watch();
+      expect(await first(a)).toBe("idle");
+      expect(await first(b)).toBe("idle");
+      await expect(first(agent.client.watch())).rejects.toMatchObject({
+        code: grpc.status.RESOURCE_EXHAUSTED,
+      });
+      a.close();
+      b.close();
+      await expect
+        .poll(async () => first(agent.client.watch()).catch((e: AgentCallError) => e.code))
+        .toBe("idle");
+    } finally {
+      await agent.close();
+    }
+  });
+});
+
 describe("agent over TLS", () => {
   let dir: string;
   let agent: TestAgent;

@@ -80,8 +80,12 @@ export interface SliceProvider {
   listSlices(): Promise<ClusterSlice[]>;
   /** Ask for `count` more slices of `type` (an autoscaler; may do nothing). */
   requestSlices(type: string, count: number): Promise<void>;
-  /** Give slices back: preempted ones are deleted (they hold quota until then). */
-  releaseSlices(names: string[], reason: "preempted" | "unused"): Promise<void>;
+  /**
+   * Give slices back: preempted ones are deleted (they hold quota until then). Each is named with
+   * the hosts the attempt knew, so that a slice that has since been replaced under the same name
+   * is left alone.
+   */
+  releaseSlices(slices: ClusterSlice[], reason: "preempted" | "unused"): Promise<void>;
 }
 
 /** Outcome of resolving a task token: `stale` when the task is gone (timed out, done, unknown). */

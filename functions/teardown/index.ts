@@ -68,7 +68,12 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
     }
     const noticed = state.problem ? /"slice":"([^"]+)"/.exec(state.problem.Cause ?? "")?.[1] : undefined;
     if (noticed && state.problem?.Error === "Preempted") preempted.add(noticed);
-    if (preempted.size > 0) await deps.provider.releaseSlices([...preempted], "preempted");
+    if (preempted.size > 0) {
+      await deps.provider.releaseSlices(
+        slices.filter((s) => preempted.has(s.name)),
+        "preempted",
+      );
+    }
     const stopping = state.decision?.action !== "retry";
     await attempts.setCurrent(state.jobId, {
       attempt: epoch,

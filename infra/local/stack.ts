@@ -36,7 +36,7 @@ import { FUNCTION_SUBSTITUTIONS, renderDefinition, STATE_MACHINE_NAME } from "..
 import { createLocalProvider, type LocalProvider } from "./cluster/local-provider.js";
 import { startPubSubEmulator } from "./pubsub/emulator.js";
 import { createSfnEngine, type SfnEngine, startSfnServer } from "./sfn/index.js";
-import { announceLostHosts } from "./stack-recovery.js";
+import { announceLostHosts, killLeftoverWorkloads } from "./stack-recovery.js";
 
 /** Options of the embedded stack (`gangway up`). */
 export interface LocalStackOptions {
@@ -118,7 +118,17 @@ function providerPort(provider: LocalProvider, log: (line: string) => void): Sli
         (e: unknown) => log(`autoscaler: ${(e as Error).message}`),
       );
     },
-    async releaseSlices(names) {
+    async releaseSlices(slices) {
+      // Only slices still made of the same agents: a name may since stand for a replacement.
+      const live = new Map(provider.listSlices().map((s) => [s.name, s]));
+      const agentsOf = (s: ClusterSlice) => s.hosts.map((h) => h.agent ?? "").join(",");
+      const names = slices
+        .filter((s) => {
+          const now = live.get(s.name);
+          return now !== undefined && agentsOf(now) === agentsOf(s);
+        })
+        .map((s) => s.name);
+      if (names.length === 0) return;
       // Deleting a slice takes its agents down; nothing waits for that, so neither do we.
       provider.releaseSlices(names).then(
         (released: string[]) => log(`provider: released ${released.join(", ") || "nothing"}`),
@@ -191,6 +201,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const pubsub = new PubSub({ projectId, apiEndpoint: emulator.host, emulatorMode: true });
     closers.push(() => pubsub.close());
 
+    await killLeftoverWorkloads(join(stateDir, "cluster"), log);
     const provider = await createLocalProvider({
       spec: options.cluster,
       token,

@@ -131,8 +131,8 @@ export function fakeWorld(spec = "v4-16x2") {
       requestSlices: async (type, n) => {
         requested.push([type, n]);
       },
-      releaseSlices: async (names, reason) => {
-        released.push([names, reason]);
+      releaseSlices: async (slices, reason) => {
+        released.push([slices.map((s) => s.name), reason]);
       },
     },
     agents: {

@@ -1,0 +1,124 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { afterAll, describe, expect, it } from "vitest";
+import { createSfnClient } from "../../functions/clients/sfn.js";
+import { behaveJob, processesOfJob, REPO } from "./harness.js";
+
+// `gangway up` as users run it: a real process that prints one ready line, survives `kill -9`
+// of itself mid-job (started again on the same state directory, the job completes), and leaves
+// no process behind on Ctrl-C.
+
+interface Ready {
+  ready: true;
+  api: string;
+  sfnEndpoint: string;
+  pubsubEmulatorHost: string;
+  stateMachineArn: string;
+  projectId: string;
+}
+
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+});
+
+function up(stateDir: string): Promise<{ child: ChildProcess; ready: Ready }> {
+  const child = spawn(
+    process.execPath,
+    ["bin/gangway.mjs", "up", "--cluster", "v4-8x1", "--state-dir", stateDir, "--provisioning-delay", "200"],
+    { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  children.push(child);
+  let stderr = "";
+  child.stderr?.on("data", (d) => {
+    stderr += d;
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ready line in time; stderr: ${stderr}`)), 30_000);
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", (line) => {
+      clearTimeout(timer);
+      try {
+        resolve({ child, ready: JSON.parse(line) as Ready });
+      } catch (e) {
+        reject(e);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`gangway up exited ${code}: ${stderr}`)));
+  });
+}
+
+async function workloadsUnder(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const e of await readdir("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    const env = await readFile(`/proc/${e}/environ`, "latin1").catch(() => "");
+    if (env.includes(`GANGWAY_RESULT_FILE=${dir}`)) pids.push(Number(e));
+  }
+  return pids;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("gangway up", () => {
+  it("prints its ready line, survives kill -9 mid-job, and leaves nothing behind on Ctrl-C", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "gangway-up-"));
+    try {
+      const first = await up(stateDir);
+      expect(first.ready).toMatchObject({ ready: true, projectId: "gangway-local" });
+      expect(first.ready.stateMachineArn).toMatch(/:stateMachine:gangway-multislice$/);
+      expect(first.ready.pubsubEmulatorHost).toMatch(/^127\.0\.0\.1:\d+$/);
+
+      const jobId = `up-${Date.now()}`;
+      const sfn1 = createSfnClient({ endpoint: first.ready.sfnEndpoint });
+      const { executionArn } = await sfn1.send(
+        new StartExecutionCommand({
+          stateMachineArn: first.ready.stateMachineArn,
+          name: jobId,
+          input: JSON.stringify(
+            behaveJob("up", { kind: "tpu", type: "v4-8", slices: 1 }, ["--sleep", "3000"]),
+          ),
+        }),
+      );
+      sfn1.destroy();
+      await until("the workload to start", async () =>
+        (await processesOfJob(jobId)).length > 0 ? true : undefined,
+      );
+
+      first.child.kill("SIGKILL");
+      await new Promise((r) => first.child.once("exit", r));
+
+      const second = await up(stateDir);
+      const sfn2 = createSfnClient({ endpoint: second.ready.sfnEndpoint });
+      const done = await until("the job to end", async () => {
+        const d = await sfn2.send(new DescribeExecutionCommand({ executionArn }));
+        return d.status === "RUNNING" ? undefined : d;
+      });
+      sfn2.destroy();
+      expect(done.status).toBe("SUCCEEDED");
+      const status = JSON.parse(done.output ?? "{}");
+      expect(status.status).toBe("SUCCEEDED");
+      expect(status.counters.preemptions).toBeGreaterThanOrEqual(1);
+      expect(status.result).toEqual([{ slice: 0, host: 0, worker: 0, attempt: status.counters.attempts }]);
+
+      second.child.kill("SIGINT");
+      const code = await new Promise((r) => second.child.once("exit", (c) => r(c)));
+      expect(code).toBe(0);
+      expect(await processesOfJob(jobId)).toEqual([]);
+      expect(await workloadsUnder(stateDir)).toEqual([]);
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+});

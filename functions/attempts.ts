@@ -28,6 +28,10 @@ export const keys = {
   succeeded: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/succeeded/`,
   succeededHost: (jobId: string, n: number, s: number, h: number) =>
     `${keys.attempt(jobId, n)}/succeeded/${s}-${h}`,
+  /** When each host last said it is alive, and when the attempt's task last heard of it. */
+  alive: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/alive/`,
+  aliveHost: (jobId: string, n: number, s: number, h: number) => `${keys.attempt(jobId, n)}/alive/${s}-${h}`,
+  heartbeatSent: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/heartbeat-sent`,
   status: (jobId: string) => `jobs/${enc(jobId)}/status.json`,
   results: (jobId: string) => `jobs/${enc(jobId)}/results.json`,
   sliceIndex: (slice: string) => `index/slices/${enc(slice)}.json`,
@@ -57,6 +61,10 @@ export const AttemptRecordSchema = z.object({
   leaseId: z.string(),
   hosts: z.array(AttemptHostSchema),
   startedAt: z.number(),
+  /** The job's heartbeat: hosts silent for longer are lost. */
+  heartbeatMs: z.int().min(1).default(60_000),
+  /** TTL the hosts' leases are renewed to on each heartbeat. */
+  leaseTtlMs: z.int().min(1).default(180_000),
 });
 export type AttemptRecord = z.infer<typeof AttemptRecordSchema>;
 
@@ -125,6 +133,16 @@ export function attemptStore(store: ResultsStore) {
     async succeededHosts(jobId: string, n: number): Promise<Set<string>> {
       const prefix = keys.succeeded(jobId, n);
       return new Set((await store.list(prefix)).map((k) => k.slice(prefix.length)));
+    },
+    markAlive: (jobId: string, n: number, s: number, h: number, at: number) =>
+      store.put(keys.aliveHost(jobId, n, s, h), String(at)),
+    /** When each host (`{slice}-{host}`) last said it is alive. */
+    async aliveHosts(jobId: string, n: number): Promise<Map<string, number>> {
+      const prefix = keys.alive(jobId, n);
+      const out = new Map<string, number>();
+      for (const key of await store.list(prefix))
+        out.set(key.slice(prefix.length), Number(await store.get(key)));
+      return out;
     },
     hostEnd: (jobId: string, n: number, s: number, h: number) =>
       readJson(store, keys.host(jobId, n, s, h), HostEndSchema),

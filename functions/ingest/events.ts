@@ -1,7 +1,7 @@
 import { Preempted, WorkloadFailed } from "../../core/errors.js";
 import type { HostEvent, PreemptionNotice } from "../../core/host-event.js";
 import { type SerializedError, serializeError } from "../../core/serialized-error.js";
-import { type AttemptRecord, attemptStore, type HostEnd } from "../attempts.js";
+import { type AttemptRecord, attemptStore, type HostEnd, keys } from "../attempts.js";
 import type { ControlPlaneDeps } from "../deps.js";
 import { deliverOutcome } from "../resolution.js";
 
@@ -45,7 +45,9 @@ export function workloadError(
  * that outcome to the attempt's task token. Stale (older attempt), unknown and duplicate events
  * are ignored; nothing here polls.
  */
-export function createIngest(deps: Pick<ControlPlaneDeps, "store" | "tokens" | "clock">) {
+export function createIngest(
+  deps: Pick<ControlPlaneDeps, "store" | "tokens" | "clock"> & Partial<Pick<ControlPlaneDeps, "agents">>,
+) {
   const attempts = attemptStore(deps.store);
 
   async function currentRecord(jobId: string, attempt: number): Promise<AttemptRecord | string> {
@@ -90,11 +92,7 @@ export function createIngest(deps: Pick<ControlPlaneDeps, "store" | "tokens" | "
         action: "ignored",
         reason: `host ${event.address} is not part of attempt ${attempt} of ${jobId}`,
       };
-    if (event.kind === "heartbeat") {
-      const token = await attempts.token(jobId, attempt);
-      if (token) await deps.tokens.heartbeat(token);
-      return { action: "recorded", jobId, attempt };
-    }
+    if (event.kind === "heartbeat") return heartbeat(event, record, host);
     const end: HostEnd = {
       kind: event.kind,
       eventId: event.eventId,
@@ -146,6 +144,50 @@ export function createIngest(deps: Pick<ControlPlaneDeps, "store" | "tokens" | "
         return decide(jobId, attempt, undefined);
       }
     }
+  }
+
+  /**
+   * A host says it is alive: renew its lease, note the time, and — at most a few times per
+   * heartbeat period — heartbeat the attempt's task if every host was heard from recently, or end
+   * the attempt if one has been silent for a whole period (a lost host says nothing itself).
+   */
+  async function heartbeat(
+    event: HostEvent,
+    record: AttemptRecord,
+    host: AttemptRecord["hosts"][number],
+  ): Promise<IngestResult> {
+    const { jobId, attempt } = record;
+    const now = deps.clock.now();
+    await attempts.markAlive(jobId, attempt, host.sliceIndex, host.hostIndex, Math.min(event.at, now));
+    if (deps.agents && host.agent) {
+      await deps.agents
+        .agent(host.agent)
+        .renewLease({ leaseId: record.leaseId, epoch: attempt, ttlMs: record.leaseTtlMs })
+        .catch(() => undefined);
+    }
+    const sentAt = Number((await deps.store.get(keys.heartbeatSent(jobId, attempt))) ?? 0);
+    if (now - sentAt < record.heartbeatMs / 4) return { action: "recorded", jobId, attempt };
+    const alive = await attempts.aliveHosts(jobId, attempt);
+    const silent = record.hosts.filter((h) => {
+      const last = alive.get(`${h.sliceIndex}-${h.hostIndex}`) ?? record.startedAt;
+      return now - last > record.heartbeatMs;
+    });
+    if (silent.length > 0) {
+      const ends = await attempts.hostEnds(jobId, attempt);
+      const lost = silent.filter((h) => !ends.has(`${h.sliceIndex}-${h.hostIndex}`));
+      if (lost.length > 0) {
+        const names = lost.slice(0, 5).map((h) => `${h.sliceName}#${h.hostIndex} (${h.address})`);
+        return decide(jobId, attempt, {
+          name: "HostLost",
+          message: `${lost.length} host(s) silent for over ${record.heartbeatMs / 1000} s: ${names.join(", ")}`,
+          details: { slice: lost[0]?.sliceName, hosts: lost.slice(0, 20).map((h) => h.address) },
+        });
+      }
+    }
+    await deps.store.put(keys.heartbeatSent(jobId, attempt), String(now));
+    const token = await attempts.token(jobId, attempt);
+    if (token) await deps.tokens.heartbeat(token);
+    return { action: "recorded", jobId, attempt };
   }
 
   async function notice(n: PreemptionNotice): Promise<IngestResult> {

@@ -4,6 +4,7 @@ import { placeJob } from "../../core/placement.js";
 import { serializeError } from "../../core/serialized-error.js";
 import { type AttemptHost, attemptStore } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
+import { leaseTtlMs } from "../scale-slices/index.js";
 import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
@@ -63,6 +64,8 @@ export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "
       leaseId,
       hosts: recordHosts,
       startedAt: deps.clock.now(),
+      heartbeatMs: state.job.timeouts.heartbeatSeconds * 1000,
+      leaseTtlMs: leaseTtlMs(state.job),
     });
     return {
       ...state,

@@ -268,6 +268,54 @@ describe("ingest and AwaitAttempt resolve the attempt's one token", () => {
   });
 });
 
+describe("heartbeats keep an attempt alive and find silent hosts", () => {
+  const beat = (state: ExecutionState, slice: number, host: number, at: number): HostEvent => ({
+    ...exitEvent(state, slice, host),
+    kind: "heartbeat",
+    eventId: `hb-${slice}-${host}-${at}`,
+    at,
+    agent: `${state.placement?.slices[slice]?.hosts[host]?.address}:9000`,
+  });
+
+  it("renews each host's lease and heartbeats the task while every host is heard from", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world, { timeouts: { heartbeatSeconds: 20 } });
+    await s.await({ token: "tok-1", state });
+    world.advance(6_000);
+    for (const [sl, h] of [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [1, 1],
+    ] as const) {
+      expect(await s.ingest.hostEvent(beat(state, sl, h, 1_006_000))).toMatchObject({ action: "recorded" });
+    }
+    expect(world.agentOf(1, 1).calls).toContain("renewLease");
+    expect(world.sent.filter((x) => x.kind === "heartbeat")).toHaveLength(1);
+  });
+
+  it("ends the attempt with HostLost when a host stays silent for a whole period", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world, { timeouts: { heartbeatSeconds: 20 } });
+    await s.await({ token: "tok-1", state });
+    for (let t = 5_000; t <= 25_000; t += 5_000) {
+      world.advance(5_000);
+      // Slice 1's head never speaks again.
+      for (const [sl, h] of [
+        [0, 0],
+        [0, 1],
+        [1, 1],
+      ] as const)
+        await s.ingest.hostEvent(beat(state, sl, h, 1_000_000 + t));
+    }
+    const failure = world.sent.find((x) => x.kind === "fail");
+    expect(failure).toMatchObject({ error: "HostLost" });
+    expect(failure?.cause).toContain("v4-16-1#0");
+    const checked = await s.check({ ...state, problem: { Error: "HostLost", Cause: failure?.cause } });
+    expect(checked.decision).toMatchObject({ action: "retry", reason: "preempted" });
+  });
+});
+
 describe("CheckResults and Teardown", () => {
   it("stops SUCCEEDED with results in slice then host order, flat or nested", async () => {
     for (const flatten of [true, false]) {

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseClusterSpec } from "../../core/cluster-spec.js";
 import { eventSinkFromFlags, readTokenFile } from "../../infra/agent/cli-support.js";
+import { ensureEventTopics } from "../../infra/agent/pubsub-event-sink.js";
 import { startClusterAdmin } from "../../infra/local/cluster/admin-server.js";
 import { createLocalProvider } from "../../infra/local/cluster/local-provider.js";
 import {
@@ -95,6 +96,8 @@ export const command: CliCommand = {
       { pubsubProject: values["pubsub-project"], eventsFile: values["events-file"] },
       ctx.cwd,
     );
+    // A local cluster owns its local topics (on an emulator nobody else creates them).
+    if (events.pubsub) await ensureEventTopics(events.pubsub);
     const provider = await createLocalProvider({
       pools,
       token,

@@ -24,10 +24,11 @@ export function readTokenFile(path: string): string {
 export function eventSinkFromFlags(
   flags: { pubsubProject?: string | undefined; eventsFile?: string | undefined },
   cwd: string,
-): { sink: EventSink; close(): Promise<void>; describe: string } {
+): { sink: EventSink; close(): Promise<void>; describe: string; pubsub?: PubSub } {
   if (flags.pubsubProject) {
     const pubsub = new PubSub({ projectId: flags.pubsubProject });
     return {
+      pubsub,
       sink: createPubSubEventSink(pubsub),
       close: () => pubsub.close(),
       describe: `pubsub:${flags.pubsubProject}`,

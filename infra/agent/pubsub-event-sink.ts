@@ -1,5 +1,5 @@
 import type { PubSub } from "@google-cloud/pubsub";
-import type { EventSink } from "./events.js";
+import { type EventSink, HOST_EVENTS_TOPIC, PREEMPTION_NOTICES_TOPIC } from "./events.js";
 
 /**
  * An {@link EventSink} that publishes to Google Cloud Pub/Sub (or its emulator, through
@@ -18,4 +18,20 @@ export function createPubSubEventSink(pubsub: PubSub): EventSink {
       await pubsub.topic(topic).publishMessage({ json: event, attributes });
     },
   };
+}
+
+/**
+ * Create the host-events and preemption-notices topics if they are missing (for local stacks and
+ * emulators; in the cloud the deployment owns them). Idempotent.
+ */
+export async function ensureEventTopics(pubsub: PubSub): Promise<void> {
+  for (const name of [HOST_EVENTS_TOPIC, PREEMPTION_NOTICES_TOPIC]) {
+    const [exists] = await pubsub.topic(name).exists();
+    if (exists) continue;
+    try {
+      await pubsub.createTopic(name);
+    } catch (e) {
+      if ((e as { code?: number }).code !== 6) throw e; // ALREADY_EXISTS: created meanwhile
+    }
+  }
 }

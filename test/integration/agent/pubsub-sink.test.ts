@@ -6,7 +6,7 @@ import {
   HostEventSchema,
   PREEMPTION_NOTICES_TOPIC,
 } from "../../../infra/agent/events.js";
-import { createPubSubEventSink } from "../../../infra/agent/pubsub-event-sink.js";
+import { createPubSubEventSink, ensureEventTopics } from "../../../infra/agent/pubsub-event-sink.js";
 import { type PubSubEmulator, startPubSubEmulator } from "../../../infra/local/pubsub/emulator.js";
 import { lease, runParams, startTestAgent, until } from "./helpers.js";
 
@@ -59,6 +59,25 @@ describe("Pub/Sub event sink against the embedded emulator", () => {
       expect(message.attributes).toMatchObject({ kind: "exited", jobId: "train-7", attempt: "5" });
     } finally {
       await agent.close();
+    }
+  });
+
+  it("ensureEventTopics creates missing topics and is idempotent", async () => {
+    const other = new PubSub({
+      projectId: "gangway-agent-other",
+      apiEndpoint: emulator.host,
+      emulatorMode: true,
+    });
+    try {
+      await ensureEventTopics(other);
+      await ensureEventTopics(other);
+      const [topics] = await other.getTopics();
+      expect(topics.map((t) => t.name.split("/").pop()).sort()).toEqual([
+        HOST_EVENTS_TOPIC,
+        PREEMPTION_NOTICES_TOPIC,
+      ]);
+    } finally {
+      await other.close();
     }
   });
 

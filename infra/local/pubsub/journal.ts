@@ -110,6 +110,8 @@ export class FileJournal implements Journal {
   private compaction: (() => Iterable<JournalRecord>) | undefined;
   private closed = false;
   appendedSinceCompaction = 0;
+  /** The last compaction failure, if any (the log stays valid; it just is not shortened). */
+  compactionError: Error | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -133,6 +135,7 @@ export class FileJournal implements Journal {
   }
 
   requestCompaction(snapshot: () => Iterable<JournalRecord>): void {
+    if (this.closed) return;
     this.compaction = snapshot;
     if (!this.flushing) this.flushing = this.flushLoop();
   }
@@ -141,7 +144,12 @@ export class FileJournal implements Journal {
     // Let every append of this turn of the event loop join the batch.
     await new Promise<void>((r) => setImmediate(r));
     while (this.pending.length > 0 || this.compaction) {
-      if (this.compaction) await this.compact();
+      if (this.compaction) {
+        // A failed rewrite leaves the old log (renamed over only when complete): keep appending.
+        await this.compact().catch((e: Error) => {
+          this.compactionError = e;
+        });
+      }
       if (this.pending.length === 0) continue;
       const lines = this.pending;
       const waiters = this.waiters;
@@ -164,9 +172,12 @@ export class FileJournal implements Journal {
     this.compaction = undefined;
     if (!snapshot) return;
     await this.handle.close();
-    writeJournalFile(this.dir, snapshot());
-    this.handle = await open(join(this.dir, LOG_FILE), "a");
-    this.appendedSinceCompaction = 0;
+    try {
+      writeJournalFile(this.dir, snapshot());
+      this.appendedSinceCompaction = 0;
+    } finally {
+      this.handle = await open(join(this.dir, LOG_FILE), "a");
+    }
   }
 
   async close(): Promise<void> {

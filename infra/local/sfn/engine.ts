@@ -12,7 +12,7 @@ import { apiErrors, SfnApiError } from "./errors.js";
 import { ExecutionRun, type RunnerHost } from "./execution.js";
 import { Journal } from "./journal.js";
 import { LambdaRegistry, type LambdaTarget } from "./lambda.js";
-import type { ExecutionData, JournalRecord, StateMachineData } from "./model.js";
+import type { ExecutionData, HistoryEvent, JournalRecord, StateMachineData } from "./model.js";
 import {
   checkName,
   checkRoleArn,
@@ -37,6 +37,8 @@ export interface SfnEngineOptions {
   lambdas?: Record<string, LambdaTarget>;
   /** fsync every flush (survives power loss, not only a killed process). */
   fsync?: boolean;
+  /** Called when an execution ends (any status), after its end is durable. */
+  onExecutionEnd?: (executionArn: string, status: string) => void;
   /** Called with one line of text for noteworthy events (resume counts, journal compaction). */
   log?: (line: string) => void;
 }
@@ -67,6 +69,15 @@ function readPageToken(token: string | undefined, scope: string): number {
     // fall through
   }
   throw apiErrors.invalidToken(`Invalid Token: '${token}'`);
+}
+
+/** Replay one event: it extends the history and, if it enters a state, places its branch there. */
+function replayEvent(e: ExecutionData, b: string, ev: HistoryEvent): void {
+  e.events.push(ev);
+  e.lastEvent.set(b, ev.id);
+  const entered = ev.stateEnteredEventDetails as { name?: string } | undefined;
+  if (entered?.name !== undefined)
+    e.branches.set(b, { state: entered.name, input: undefined, entered: ev.id, vars: {}, phase: "enter" });
 }
 
 /** Create the engine, replay its journal and resume every execution that was running. */
@@ -113,6 +124,7 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
     tokens,
     finished: (exec) => {
       running.delete(exec.executionArn);
+      options.onExecutionEnd?.(exec.executionArn, exec.status);
     },
   };
 
@@ -142,10 +154,9 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
       default: {
         const e = bySeq.get(r.x);
         if (!e) break;
-        if (r.k === "ev") {
-          e.events.push(r.e);
-          e.lastEvent.set(r.b, r.e.id);
-        } else if (r.k === "cp") e.branches.set(r.b, r.c);
+        if (r.k === "ev") replayEvent(e, r.b, r.e);
+        else if (r.k === "evs") for (const [b, ev] of r.l) replayEvent(e, b, ev);
+        else if (r.k === "cp") e.branches.set(r.b, r.c);
         else if (r.k === "done") e.branches.set(r.b, { done: r.d });
         else if (r.k === "clear") {
           const prefix = `${r.b}.`;
@@ -161,6 +172,14 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
           e.lastEvent.clear();
         }
       }
+    }
+  }
+  // Checkpoints taken from StateEntered events (or written without their input) get it now.
+  for (const e of executions.values()) {
+    for (const c of e.branches.values()) {
+      if (!("state" in c) || c.input !== undefined) continue;
+      const entered = e.events[c.entered - 1]?.stateEnteredEventDetails as { input?: string } | undefined;
+      c.input = JSON.parse(entered?.input ?? "null");
     }
   }
   const compact = function* (): Generator<JournalRecord> {

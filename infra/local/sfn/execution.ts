@@ -16,10 +16,15 @@ import {
   type EvalScope,
   evaluateAssign,
   evaluateTemplate,
+  MAX_PAYLOAD_BYTES,
   resolvePath,
 } from "./payload.js";
 import { runTask } from "./task.js";
 import type { TokenRegistry } from "./tokens.js";
+
+// Executions yield to the event loop after this long of uninterrupted transitions (shared by all).
+const YIELD_EVERY_MS = 5;
+let lastYield = Date.now();
 
 /** Marks branch ids whose events are not recorded (DISTRIBUTED Map iterations). */
 export const QUIET = "~";
@@ -56,6 +61,31 @@ export interface Branch {
   /** `$$.Map.Item` of a Map iteration. */
   mapItem?: { Index: number; Value: unknown };
 }
+
+/** A state's evaluation scope whose context object is built only if a `$$` path asks for it. */
+class LazyScope implements EvalScope {
+  readonly stateName: string;
+  readonly enteredEventId: number;
+  readonly variables: Record<string, unknown>;
+  private built: unknown;
+  constructor(
+    private readonly run: ExecutionRun,
+    private readonly b: Branch,
+    private readonly cp: BranchCheckpoint,
+    private readonly token: string | undefined,
+  ) {
+    this.stateName = cp.state;
+    this.enteredEventId = cp.entered;
+    this.variables = cp.vars;
+  }
+  get context(): unknown {
+    this.built ??= this.run.context(this.b, this.cp, this.token);
+    return this.built;
+  }
+}
+
+/** What a state hands on: its output, the next state (none at the end) and the variables. */
+type StateOutcome = { output: unknown; next?: string; vars: Record<string, unknown> };
 
 /** Thrown into a branch when it must stop (execution stopped, sibling failed). */
 export class Aborted extends Error {
@@ -242,7 +272,14 @@ export class ExecutionRun {
   /** Persist a branch checkpoint (journaled with the events before it, atomically per flush). */
   checkpoint(b: string, cp: BranchCheckpoint): void {
     this.exec.branches.set(b, cp);
-    this.host.record({ k: "cp", x: this.exec.seq, b, c: cp });
+    // On entering a state its input is already in the StateEntered event: the journal takes it
+    // from there on replay instead of writing it twice (quiet branches have no events to take from).
+    if (cp.phase === "enter" && !b.includes(QUIET)) {
+      // Without variables, the StateEntered event says it all: replay derives the checkpoint from it.
+      if (isEmpty(cp.vars)) return;
+      const { input: _input, ...rest } = cp;
+      this.host.record({ k: "cp", x: this.exec.seq, b, c: rest as BranchCheckpoint });
+    } else this.host.record({ k: "cp", x: this.exec.seq, b, c: cp });
   }
 
   /** Record a child branch's end, so a restart does not run it again. */
@@ -289,12 +326,7 @@ export class ExecutionRun {
 
   /** The evaluation scope of a state. */
   scope(b: Branch, cp: BranchCheckpoint, token?: string): EvalScope {
-    return {
-      stateName: cp.state,
-      enteredEventId: cp.entered,
-      context: this.context(b, cp, token),
-      variables: cp.vars,
-    };
+    return new LazyScope(this, b, cp, token);
   }
 
   /**
@@ -312,26 +344,31 @@ export class ExecutionRun {
     let name = cp?.state ?? block.StartAt;
     let stateInput = cp?.input ?? input;
     let variables = cp?.vars ?? vars;
+    // The JSON text of the state's input, when known (the previous state's output): serialized once.
+    let inputText: string | undefined;
     for (;;) {
       if (b.signal.aborted) throw new Aborted();
       // Yield to the event loop now and then so a long chain never starves other executions.
-      if (++this.transitions % 100 === 0) await new Promise((r) => setImmediate(r));
+      if (++this.transitions % 64 === 0 && Date.now() - lastYield > YIELD_EVERY_MS) {
+        await new Promise((r) => setImmediate(r));
+        lastYield = Date.now();
+      }
       const st = block.States[name] as StateDef;
+      // The input was size-checked already when it was the previous state's output.
+      const checkInput = inputText === undefined;
       if (!cp) {
+        inputText ??= JSON.stringify(stateInput) ?? "null";
         const e = this.emit(b.id, `${st.Type}StateEntered`, {
-          stateEnteredEventDetails: {
-            name,
-            input: JSON.stringify(stateInput),
-            inputDetails: { truncated: false },
-          },
+          stateEnteredEventDetails: { name, input: inputText, inputDetails: { truncated: false } },
         });
         cp = { state: name, input: stateInput, entered: e.id, vars: variables, phase: "enter" };
         this.checkpoint(b.id, cp);
       }
       let out: { output: unknown; next?: string; vars: Record<string, unknown> };
       try {
-        checkOutputSize(name, stateInput);
-        out = await this.runState(b, st, cp);
+        if (checkInput) checkTextSize(name, inputText ?? JSON.stringify(stateInput) ?? "null");
+        const r = this.runState(b, st, cp);
+        out = r instanceof Promise ? await r : r;
       } catch (e) {
         if (e instanceof Aborted || b.signal.aborted) throw new Aborted();
         const err =
@@ -340,19 +377,17 @@ export class ExecutionRun {
         if (!caught) throw err;
         out = caught;
       }
-      checkOutputSize(name, out.output);
+      const outputText = JSON.stringify(out.output) ?? "null";
+      checkTextSize(name, outputText);
       if (st.Type !== "Fail") {
         this.emit(b.id, `${st.Type}StateExited`, {
-          stateExitedEventDetails: {
-            name,
-            output: JSON.stringify(out.output),
-            outputDetails: { truncated: false },
-          },
+          stateExitedEventDetails: { name, output: outputText, outputDetails: { truncated: false } },
         });
       }
       if (out.next === undefined) return out.output;
       name = out.next;
       stateInput = out.output;
+      inputText = outputText;
       variables = out.vars;
       cp = undefined;
     }
@@ -379,11 +414,8 @@ export class ExecutionRun {
     return undefined;
   }
 
-  private async runState(
-    b: Branch,
-    st: StateDef,
-    cp: BranchCheckpoint,
-  ): Promise<{ output: unknown; next?: string; vars: Record<string, unknown> }> {
+  // Not async: Pass, Choice, Succeed and Fail answer at once, without a trip through the microtask queue.
+  private runState(b: Branch, st: StateDef, cp: BranchCheckpoint): StateOutcome | Promise<StateOutcome> {
     const scope = this.scope(b, cp);
     const next = st.End === true ? undefined : (st.Next as string | undefined);
     switch (st.Type) {
@@ -454,31 +486,8 @@ export class ExecutionRun {
           });
         return { output, next: target, vars };
       }
-      case "Wait": {
-        const effective = applyFilterPath(
-          "InputPath",
-          st.InputPath as string | null | undefined,
-          cp.input,
-          scope,
-        );
-        let until = cp.phase === "wait" ? cp.until : undefined;
-        if (until === undefined) {
-          until = this.waitUntil(st, effective, scope);
-          cp = { ...cp, phase: "wait", until };
-          this.checkpoint(b.id, cp);
-        }
-        await sleep(Math.max(0, until - this.host.now()), b.signal);
-        const output = applyFilterPath(
-          "OutputPath",
-          st.OutputPath as string | null | undefined,
-          effective,
-          scope,
-        );
-        const vars = st.Assign
-          ? evaluateAssign(st.Assign as Record<string, unknown>, effective, undefined, scope)
-          : cp.vars;
-        return { output, next, vars };
-      }
+      case "Wait":
+        return this.runWait(b, st, cp, next);
       case "Task":
       case "Parallel":
       case "Map":
@@ -486,6 +495,39 @@ export class ExecutionRun {
       default:
         throw runtimeError(cp.state, cp.entered, `Unsupported state type ${st.Type}`);
     }
+  }
+
+  private async runWait(
+    b: Branch,
+    st: StateDef,
+    cpIn: BranchCheckpoint,
+    next: string | undefined,
+  ): Promise<StateOutcome> {
+    let cp = cpIn;
+    const scope = this.scope(b, cp);
+    const effective = applyFilterPath(
+      "InputPath",
+      st.InputPath as string | null | undefined,
+      cp.input,
+      scope,
+    );
+    let until = cp.phase === "wait" ? cp.until : undefined;
+    if (until === undefined) {
+      until = this.waitUntil(st, effective, scope);
+      cp = { ...cp, phase: "wait", until };
+      this.checkpoint(b.id, cp);
+    }
+    await sleep(Math.max(0, until - this.host.now()), b.signal);
+    const output = applyFilterPath(
+      "OutputPath",
+      st.OutputPath as string | null | undefined,
+      effective,
+      scope,
+    );
+    const vars = st.Assign
+      ? evaluateAssign(st.Assign as Record<string, unknown>, effective, undefined, scope)
+      : cp.vars;
+    return { output, next, vars };
   }
 
   /** ResultSelector → ResultPath → OutputPath → Assign, common to Pass, Task, Parallel, Map. */
@@ -638,6 +680,18 @@ export class ExecutionRun {
 /** Did this error come out of a child branch (rather than from evaluating the state's own fields)? */
 function isChildFailure(e: unknown): boolean {
   return e instanceof StatesError && (e as StatesError & { fromChild?: boolean }).fromChild === true;
+}
+
+function isEmpty(o: Record<string, unknown>): boolean {
+  for (const _ in o) return false;
+  return true;
+}
+
+/** Throw `States.DataLimitExceeded` when a payload's JSON text is over 256 KiB. */
+function checkTextSize(stateName: string, text: string): void {
+  // A UTF-8 character takes at most 3 bytes per UTF-16 unit: short texts need no exact count.
+  if (text.length * 3 <= MAX_PAYLOAD_BYTES) return;
+  if (Buffer.byteLength(text, "utf8") > MAX_PAYLOAD_BYTES) checkOutputSize(stateName, JSON.parse(text));
 }
 
 function show(v: unknown): string {

@@ -15,14 +15,46 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import type { JournalRecord } from "./model.js";
+import type { HistoryEvent, JournalRecord } from "./model.js";
 
 const FILE = "journal.log";
+
+/**
+ * Serialize a batch: a branch checkpoint superseded later in the same batch is dropped (only the
+ * last one matters), and runs of events of one execution are written as one record.
+ */
+export function encodeBatch(batch: JournalRecord[]): string {
+  const lastCp = new Map<string, number>();
+  for (let i = 0; i < batch.length; i++) {
+    const r = batch[i] as JournalRecord;
+    if (r.k === "cp") lastCp.set(`${r.x}|${r.b}`, i);
+  }
+  const lines: string[] = [];
+  let run: { x: number; l: Array<[string, HistoryEvent]> } | undefined;
+  const endRun = () => {
+    if (run) lines.push(JSON.stringify({ k: "evs", x: run.x, l: run.l }));
+    run = undefined;
+  };
+  for (let i = 0; i < batch.length; i++) {
+    const r = batch[i] as JournalRecord;
+    if (r.k === "ev") {
+      if (run && run.x !== r.x) endRun();
+      run ??= { x: r.x, l: [] };
+      run.l.push([r.b, r.e]);
+      continue;
+    }
+    if (r.k === "cp" && lastCp.get(`${r.x}|${r.b}`) !== i) continue;
+    endRun();
+    lines.push(JSON.stringify(r));
+  }
+  endRun();
+  return `${lines.join("\n")}\n`;
+}
 
 /** The journal. `stateDir` undefined keeps nothing (an in-memory engine). */
 export class Journal {
   private fd: number | undefined;
-  private buffer: string[] = [];
+  private buffer: JournalRecord[] = [];
   private scheduled = false;
   private bytes = 0;
 
@@ -89,7 +121,7 @@ export class Journal {
   /** Queue a record; it becomes durable at the next flush (at the latest on the next macrotask). */
   append(r: JournalRecord): void {
     if (!this.stateDir) return;
-    this.buffer.push(JSON.stringify(r));
+    this.buffer.push(r);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -100,7 +132,7 @@ export class Journal {
   flush(): void {
     this.scheduled = false;
     if (this.fd === undefined || this.buffer.length === 0) return;
-    const text = `${this.buffer.join("\n")}\n`;
+    const text = encodeBatch(this.buffer);
     this.buffer = [];
     writeSync(this.fd, text);
     this.bytes += text.length;

@@ -120,3 +120,40 @@ describe("resume after a restart", () => {
     ]);
   });
 });
+
+describe("replay of a journal cut in the middle of pure transitions", () => {
+  it("resumes at the last entered state without repeating an event", async () => {
+    const { readFileSync, writeFileSync } = await import("node:fs");
+    const first = await engineAt(0);
+    const states: Record<string, unknown> = {};
+    for (let i = 0; i < 6; i++)
+      states[`S${i}`] = { Type: "Pass", Result: i, Next: i < 5 ? `S${i + 1}` : "W" };
+    states.W = { Type: "Wait", Seconds: 3600, End: true };
+    const arn = await start(first, { StartAt: "S0", States: states });
+    await until(async () => ((await types(first, arn)).includes("WaitStateEntered") ? true : undefined));
+    await first.close();
+    // Keep the journal up to S3's StateEntered (event 8), as if the process died right after it.
+    const path = join(dir as string, "journal.log");
+    const kept: string[] = [];
+    for (const line of readFileSync(path, "utf8").split("\n").filter(Boolean)) {
+      const r = JSON.parse(line) as { k: string; l?: Array<[string, { id: number }]>; e?: { id: number } };
+      if (r.k === "evs") {
+        r.l = (r.l ?? []).filter(([, e]) => e.id <= 8);
+        kept.push(JSON.stringify(r));
+      } else if (r.k === "ev") {
+        if ((r.e?.id ?? 0) <= 8) kept.push(line);
+      } else if (r.k !== "cp" && r.k !== "exec") kept.push(line);
+    }
+    writeFileSync(path, `${kept.join("\n")}\n`);
+    const second = await engineAt(0);
+    await until(async () => ((await types(second, arn)).includes("WaitStateEntered") ? true : undefined));
+    const h = (
+      (await second.call("GetExecutionHistory", { executionArn: arn, maxResults: 1000 })) as {
+        events: Array<{ id: number; type: string; stateEnteredEventDetails?: { name: string } }>;
+      }
+    ).events;
+    expect(h.map((e) => e.id)).toEqual(h.map((_, i) => i + 1));
+    const entered = h.filter((e) => e.stateEnteredEventDetails).map((e) => e.stateEnteredEventDetails?.name);
+    expect(entered).toEqual(["S0", "S1", "S2", "S3", "S4", "S5", "W"]);
+  });
+});

@@ -157,15 +157,20 @@ export class HostAgent {
     });
   }
 
-  /** Extend the lease by `ttlMs` from now; only the holder, at its current epoch, may. */
-  renewLease(req: RenewLeaseRequest): Promise<LeaseReply> {
-    return this.serial.run(async () => {
-      this.assertServing();
-      await this.expireIfDue();
-      const cur = this.requireLease(req.leaseId, req.epoch);
-      this.setLease(cur.leaseId, cur.jobId, cur.epoch, req.ttlMs);
-      return this.leaseReply();
-    });
+  /**
+   * Extend the lease by `ttlMs` from now; only the holder, at its current epoch, may. A live lease
+   * is renewed at once, never queued behind a long Cancel (its renewals must not starve).
+   */
+  async renewLease(req: RenewLeaseRequest): Promise<LeaseReply> {
+    this.assertServing();
+    const live = this.lease && this.o.clock.now() < this.lease.expiresAtMs;
+    if (!live) {
+      // Expired (or none): let the expiry happen in order, then refuse.
+      await this.serial.run(() => this.expireIfDue());
+    }
+    const cur = this.requireLease(req.leaseId, req.epoch);
+    this.setLease(cur.leaseId, cur.jobId, cur.epoch, req.ttlMs);
+    return this.leaseReply();
   }
 
   /** Cancel whatever runs under the lease and free the host. Releasing a free host is a no-op. */

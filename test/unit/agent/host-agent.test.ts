@@ -95,6 +95,24 @@ describe("HostAgent leases", () => {
     });
   });
 
+  it("renews a live lease at once, even while a long Cancel holds the host", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 1000 });
+    const script = `trap "" TERM; echo ready; while :; do sleep 1; done`;
+    await agent.startRun(run({ argv: ["sh", "-c", script] }));
+    await expect.poll(() => agent.readOutput(0).stdout.toString()).toContain("ready");
+    const order: string[] = [];
+    const cancel = agent.cancel({ leaseId: "L", epoch: 1, graceMs: 1500 }).then(() => order.push("cancel"));
+    clock.advance(900);
+    const renewed = await agent.renewLease({ leaseId: "L", epoch: 1, ttlMs: 1000 });
+    order.push("renew");
+    expect(renewed.lease?.expiresAtMs).toBe(clock.now() + 1000);
+    expect(order).toEqual(["renew"]);
+    // The cancel ends with SIGKILL after its grace; the renewed lease is still there.
+    await cancel;
+    expect(order).toEqual(["renew", "cancel"]);
+    expect(agent.status()).toMatchObject({ state: "exited", lease: { leaseId: "L" } });
+  });
+
   it("an expired lease is free for another job even before its timer fired", async () => {
     await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 1000 });
     // Move time without firing timers: the check on acquire must see the expiry itself.

@@ -32,25 +32,33 @@ export interface PushTokenClaims {
 const b64url = (data: Buffer | string) => Buffer.from(data).toString("base64url");
 
 /**
- * Signs OIDC-style push tokens (RS256 JWTs) with a key pair generated at start, and publishes the
+ * Signs OIDC-style push tokens (RS256 JWTs) with a key pair of its own, and publishes the
  * public half as a JWKS so receivers can check who pushed — the same checks as against Google's keys.
  */
 export class PushTokenSigner {
-  private readonly privateKey: KeyObject;
   readonly kid = randomUUID();
-  private readonly jwk: PublicJwk;
+  private keys: { privateKey: KeyObject; jwk: PublicJwk } | undefined;
   private readonly cache = new Map<string, { token: string; exp: number }>();
 
-  constructor(private readonly nowMs: () => number = Date.now) {
-    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    this.privateKey = privateKey;
-    const pub = publicKey.export({ format: "jwk" }) as { kty: string; n: string; e: string };
-    this.jwk = { kty: pub.kty, n: pub.n, e: pub.e, kid: this.kid, alg: "RS256", use: "sig" };
+  constructor(private readonly nowMs: () => number = Date.now) {}
+
+  // Generated on first use: an RSA key pair costs a few hundred milliseconds, and most emulator
+  // runs never push with a token.
+  private keyPair(): { privateKey: KeyObject; jwk: PublicJwk } {
+    if (!this.keys) {
+      const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+      const pub = publicKey.export({ format: "jwk" }) as { kty: string; n: string; e: string };
+      this.keys = {
+        privateKey,
+        jwk: { kty: pub.kty, n: pub.n, e: pub.e, kid: this.kid, alg: "RS256", use: "sig" },
+      };
+    }
+    return this.keys;
   }
 
   /** The public keys, e.g. to serve at a `jwks_uri` or hand to a verifier. */
   jwks(): JsonWebKeySet {
-    return { keys: [{ ...this.jwk }] };
+    return { keys: [{ ...this.keyPair().jwk }] };
   }
 
   /** A token for `email` pushing to `audience`; reused until five minutes before it expires. */
@@ -70,7 +78,7 @@ export class PushTokenSigner {
     };
     const header = { alg: "RS256", typ: "JWT", kid: this.kid };
     const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
-    const signature = sign("sha256", Buffer.from(signingInput), this.privateKey);
+    const signature = sign("sha256", Buffer.from(signingInput), this.keyPair().privateKey);
     const token = `${signingInput}.${b64url(signature)}`;
     this.cache.set(key, { token, exp: claims.exp });
     return token;

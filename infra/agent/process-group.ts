@@ -179,7 +179,8 @@ export async function terminateGroup(
     }
   };
   learn(descendants(leader));
-  let signal: NodeJS.Signals = "SIGTERM";
+  // No grace: straight to SIGKILL, as a vanishing VM would (no SIGTERM handler gets to run).
+  let signal: NodeJS.Signals = graceMs > 0 ? "SIGTERM" : "SIGKILL";
   signalAll(leader, outside, signal);
   const signalled = new Set(outside);
   let members = groupMembers(leader, await sharedScan());
@@ -191,8 +192,7 @@ export async function terminateGroup(
     signal,
   );
   for (const pid of [...outside, ...members]) signalled.add(pid);
-  const start = Date.now();
-  let deadline = start + graceMs;
+  let deadline = Date.now() + (signal === "SIGKILL" ? killWaitMs : graceMs);
   for (let i = 1; ; i++) {
     const cheapSaysGone = !groupExists(leader) && [...outside].every((pid) => !isAlive(pid));
     // Every 10th round (and whenever the cheap probe says gone) the full scan decides.

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -123,7 +123,8 @@ describe("local provider", () => {
         sliceIndex: 1,
         sliceName: victim?.name ?? "",
         hostIndex: host.workerId,
-        argv: ["sh", "-c", "sleep 300 & wait"],
+        // A graceful shutdown would run the trap; a vanishing VM gives it no chance.
+        argv: ["sh", "-c", `trap "touch ${join(dir, "graceful")}; exit 0" TERM; sleep 300 & wait`],
       });
       pids.push(r.pid);
     }
@@ -142,6 +143,7 @@ describe("local provider", () => {
     });
     // Killed like a VM: no workload left, the agent does not answer, it reported no exit itself.
     for (const pid of pids) expect(groupMembers(pid)).toEqual([]);
+    expect(existsSync(join(dir, "graceful"))).toBe(false);
     await expect(clientOf(victim?.hosts[0]?.agent).health()).rejects.toMatchObject({
       code: grpc.status.UNAVAILABLE,
     });

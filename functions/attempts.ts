@@ -33,6 +33,7 @@ export const keys = {
   aliveHost: (jobId: string, n: number, s: number, h: number) => `${keys.attempt(jobId, n)}/alive/${s}-${h}`,
   heartbeatSent: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/heartbeat-sent`,
   status: (jobId: string) => `jobs/${enc(jobId)}/status.json`,
+  cancel: (jobId: string) => `jobs/${enc(jobId)}/cancel.json`,
   results: (jobId: string) => `jobs/${enc(jobId)}/results.json`,
   sliceIndex: (slice: string) => `index/slices/${enc(slice)}.json`,
   hostIndex: (address: string) => `index/hosts/${enc(address)}.json`,
@@ -119,6 +120,11 @@ export function attemptStore(store: ResultsStore) {
         ...record.hosts.map((h) => store.put(keys.hostIndex(h.address), route)),
       ]);
     },
+    /** A user asked to cancel the job: every step stops it at the next chance. */
+    cancelRequested: (jobId: string) =>
+      readJson(store, keys.cancel(jobId), z.object({ reason: z.string(), at: z.number() })),
+    requestCancel: (jobId: string, reason: string, at: number) =>
+      store.create(keys.cancel(jobId), JSON.stringify({ reason, at })),
     token: (jobId: string, n: number) => store.get(keys.token(jobId, n)),
     setToken: (jobId: string, n: number, token: string) => store.put(keys.token(jobId, n), token),
     outcome: (jobId: string, n: number) => readJson(store, keys.outcome(jobId, n), OutcomeSchema),

@@ -103,6 +103,37 @@ export interface ExecutionStarter {
   start(r: { stateMachineArn: string; name: string; input: string }): Promise<{ executionArn: string }>;
 }
 
+/** One execution as the API reports it. */
+export interface ExecutionSummary {
+  executionArn: string;
+  name: string;
+  status: string;
+  startDate?: Date | undefined;
+  stopDate?: Date | undefined;
+}
+
+/** One execution in full. */
+export interface ExecutionDetail extends ExecutionSummary {
+  input?: string | undefined;
+  output?: string | undefined;
+  error?: string | undefined;
+  cause?: string | undefined;
+}
+
+/** What the API needs of Step Functions besides starting executions. */
+export interface ExecutionsApi extends ExecutionStarter {
+  describe(executionArn: string): Promise<ExecutionDetail | undefined>;
+  list(r: {
+    stateMachineArn: string;
+    maxResults: number;
+    nextToken?: string | undefined;
+    status?: string | undefined;
+  }): Promise<{
+    executions: ExecutionSummary[];
+    nextToken?: string | undefined;
+  }>;
+}
+
 /**
  * A small key-value store of text (a directory in the embedded stack, S3 on AWS). Keys are
  * `/`-separated paths. `create` writes only if the key is absent (first writer wins).

@@ -18,6 +18,14 @@ export function createAwaitAttempt(deps: Pick<ControlPlaneDeps, "store" | "token
   const attempts = attemptStore(deps.store);
   return async ({ token, state }: z.output<typeof AwaitInputSchema>) => {
     await attempts.setToken(state.jobId, state.attempt, token);
+    const cancel = await attempts.cancelRequested(state.jobId);
+    if (cancel) {
+      await attempts.decide(state.jobId, state.attempt, {
+        kind: "failed",
+        at: cancel.at,
+        error: { name: "JobCancelled", message: `job ${state.jobId} cancelled: ${cancel.reason}` },
+      });
+    }
     const delivered = await deliverOutcome(attempts, deps.tokens, state.jobId, state.attempt, { token });
     return { registered: true, delivered };
   };

@@ -135,6 +135,10 @@ export function createCheckResults(
         error: serializeError(new InternalError("CheckResults reached without a completion or a problem")),
       });
     }
+    const cancel = await attempts.cancelRequested(state.jobId);
+    if (cancel || state.problem?.Error === "JobCancelled") {
+      return cancelled(state, cancel?.reason ?? "cancelled", record, ends);
+    }
     const verdict = classifyAttempt(problems);
     let decision: RetryDecision = decideAfterAttempt(state.retry, verdict, state.job.retry);
 
@@ -206,6 +210,40 @@ export function createCheckResults(
       final: { status, error, cause: causeText(status) },
     };
   };
+
+  async function cancelled(
+    state: ExecutionState,
+    reason: string,
+    record: AttemptRecord | undefined,
+    ends: Map<string, HostEnd>,
+  ) {
+    const counters = {
+      attempts: state.retry.attempts + 1,
+      preemptions: state.retry.preemptions,
+      failures: state.retry.failures,
+    };
+    const infos = hostInfos(state, record, ends);
+    const status: JobStatus = {
+      status: "CANCELLED",
+      info: {
+        name: state.job.name,
+        jobId: state.jobId,
+        state: "cancelled",
+        kind: state.job.accelerator.kind,
+        executionArn: state.history.firstExecutionArn ?? state.executionArn,
+      },
+      counters,
+      hosts: infos.length <= INLINE_HOSTS ? infos : undefined,
+      error: { name: "JobCancelled", message: `job ${state.jobId} cancelled: ${reason}` },
+    };
+    await deps.store.put(keys.status(state.jobId), JSON.stringify({ ...status, hosts: infos }));
+    return {
+      ...state,
+      retry: { ...state.retry, attempts: counters.attempts },
+      decision: { action: "stop" as const, status: "CANCELLED" as const, waitSeconds: 0 },
+      final: { status, error: "JobCancelled", cause: causeText(status) },
+    };
+  }
 
   async function collectResults(
     state: ExecutionState,

@@ -1,4 +1,7 @@
 import {
+  DescribeExecutionCommand,
+  type ExecutionStatus,
+  ListExecutionsCommand,
   SendTaskFailureCommand,
   SendTaskHeartbeatCommand,
   SendTaskSuccessCommand,
@@ -6,7 +9,7 @@ import {
   type SFNClientConfig,
   StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
-import type { ExecutionStarter, TaskTokens, TokenOutcome } from "../ports.js";
+import type { ExecutionStarter, ExecutionsApi, TaskTokens, TokenOutcome } from "../ports.js";
 
 /** Errors meaning the task is gone: it timed out, finished, or never was. Resolving it is moot. */
 const STALE_TASK = new Set(["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"]);
@@ -69,6 +72,52 @@ export function createSfnExecutionStarter(client: SFNClient): ExecutionStarter {
       const out = await client.send(new StartExecutionCommand(r));
       if (!out.executionArn) throw new Error("StartExecution answered without an executionArn");
       return { executionArn: out.executionArn };
+    },
+  };
+}
+
+/** Describing and listing executions through the official SFN client. */
+export function createSfnExecutionsApi(client: SFNClient): ExecutionsApi {
+  return {
+    ...createSfnExecutionStarter(client),
+    async describe(executionArn) {
+      try {
+        const d = await client.send(new DescribeExecutionCommand({ executionArn }));
+        return {
+          executionArn,
+          name: d.name ?? "",
+          status: d.status ?? "UNKNOWN",
+          startDate: d.startDate,
+          stopDate: d.stopDate,
+          input: d.input,
+          output: d.output,
+          error: d.error,
+          cause: d.cause,
+        };
+      } catch (e) {
+        if ((e as { name?: string }).name === "ExecutionDoesNotExist") return undefined;
+        throw e;
+      }
+    },
+    async list(r) {
+      const out = await client.send(
+        new ListExecutionsCommand({
+          stateMachineArn: r.stateMachineArn,
+          maxResults: r.maxResults,
+          nextToken: r.nextToken,
+          statusFilter: r.status as ExecutionStatus | undefined,
+        }),
+      );
+      return {
+        executions: (out.executions ?? []).map((e) => ({
+          executionArn: e.executionArn ?? "",
+          name: e.name ?? "",
+          status: e.status ?? "UNKNOWN",
+          startDate: e.startDate,
+          stopDate: e.stopDate,
+        })),
+        nextToken: out.nextToken,
+      };
     },
   };
 }

@@ -10,6 +10,7 @@ import {
   serializeError,
 } from "../../core/serialized-error.js";
 import { attemptStore } from "../attempts.js";
+import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
@@ -60,6 +61,7 @@ export function createLaunchHosts(
 ) {
   const attempts = attemptStore(deps.store);
   return async (state: ExecutionState): Promise<ExecutionState> => {
+    await stopIfCancelled(attempts, state.jobId);
     const placement = state.placement;
     if (!placement) throw new InternalError("LaunchHosts before PreparePlacement");
     const ctx = { jobId: state.jobId, attempt: state.attempt };

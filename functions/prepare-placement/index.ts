@@ -3,6 +3,7 @@ import { InternalError, SliceUnhealthy } from "../../core/errors.js";
 import { placeJob } from "../../core/placement.js";
 import { serializeError } from "../../core/serialized-error.js";
 import { type AttemptHost, attemptStore } from "../attempts.js";
+import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import { leaseTtlMs } from "../scale-slices/index.js";
 import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
@@ -17,6 +18,7 @@ import { createStepApp } from "../step-app.js";
 export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">) {
   const attempts = attemptStore(deps.store);
   return async (state: ExecutionState): Promise<ExecutionState> => {
+    await stopIfCancelled(attempts, state.jobId);
     const slices = state.scale?.slices;
     if (!slices || state.scale?.status !== "ready")
       throw new InternalError("PreparePlacement before ScaleSlices was ready");

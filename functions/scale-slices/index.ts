@@ -4,6 +4,7 @@ import { InsufficientSlices } from "../../core/errors.js";
 import { acceptableSliceCounts, type JobSpec } from "../../core/job-spec.js";
 import { tpuType } from "../../core/tpu-catalog.js";
 import { attemptStore } from "../attempts.js";
+import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import type { AgentConnector } from "../ports.js";
 import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
@@ -103,6 +104,7 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
 export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock">) {
   const attempts = attemptStore(deps.store);
   return async (state: ExecutionState): Promise<ExecutionState> => {
+    await stopIfCancelled(attempts, state.jobId);
     const now = deps.clock.now();
     const attempt = state.retry.attempts + 1;
     const fresh = state.scale?.status !== "pending";

@@ -13,14 +13,11 @@ import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import type { ClusterSlice } from "../../core/cluster-spec.js";
 import { HOST_EVENTS_TOPIC, LAUNCH_REQUESTS_TOPIC, PREEMPTION_NOTICES_TOPIC } from "../../core/host-event.js";
+import { createJobsApi } from "../../functions/api/jobs.js";
 import { createAwaitAttemptApp } from "../../functions/await-attempt/index.js";
 import { createCheckResultsApp } from "../../functions/check-results/index.js";
 import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
-import {
-  createSfnClient,
-  createSfnExecutionStarter,
-  createSfnTaskTokens,
-} from "../../functions/clients/sfn.js";
+import { createSfnClient, createSfnExecutionsApi, createSfnTaskTokens } from "../../functions/clients/sfn.js";
 import { createContinueExecutionApp } from "../../functions/continue-execution/index.js";
 import type { ControlPlaneDeps } from "../../functions/deps.js";
 import { createIngestApp } from "../../functions/ingest/index.js";
@@ -52,6 +49,8 @@ export interface LocalStackOptions {
   provisioningDelayMs?: number;
   /** Continue jobs as new executions past this many history events (tests lower it). */
   historyBudget?: number;
+  /** HMAC secret of `POST /v1/jobs` (default: $GANGWAY_WEBHOOK_SECRET, else one generated and kept in the state dir). */
+  webhookSecret?: string;
   /** Directory relative workload paths resolve against (default: the current directory). */
   workloadCwd?: string;
   log?: (line: string) => void;
@@ -66,6 +65,7 @@ export interface LocalStack {
   projectId: string;
   provider: LocalProvider;
   engine: SfnEngine;
+  webhookSecret: string;
   /** The ready line `gangway up` prints. */
   readyLine(): Record<string, unknown>;
   close(): Promise<void>;
@@ -185,6 +185,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const projectId = options.projectId ?? "gangway-local";
   await mkdir(stateDir, { recursive: true });
   const token = await persistentSecret(join(stateDir, "agent-token"));
+  const givenSecret = options.webhookSecret ?? process.env.GANGWAY_WEBHOOK_SECRET;
+  const webhookSecret = givenSecret ?? (await persistentSecret(join(stateDir, "webhook-secret")));
   const closers: Array<() => Promise<void> | void> = [];
   const close = async () => {
     for (const c of closers.splice(0).reverse()) {
@@ -221,12 +223,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     const agents = agentConnector(token);
     closers.push(() => agents.close());
+    const executionsApi = createSfnExecutionsApi(sfn);
     const deps: ControlPlaneDeps = {
       provider: providerPort(provider, log),
       agents,
       store: createDirectoryResultsStore(join(stateDir, "results")),
       tokens: createSfnTaskTokens(sfn),
-      executions: createSfnExecutionStarter(sfn),
+      executions: executionsApi,
       clock: { now: () => Date.now() },
       workloadCwd: options.workloadCwd ?? process.cwd(),
       historyBudget: options.historyBudget,
@@ -244,24 +247,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     };
     for (const [step, app] of Object.entries(apps)) engine.registerLambda(functionName(step), app);
 
-    const api = new Hono();
-    api.route("/", createIngestApp(deps));
-    api.get("/health", (c) => c.json({ ok: true }));
-    const server = await new Promise<Server>((ready) => {
-      const s = serve({ fetch: api.fetch, hostname: host, port: options.port ?? 0 }, () =>
-        ready(s as Server),
-      );
-    });
-    closers.push(
-      () =>
-        new Promise<void>((done) => {
-          server.closeAllConnections();
-          server.close(() => done());
-        }),
-    );
-    const apiUrl = `http://${host}:${(server.address() as AddressInfo).port}`;
-    await ensureTopicsAndPushes(pubsub, apiUrl);
-
     const substitutions = Object.fromEntries(
       Object.entries(FUNCTION_SUBSTITUTIONS).map(([sub, step]) => [sub, functionName(step)]),
     );
@@ -278,10 +263,33 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ).stateMachineArn;
     }
     if (!stateMachineArn) throw new Error("the engine did not answer a state machine ARN");
+    const arn = stateMachineArn;
+
+    const api = new Hono();
+    api.route("/", createIngestApp(deps));
+    api.route(
+      "/",
+      createJobsApi({ ...deps, executions: executionsApi, stateMachineArn: arn, webhookSecret }),
+    );
+    api.get("/health", (c) => c.json({ ok: true }));
+    const server = await new Promise<Server>((ready) => {
+      const s = serve({ fetch: api.fetch, hostname: host, port: options.port ?? 0 }, () =>
+        ready(s as Server),
+      );
+    });
+    closers.push(
+      () =>
+        new Promise<void>((done) => {
+          server.closeAllConnections();
+          server.close(() => done());
+        }),
+    );
+    const apiUrl = `http://${host}:${(server.address() as AddressInfo).port}`;
+    await ensureTopicsAndPushes(pubsub, apiUrl);
+
     // Jobs that were running when the stack died lost their hosts with it: say so at once.
     await announceLostHosts(deps.store, pubsub, log);
 
-    const arn = stateMachineArn;
     return {
       api: apiUrl,
       sfnEndpoint: sfnServer.url,
@@ -290,6 +298,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       projectId,
       provider,
       engine,
+      webhookSecret,
       readyLine: () => ({
         ready: true,
         api: apiUrl,
@@ -297,6 +306,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         pubsubEmulatorHost: emulator.host,
         stateMachineArn: arn,
         projectId,
+        // Printed only when generated here: a secret the user gave is theirs already.
+        ...(givenSecret === undefined ? { webhookSecret } : {}),
       }),
       close,
     };

@@ -4,10 +4,15 @@
 // official client in this one, as an application would. Run: npm run bench:pubsub [-- --runs 5]
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Message, PubSub } from "@google-cloud/pubsub";
-import { credentials, type GrpcObject, type ServiceClientConstructor } from "@grpc/grpc-js";
+import {
+  type ClientDuplexStream,
+  credentials,
+  type GrpcObject,
+  type ServiceClientConstructor,
+} from "@grpc/grpc-js";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { loadPubSubServices } from "../infra/local/pubsub/protos.js";
@@ -163,6 +168,46 @@ async function throughput(pubsub: PubSub, run: number, label: string): Promise<n
   return THROUGHPUT_MESSAGES / seconds;
 }
 
+// The emulator's own capacity, without the official client's per-message work: generated gRPC
+// stubs publishing 500-message batches and acking on the StreamingPull stream.
+async function leanThroughput(pubsub: PubSub, host: string, run: number): Promise<number> {
+  const [topic] = await pubsub.createTopic(`lean-topic-${run}`);
+  const [sub] = await topic.createSubscription(`lean-sub-${run}`);
+  const v1 = ((loadPubSubServices().grpcObject.google as GrpcObject).pubsub as GrpcObject).v1 as GrpcObject;
+  const publisher = new (v1.Publisher as ServiceClientConstructor)(host, credentials.createInsecure());
+  const subscriber = new (v1.Subscriber as ServiceClientConstructor)(host, credentials.createInsecure());
+  const stream = (
+    subscriber.StreamingPull as () => ClientDuplexStream<object, { receivedMessages: { ackId: string }[] }>
+  )();
+  let received = 0;
+  const done = new Promise<void>((resolve) => {
+    stream.on("data", (res: { receivedMessages: { ackId: string }[] }) => {
+      received += res.receivedMessages.length;
+      stream.write({ ackIds: res.receivedMessages.map((m) => m.ackId) });
+      if (received >= THROUGHPUT_MESSAGES) resolve();
+    });
+  });
+  stream.on("error", () => {});
+  stream.write({ subscription: sub.name, streamAckDeadlineSeconds: 60, maxOutstandingMessages: 5000 });
+  const batch = Array.from({ length: 500 }, () => ({ data: Buffer.alloc(1024, 3) }));
+  const publish = () =>
+    new Promise<void>((resolve, reject) =>
+      (publisher.Publish as (r: object, cb: (e: Error | null) => void) => void)(
+        { topic: topic.name, messages: batch },
+        (e) => (e ? reject(e) : resolve()),
+      ),
+    );
+  const start = performance.now();
+  for (let sent = 0; sent < THROUGHPUT_MESSAGES; sent += 4000)
+    await Promise.all(Array.from({ length: 8 }, publish));
+  await done;
+  const seconds = (performance.now() - start) / 1000;
+  stream.cancel();
+  publisher.close();
+  subscriber.close();
+  return THROUGHPUT_MESSAGES / seconds;
+}
+
 function stats(xs: number[]): string {
   const s = [...xs].sort((a, b) => a - b);
   const f = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
@@ -170,6 +215,7 @@ function stats(xs: number[]): string {
 }
 
 async function main(): Promise<void> {
+  const loadBefore = loadavg()[0] ?? 0;
   const results: Record<string, number[]> = {};
   const add = (k: string, v: number) => {
     results[k] ??= [];
@@ -189,6 +235,7 @@ async function main(): Promise<void> {
     add("push publish→delivery p50 (ms)", push.p50);
     add("push publish→delivery p99 (ms)", push.p99);
     add("streaming pull 1 KiB msgs/s (in memory)", await throughput(pubsub, run, "mem"));
+    add("emulator capacity, lean gRPC stubs, msgs/s", await leanThroughput(pubsub, emu.host, run));
     await pubsub.close();
     await stop(emu.proc);
 
@@ -206,6 +253,9 @@ async function main(): Promise<void> {
   );
   console.log(
     `${THROUGHPUT_MESSAGES} x 1 KiB per throughput run; emulator in its own process (gangway pubsub-emulator)`,
+  );
+  console.log(
+    `machine load average (1 min) before/after: ${loadBefore.toFixed(1)} / ${(loadavg()[0] ?? 0).toFixed(1)}`,
   );
   for (const [k, v] of Object.entries(results)) console.log(`  ${k.padEnd(48)} ${stats(v)}`);
 }

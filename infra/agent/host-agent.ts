@@ -58,6 +58,8 @@ export interface HostAgentOptions {
   inlineResultBytes?: number;
   /** Bytes of stdout and stderr kept, each (64 KiB). */
   tailBytes?: number;
+  /** Working directory of runs that name none (default: the agent's own). */
+  cwd?: string;
   /** Environment inherited by workloads, before the contract's (default: the agent's own, stripped). */
   baseEnv?: Record<string, string>;
   log?: (line: string) => void;
@@ -81,13 +83,14 @@ export class HostAgent {
   readonly address: string;
   readonly startedAt: number;
   private readonly o: Required<
-    Omit<HostAgentOptions, "address" | "workDir" | "baseEnv" | "peerClients" | "sliceMonitor">
+    Omit<HostAgentOptions, "address" | "workDir" | "baseEnv" | "peerClients" | "sliceMonitor" | "cwd">
   > & {
     workDir: string;
     baseEnv: Record<string, string>;
   };
   private readonly serial = new Serial();
   private readonly peerClients: PeerClientFactory | undefined;
+  private readonly cwd: string;
   private readonly sliceMonitorOptions: { intervalMs?: number; failuresToLost?: number };
   private lease: LeaseRecord | undefined;
   private run: RunRecord | undefined;
@@ -116,6 +119,7 @@ export class HostAgent {
     this.startedAt = this.o.clock.now();
     this.events = new EventPublisher(this.o.eventSink, this.o.log);
     this.peerClients = options.peerClients;
+    this.cwd = options.cwd ?? process.cwd();
     this.sliceMonitorOptions = options.sliceMonitor ?? {};
   }
 
@@ -248,7 +252,7 @@ export class HostAgent {
       if (prev && sameRun(prev.req, req) && !this.isStale(prev)) return this.runReply(prev, true);
       await this.stopRun("cancelled", req.graceMs);
       prev?.monitor?.stop(); // the slice view lasts until the next run or the end of the lease
-      const record = await prepareAndStart(req, { ...this.o, now: this.o.clock.now });
+      const record = await prepareAndStart(req, { ...this.o, cwd: this.cwd, now: this.o.clock.now });
       this.run = record;
       if (!record.workload) {
         this.changed();

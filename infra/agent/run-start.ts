@@ -1,4 +1,5 @@
 import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
 import { agentRunFiles } from "../../core/env-contract.js";
 import { WorkloadStartFailed } from "../../core/errors.js";
 import { serializeError } from "../../core/serialized-error.js";
@@ -16,6 +17,8 @@ export interface RunStartOptions {
   vfioPath: string;
   baseEnv: Record<string, string>;
   tailBytes: number;
+  /** The agent's working directory: a run's default cwd. */
+  cwd: string;
   now: () => number;
   log: (line: string) => void;
 }
@@ -42,7 +45,8 @@ export async function prepareAndStart(req: RunRequest, o: RunStartOptions): Prom
     GANGWAY_ERROR_FILE: files.errorFile,
   };
   const record = newRunRecord(req, files, o.now());
-  const cwd = req.cwd || files.dir;
+  // The job spec's contract: no cwd → the agent's own (a relative one resolves against it too).
+  const cwd = resolve(o.cwd, req.cwd || ".");
   try {
     record.workload = await Workload.start({ argv: req.argv, env, cwd, tailBytes: o.tailBytes }, o.now);
   } catch (e) {

@@ -50,7 +50,7 @@ describe("agent runs", () => {
       stale: null,
       keepOut: null,
       path: "string",
-      cwd: reply.resultFile.replace(/\/result\.json$/, ""),
+      cwd: process.cwd(), // no cwd asked for: the agent's own
     });
     expect(existsSync(join(agent.workDir, "libtpu_lockfile"))).toBe(false);
     const status = await c.status();

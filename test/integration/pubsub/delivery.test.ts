@@ -1,4 +1,4 @@
-import type { Message } from "@google-cloud/pubsub";
+import { type Message, PubSub } from "@google-cloud/pubsub";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect, type Harness, PROJECT, startHarness, waitFor } from "./helpers.js";
@@ -33,6 +33,23 @@ describe("pubsub emulator: delivery through the official client", () => {
     for (let n = 0; n < 10_000; n += 997) expect(seen.has(`${n}:${payload.toString()}`)).toBe(true);
     expect(received.errors).toEqual([]);
     await sub.close();
+  });
+
+  it("is reached through PUBSUB_EMULATOR_HOST with no other client configuration", async () => {
+    const saved = process.env.PUBSUB_EMULATOR_HOST;
+    process.env.PUBSUB_EMULATOR_HOST = h.emulator.host;
+    const plain = new PubSub({ projectId: PROJECT });
+    try {
+      const [topic] = await plain.createTopic("env-topic");
+      const [sub] = await topic.createSubscription("env-sub");
+      const id = await topic.publishMessage({ data: Buffer.from("via env") });
+      const [res] = await h.subscriberClient.pull({ subscription: sub.name, maxMessages: 1 });
+      expect(res.receivedMessages?.[0]?.message?.messageId).toBe(id);
+    } finally {
+      await plain.close();
+      if (saved === undefined) delete process.env.PUBSUB_EMULATOR_HOST;
+      else process.env.PUBSUB_EMULATOR_HOST = saved;
+    }
   });
 
   it("carries attributes, message ids, publish time and ordering keys", async () => {

@@ -11,8 +11,9 @@ import {
   PubSubInvalidArgument,
   PubSubNotFound,
 } from "./errors.js";
-import type { Journal, JournalRecord, LoggedMessage } from "./journal.js";
+import { fromLogged, type Journal, type JournalRecord, toLogged } from "./journal.js";
 import { parseProjectName, parseResourceName } from "./names.js";
+import { type Page, page } from "./paging.js";
 import { checkPublishRequest } from "./publish-limits.js";
 import { SubscriptionQueue } from "./subscription-queue.js";
 import type { PubsubMessageIn, StoredMessage, SubscriptionConfig, TopicConfig } from "./types.js";
@@ -30,15 +31,6 @@ export interface PubSubLogger {
 
 /** Told when a subscription appears, changes (new config) or disappears (undefined). */
 export type SubscriptionListener = (name: string, config: SubscriptionConfig | undefined) => void;
-
-/** A page of a list call. */
-export interface Page<T> {
-  items: T[];
-  nextPageToken: string;
-}
-
-const DEFAULT_PAGE_SIZE = 100;
-const MAX_PAGE_SIZE = 1000;
 
 /**
  * The emulator's state: topics, subscriptions and their queues. Every change that must survive a
@@ -414,39 +406,4 @@ function checkAckDeadline(seconds: number | undefined, field: string): void {
   if (!Number.isInteger(s) || s < 0 || s > 600) {
     throw new PubSubInvalidArgument(`${field}: must be between 0 and 600 seconds, got ${s}`);
   }
-}
-
-function toLogged(m: StoredMessage): LoggedMessage {
-  return { s: m.seq, d: m.data.toString("base64"), a: m.attributes, k: m.orderingKey, p: m.publishTimeMs };
-}
-
-function fromLogged(l: LoggedMessage): StoredMessage {
-  const data = Buffer.from(l.d, "base64");
-  let size = data.length;
-  for (const k in l.a) size += k.length + (l.a[k]?.length ?? 0);
-  return { seq: l.s, data, attributes: l.a, orderingKey: l.k, publishTimeMs: l.p, size };
-}
-
-// Page tokens are the last name of the previous page (base64url), so pages stay stable while
-// resources come and go between calls.
-function page<T extends { name: string }>(
-  all: T[],
-  pageSize: number | undefined,
-  pageToken: string | undefined,
-): Page<T> {
-  if (pageSize !== undefined && (pageSize < 0 || !Number.isInteger(pageSize))) {
-    throw new PubSubInvalidArgument("page_size: must be a non-negative integer");
-  }
-  const size = Math.min(pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-  let after = "";
-  if (pageToken) {
-    after = Buffer.from(pageToken, "base64url").toString("utf8");
-    if (!after.startsWith("projects/"))
-      throw new PubSubInvalidArgument("page_token: not a token this server gave");
-  }
-  const sorted = all.filter((x) => x.name > after).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const items = sorted.slice(0, size);
-  const last = items[items.length - 1];
-  const nextPageToken = sorted.length > size && last ? Buffer.from(last.name).toString("base64url") : "";
-  return { items, nextPageToken };
 }

@@ -11,7 +11,7 @@ import {
 import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
 import { PubSubStorageFailed } from "./errors.js";
-import type { SubscriptionConfig, TopicConfig } from "./types.js";
+import type { StoredMessage, SubscriptionConfig, TopicConfig } from "./types.js";
 
 /** A message as written to the log: seq, base64 data, attributes, ordering key, publish time (ms). */
 export interface LoggedMessage {
@@ -185,4 +185,17 @@ export class FileJournal implements Journal {
     for (let f = this.flushing; f !== undefined; f = this.flushing) await f;
     await this.handle.close();
   }
+}
+
+/** A stored message as a log record field. */
+export function toLogged(m: StoredMessage): LoggedMessage {
+  return { s: m.seq, d: m.data.toString("base64"), a: m.attributes, k: m.orderingKey, p: m.publishTimeMs };
+}
+
+/** A stored message back from its log record field. */
+export function fromLogged(l: LoggedMessage): StoredMessage {
+  const data = Buffer.from(l.d, "base64");
+  let size = data.length;
+  for (const k in l.a) size += k.length + (l.a[k]?.length ?? 0);
+  return { seq: l.s, data, attributes: l.a, orderingKey: l.k, publishTimeMs: l.p, size };
 }

@@ -14,6 +14,8 @@ import { Hono } from "hono";
 import type { ClusterSlice } from "../../core/cluster-spec.js";
 import { HOST_EVENTS_TOPIC, LAUNCH_REQUESTS_TOPIC, PREEMPTION_NOTICES_TOPIC } from "../../core/host-event.js";
 import { createJobsApi } from "../../functions/api/jobs.js";
+import { createLaunchRequestsApp } from "../../functions/api/launch-requests.js";
+import { createOidcVerifier } from "../../functions/api/oidc.js";
 import { createAwaitAttemptApp } from "../../functions/await-attempt/index.js";
 import { createCheckResultsApp } from "../../functions/check-results/index.js";
 import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
@@ -138,6 +140,9 @@ function providerPort(provider: LocalProvider, log: (line: string) => void): Sli
   };
 }
 
+/** The service account the embedded Pub/Sub pushes as (its OIDC tokens name it). */
+export const PUSH_SERVICE_ACCOUNT = "gangway-push@gangway-local.iam.gserviceaccount.com";
+
 async function ensureTopicsAndPushes(pubsub: PubSub, api: string): Promise<void> {
   for (const name of [LAUNCH_REQUESTS_TOPIC, PREEMPTION_NOTICES_TOPIC, HOST_EVENTS_TOPIC]) {
     const topic = pubsub.topic(name);
@@ -145,6 +150,11 @@ async function ensureTopicsAndPushes(pubsub: PubSub, api: string): Promise<void>
     if (!exists) await topic.create();
   }
   const pushes = [
+    {
+      subscription: `${LAUNCH_REQUESTS_TOPIC}-push`,
+      topic: LAUNCH_REQUESTS_TOPIC,
+      endpoint: `${api}/push/launch-requests`,
+    },
     {
       subscription: `${HOST_EVENTS_TOPIC}-push`,
       topic: HOST_EVENTS_TOPIC,
@@ -159,7 +169,11 @@ async function ensureTopicsAndPushes(pubsub: PubSub, api: string): Promise<void>
   for (const p of pushes) {
     const sub = pubsub.subscription(p.subscription);
     const [exists] = await sub.exists();
-    const pushConfig = { pushEndpoint: p.endpoint };
+    // Every push carries an OIDC token the API checks: who pushed, to whom.
+    const pushConfig = {
+      pushEndpoint: p.endpoint,
+      oidcToken: { serviceAccountEmail: PUSH_SERVICE_ACCOUNT, audience: api },
+    };
     if (!exists) {
       await pubsub.topic(p.topic).createSubscription(p.subscription, {
         pushConfig,
@@ -266,7 +280,25 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const arn = stateMachineArn;
 
     const api = new Hono();
-    api.route("/", createIngestApp(deps));
+    // The audience is the API's URL, known once it listens; pushes only come after that.
+    let audience = "";
+    const checkPush = (authorization: string | undefined) =>
+      createOidcVerifier(() => emulator.jwks(), {
+        issuers: [emulator.tokenIssuer],
+        audience,
+        emails: [PUSH_SERVICE_ACCOUNT],
+      })(authorization, Date.now());
+    api.route("/", createIngestApp(deps, { authorizePush: async (a) => (await checkPush(a)) === undefined }));
+    api.route(
+      "/",
+      createLaunchRequestsApp({
+        executions: executionsApi,
+        store: deps.store,
+        stateMachineArn: arn,
+        authorizePush: checkPush,
+        log,
+      }),
+    );
     api.route(
       "/",
       createJobsApi({ ...deps, executions: executionsApi, stateMachineArn: arn, webhookSecret }),
@@ -285,6 +317,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         }),
     );
     const apiUrl = `http://${host}:${(server.address() as AddressInfo).port}`;
+    audience = apiUrl;
     await ensureTopicsAndPushes(pubsub, apiUrl);
 
     // Jobs that were running when the stack died lost their hosts with it: say so at once.

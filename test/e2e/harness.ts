@@ -11,6 +11,7 @@ import {
 } from "@aws-sdk/client-sfn";
 import { createProgressReader } from "../../cli/progress.js";
 import type { JobStatus } from "../../core/job-status.js";
+import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
 import { createSfnClient } from "../../functions/clients/sfn.js";
 import { type LocalStack, startLocalStack } from "../../infra/local/stack.js";
 
@@ -149,6 +150,8 @@ export async function startTestStack(
   return {
     stack,
     sfn,
+    /** The stack's results store, read from its directory. */
+    store: createDirectoryResultsStore(join(stateDir, "results")),
     runJob,
     history,
     async close() {

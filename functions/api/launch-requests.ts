@@ -1,0 +1,88 @@
+import { createHash } from "node:crypto";
+import { Hono } from "hono";
+import { safeParseJobSpec } from "../../core/job-spec.js";
+import { PushEnvelopeSchema, pushedJson } from "../ingest/push.js";
+import type { ExecutionsApi, ResultsStore } from "../ports.js";
+import { executionArnOf } from "./jobs.js";
+
+/** What the launch-request endpoint needs. */
+export interface LaunchRequestsDeps {
+  executions: ExecutionsApi;
+  store: ResultsStore;
+  stateMachineArn: string;
+  authorizePush?: ((authorization: string | undefined) => Promise<string | undefined>) | undefined;
+  log?: ((line: string) => void) | undefined;
+}
+
+/**
+ * `POST /push/launch-requests`: a Pub/Sub push whose data is a job spec starts exactly one
+ * execution, however often Pub/Sub redelivers it: the execution's name comes from the message's
+ * `idempotencyKey` attribute (else its message id), and starting a name twice starts nothing new.
+ * A malformed request is acknowledged (never retried forever) and recorded under
+ * `launch-rejections/` in the results store with every problem found.
+ */
+export function createLaunchRequestsApp(deps: LaunchRequestsDeps): Hono {
+  const app = new Hono();
+  app.post("/push/launch-requests", async (c) => {
+    const problem = deps.authorizePush ? await deps.authorizePush(c.req.header("authorization")) : undefined;
+    if (problem) return c.json({ code: "Unauthorized", message: problem, issues: [] }, 401);
+    let raw: unknown;
+    try {
+      raw = await c.req.json();
+    } catch {
+      return c.json(
+        {
+          code: "InvalidPush",
+          message: "body is not JSON",
+          issues: [{ path: "(root)", message: "(root): expected JSON" }],
+        },
+        400,
+      );
+    }
+    const envelope = PushEnvelopeSchema.safeParse(raw);
+    if (!envelope.success)
+      return c.json({ code: "InvalidPush", message: "not a Pub/Sub push envelope", issues: [] }, 400);
+    const message = envelope.data.message;
+    const messageId = message.messageId ?? message.message_id ?? "unknown";
+    const reject = async (code: string, issues: Array<{ path: string; message: string }>) => {
+      const record = { code, messageId, issues, at: new Date().toISOString() };
+      await deps.store.put(`launch-rejections/${encodeURIComponent(messageId)}.json`, JSON.stringify(record));
+      deps.log?.(`launch request ${messageId} rejected: ${issues.map((i) => i.message).join("; ")}`);
+      // 200: acknowledged, so Pub/Sub does not redeliver what can never succeed.
+      return c.json({ action: "rejected", ...record }, 200);
+    };
+    const data = pushedJson(envelope.data);
+    if (data === undefined)
+      return reject("InvalidJson", [{ path: "(root)", message: "(root): message data is not JSON" }]);
+    const spec = safeParseJobSpec(data);
+    if (!spec.success)
+      return reject(
+        "InvalidJobSpec",
+        spec.issues.map(({ path, message: m }) => ({ path, message: m })),
+      );
+    const key = message.attributes?.idempotencyKey ?? `message:${messageId}`;
+    const suffix = createHash("sha256").update(key).digest("hex").slice(0, 12);
+    const jobId = `${spec.data.name.slice(0, 80 - suffix.length - 1)}-${suffix}`;
+    const input = JSON.stringify(spec.data);
+    try {
+      const { executionArn } = await deps.executions.start({
+        stateMachineArn: deps.stateMachineArn,
+        name: jobId,
+        input,
+      });
+      return c.json({ action: "started", jobId, executionArn }, 200);
+    } catch (e) {
+      if ((e as { name?: string }).name !== "ExecutionAlreadyExists") throw e;
+      const executionArn = executionArnOf(deps.stateMachineArn, jobId);
+      const existing = await deps.executions.describe(executionArn);
+      if (existing?.input === input) return c.json({ action: "duplicate", jobId, executionArn }, 200);
+      return reject("IdempotencyConflict", [
+        {
+          path: "attributes.idempotencyKey",
+          message: "attributes.idempotencyKey: already used for another job spec",
+        },
+      ]);
+    }
+  });
+  return app;
+}

@@ -113,7 +113,12 @@ export class StreamingPullHandler {
       if (consumer) {
         consumer.closed = true;
         consumer.queue.removeConsumer(consumer);
-        if (entry) this.open.get(consumer.queue.config.name)?.delete(entry);
+        const name = consumer.queue.config.name;
+        const set = this.open.get(name);
+        if (entry && set) {
+          set.delete(entry);
+          if (set.size === 0) this.open.delete(name);
+        }
       }
     };
     const fail = (code: status, details: string) => {

@@ -1,7 +1,7 @@
 import { v1 } from "@google-cloud/pubsub";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { codeOf, type Harness, PROJECT, startHarness } from "./helpers.js";
+import { codeOf, type Harness, PROJECT, startHarness, waitFor } from "./helpers.js";
 
 describe("pubsub emulator: resources and hostile input", () => {
   let h: Harness;
@@ -70,6 +70,24 @@ describe("pubsub emulator: resources and hostile input", () => {
     expect(orphan.topic).toBe("_deleted-topic_");
     await sub.delete();
     expect(await codeOf(sub.getMetadata())).toBe(status.NOT_FOUND);
+  });
+
+  it("ends open streams with NOT_FOUND when their subscription is deleted", async () => {
+    const [topic] = await h.pubsub.createTopic("doomed-topic");
+    const [sub] = await topic.createSubscription("doomed-sub");
+    const errors: Array<{ code?: number }> = [];
+    const got: string[] = [];
+    sub.on("error", (e: { code?: number }) => errors.push(e));
+    sub.on("message", (m: { id: string; ack(): void }) => {
+      got.push(m.id);
+      m.ack();
+    });
+    const id = await topic.publishMessage({ data: Buffer.from("first") });
+    await waitFor(() => got.includes(id), 20_000, "the stream to deliver");
+    await h.pubsub.subscription("doomed-sub").delete();
+    await waitFor(() => errors.length > 0, 20_000, "the stream to end");
+    expect(errors[0]?.code).toBe(status.NOT_FOUND);
+    await sub.close();
   });
 
   it("detaches a subscription: no more messages, pulls refused with FAILED_PRECONDITION", async () => {

@@ -49,6 +49,8 @@ export interface RunParams {
   graceMs?: number;
   /** Slice head only: agents of hosts 1..n-1 of the slice, in host order (see SliceStatus). */
   slicePeers?: string[];
+  /** Period of `heartbeat` events while the run lasts (default: the agent's, 15 s). */
+  heartbeatMs?: number;
 }
 
 /** A Watch in progress: an async iterator of statuses; `close()` ends it. */
@@ -144,7 +146,8 @@ export function createAgentClient(address: string, options: AgentClientOptions):
     acquireLease: (r) => call("AcquireLease", r),
     renewLease: (r) => call("RenewLease", r),
     releaseLease: (r) => call("ReleaseLease", { graceMs: 0, ...r }, r.graceMs ?? 0),
-    run: (r) => call("Run", { env: {}, cwd: "", graceMs: 0, slicePeers: [], ...r }, r.graceMs ?? 0),
+    run: (r) =>
+      call("Run", { env: {}, cwd: "", graceMs: 0, slicePeers: [], heartbeatMs: 0, ...r }, r.graceMs ?? 0),
     sliceStatus: () => call("SliceStatus", {}),
     cancel: (r) => call("Cancel", { graceMs: 0, ...r }, r.graceMs ?? 0),
     status: () => call("Status", {}),

@@ -29,7 +29,15 @@ import type {
   SliceStatusReply,
 } from "./messages.js";
 import { readErrorFile, readResultFile } from "./run-files.js";
-import { peerLostEvent, type RunRecord, runEndEvent, runInfo, sameRun, sliceState } from "./run-record.js";
+import {
+  heartbeatEvent,
+  peerLostEvent,
+  type RunRecord,
+  runEndEvent,
+  runInfo,
+  sameRun,
+  sliceState,
+} from "./run-record.js";
 import { prepareAndStart } from "./run-start.js";
 import { Serial } from "./serial.js";
 import { type PeerClientFactory, type PeerState, SliceMonitor } from "./slice-monitor.js";
@@ -67,6 +75,13 @@ export interface HostAgentOptions {
   peerClients?: PeerClientFactory;
   /** Polling of the peers by a slice head (default every 2 s; lost after 3 failed rounds). */
   sliceMonitor?: { intervalMs?: number; failuresToLost?: number };
+  /** Default period of heartbeat events while a run lasts (15 s; a Run may ask for another). */
+  heartbeatMs?: number;
+  /**
+   * Asks the metadata endpoint whether this VM is being preempted, when a workload fails (a task
+   * error on a preempted host counts as a preemption). Absent: not asked.
+   */
+  metadataPreempted?: () => Promise<boolean>;
 }
 
 interface LeaseRecord extends Lease {
@@ -83,7 +98,10 @@ export class HostAgent {
   readonly address: string;
   readonly startedAt: number;
   private readonly o: Required<
-    Omit<HostAgentOptions, "address" | "workDir" | "baseEnv" | "peerClients" | "sliceMonitor" | "cwd">
+    Omit<
+      HostAgentOptions,
+      "address" | "workDir" | "baseEnv" | "peerClients" | "sliceMonitor" | "cwd" | "metadataPreempted"
+    >
   > & {
     workDir: string;
     baseEnv: Record<string, string>;
@@ -91,6 +109,7 @@ export class HostAgent {
   private readonly serial = new Serial();
   private readonly peerClients: PeerClientFactory | undefined;
   private readonly cwd: string;
+  private readonly askMetadata: (() => Promise<boolean>) | undefined;
   private readonly sliceMonitorOptions: { intervalMs?: number; failuresToLost?: number };
   private lease: LeaseRecord | undefined;
   private run: RunRecord | undefined;
@@ -114,12 +133,14 @@ export class HostAgent {
       inlineResultBytes: options.inlineResultBytes ?? 64 * 1024,
       tailBytes: options.tailBytes ?? 64 * 1024,
       baseEnv: options.baseEnv ?? inheritableEnvironment(process.env),
+      heartbeatMs: options.heartbeatMs ?? 15_000,
       log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
     };
     this.startedAt = this.o.clock.now();
     this.events = new EventPublisher(this.o.eventSink, this.o.log);
     this.peerClients = options.peerClients;
     this.cwd = options.cwd ?? process.cwd();
+    this.askMetadata = options.metadataPreempted;
     this.sliceMonitorOptions = options.sliceMonitor ?? {};
   }
 
@@ -263,6 +284,7 @@ export class HostAgent {
       record.finished = workload.exited.then((exit) =>
         this.finishRun(record, exit.code, exit.signal, exit.endedAt),
       );
+      record.stopHeartbeat = this.startHeartbeat(record, req.heartbeatMs || this.o.heartbeatMs);
       if (req.slicePeers.length > 0 && this.peerClients) {
         record.monitor = new SliceMonitor(req.slicePeers, this.peerClients, {
           ...this.sliceMonitorOptions,
@@ -279,7 +301,21 @@ export class HostAgent {
     return !this.lease || this.lease.leaseId !== run.req.leaseId || this.lease.epoch !== run.req.epoch;
   }
 
+  /** Publish `heartbeat` every `periodMs` while the run lasts (the control plane's liveness signal). */
+  private startHeartbeat(run: RunRecord, periodMs: number): () => void {
+    let cancel = () => {};
+    const beat = () => {
+      if (run.exited || this.run !== run) return;
+      this.events.publish(HOST_EVENTS_TOPIC, heartbeatEvent(this.baseEvent("heartbeat"), run));
+      cancel = this.o.clock.schedule(periodMs, beat);
+    };
+    cancel = this.o.clock.schedule(periodMs, beat);
+    return () => cancel();
+  }
+
   private async finishRun(run: RunRecord, code: number | null, signal: string | null, endedAt: number) {
+    run.stopHeartbeat();
+    const failed = !run.cancelled && run.endKind === "exited" && (code !== 0 || signal !== null);
     run.exitCode = code;
     run.signal = signal;
     run.endedAt = endedAt;
@@ -287,6 +323,8 @@ export class HostAgent {
       readResultFile(run.files.resultFile, this.o.resultLimitBytes),
       readErrorFile(run.files.errorFile, 256 * 1024),
     ]);
+    if (this.preempted) run.metadataPreempted = true;
+    else if (failed && this.askMetadata) run.metadataPreempted = await this.askMetadata().catch(() => false);
     run.resultBytes = result.kind === "absent" ? 0 : result.bytes;
     if (result.kind === "ok") run.resultJson = result.json;
     run.error = error;

@@ -162,6 +162,12 @@ export const RunSchema = z.object({
     .array(z.string().regex(/^[^\s/]+:\d{1,5}$/, "host:port"))
     .max(4096)
     .default([]),
+  /** Period of heartbeat events; 0: the agent's default. */
+  heartbeatMs: z
+    .number()
+    .int()
+    .refine((n) => n === 0 || (n >= 10 && n <= 3_600_000), { message: "0 or 10 to 3600000 (milliseconds)" })
+    .default(0),
 });
 export type RunRequest = z.infer<typeof RunSchema>;
 

@@ -28,6 +28,10 @@ export interface RunRecord {
   holdEvent: boolean;
   /** On a slice head: its watch over the other hosts of the slice. */
   monitor: SliceMonitor | undefined;
+  /** Stops the heartbeat events of the run. */
+  stopHeartbeat: () => void;
+  /** The metadata endpoint said TRUE when the workload failed (unset when not asked). */
+  metadataPreempted: boolean | undefined;
 }
 
 /** A fresh record for `req`, not started yet. */
@@ -50,6 +54,8 @@ export function newRunRecord(req: RunRequest, files: RunFiles, startedAt: number
     finished: Promise.resolve(),
     holdEvent: false,
     monitor: undefined,
+    stopHeartbeat: () => {},
+    metadataPreempted: undefined,
   };
 }
 
@@ -119,7 +125,13 @@ export function runEndEvent(base: HostEvent, run: RunRecord, inlineBytes: number
     }
   }
   if (run.error) event.error = run.error;
+  if (run.metadataPreempted !== undefined) event.metadataPreempted = run.metadataPreempted;
   return event;
+}
+
+/** The `heartbeat` of a run that is still going. */
+export function heartbeatEvent(base: HostEvent, run: RunRecord): HostEvent {
+  return { ...base, kind: "heartbeat", ...runFields(run) };
 }
 
 /** The `lost` event a slice head publishes for a peer that stopped answering. */
@@ -131,7 +143,7 @@ export function peerLostEvent(base: HostEvent, run: RunRecord, peer: PeerState):
     agent: peer.agent,
     address: peer.agent.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
     hostIndex: peer.hostIndex,
-    reason: `slice head ${base.agent} lost contact with host ${peer.hostIndex}: ${peer.error}`,
+    reason: `slice head ${base.agent} lost contact with host ${peer.hostIndex}: ${peer.error}`.slice(0, 2000),
   };
 }
 

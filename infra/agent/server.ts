@@ -4,7 +4,7 @@ import type { Clock } from "./clock.js";
 import type { EventSink } from "./events.js";
 import { HostAgentService } from "./grpc-service.js";
 import { HostAgent, type HostAgentOptions } from "./host-agent.js";
-import { type PreemptionProbe, startPreemptionProbe } from "./preemption-probe.js";
+import { isPreempted, type PreemptionProbe, startPreemptionProbe } from "./preemption-probe.js";
 
 /** PEM cert and key the agent serves TLS with. */
 export interface AgentTls {
@@ -63,6 +63,7 @@ function splitHostPort(listen: string): { host: string; port: number } {
 export async function startAgentServer(options: AgentServerOptions): Promise<AgentServerHandle> {
   const { host } = splitHostPort(options.listen);
   const peerCa = options.peerCa ?? options.tls?.cert;
+  const probeConfig = options.preemptionProbe || undefined;
   const agent = new HostAgent({
     // A slice head reaches its peers with the same token (and TLS trust) it serves with.
     peerClients: (peer: string) =>
@@ -77,6 +78,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     clock: options.clock,
     lockfilePath: options.lockfilePath,
     killVfioHolders: options.killVfioHolders,
+    // With a probe configured, a failing workload's host is asked once more whether it is preempted.
+    metadataPreempted: probeConfig ? () => isPreempted(probeConfig.url, probeConfig.timeoutMs) : undefined,
   } as HostAgentOptions);
   const service = new HostAgentService(agent, {
     token: options.token,

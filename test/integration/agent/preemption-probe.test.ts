@@ -80,6 +80,26 @@ describe("preemption probe against a metadata stand-in", () => {
     expect(hits.filter((h) => h.path === "/switch").length).toBe(asked); // stopped polling
   });
 
+  it("an agent with the probe marks a failed workload's exit as metadataPreempted when the endpoint says TRUE", async () => {
+    preemptedAnswer = "FALSE";
+    // The probe asks once at start (FALSE) and not again for an hour: only the exit check sees TRUE.
+    const asked = () => hits.filter((h) => h.path === "/switch").length;
+    const before = asked();
+    const agent = await startTestAgent({ preemptionProbe: { url: `${base}/switch`, intervalMs: 3_600_000 } });
+    try {
+      await until(() => (asked() > before ? true : undefined));
+      await agent.client.acquireLease(lease());
+      preemptedAnswer = "TRUE";
+      await agent.client.run(runParams(["sh", "-c", "exit 1"]));
+      const event = await agent.waitForEvent((e) => e.event.kind === "exited");
+      expect(event).toMatchObject({ exitCode: 1, metadataPreempted: true });
+      expect((await agent.client.health()).preempted).toBe(false);
+    } finally {
+      await agent.close();
+      preemptedAnswer = "FALSE";
+    }
+  });
+
   it("an agent with the probe publishes the preemption to both topics with its job and attempt", async () => {
     preemptedAnswer = "FALSE";
     const agent = await startTestAgent({ preemptionProbe: { url: `${base}/switch`, intervalMs: 20 } });

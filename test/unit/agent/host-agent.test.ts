@@ -47,6 +47,7 @@ const run = (extra: Partial<RunRequest> = {}): RunRequest => ({
   cwd: "",
   graceMs: 0,
   slicePeers: [],
+  heartbeatMs: 0,
   ...extra,
 });
 
@@ -138,6 +139,53 @@ describe("HostAgent leases", () => {
     });
     expect(agent.status().state).toBe("preempted");
     await expect(agent.startRun(run({ epoch: 4 }))).rejects.toMatchObject({ name: "AgentStopping" });
+  });
+
+  it("heartbeats while a run lasts, and stops when it ends", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 2, ttlMs: 3_600_000 });
+    await agent.startRun(run({ epoch: 2, attempt: 7, hostIndex: 1, heartbeatMs: 5000 }));
+    const beats = () => sink.events.filter((e) => e.event.kind === "heartbeat");
+    clock.advance(4999);
+    expect(beats()).toHaveLength(0);
+    clock.advance(1);
+    await sink.waitFor((e) => e.event.kind === "heartbeat");
+    expect(beats()[0]?.event).toMatchObject({
+      jobId: "job",
+      attempt: 7,
+      epoch: 2,
+      hostIndex: 1,
+      leaseId: "L",
+    });
+    expect(beats()[0]?.topic).toBe("gangway-host-events");
+    clock.advance(5000);
+    await expect.poll(() => beats().length).toBe(2);
+    await agent.cancel({ leaseId: "L", epoch: 2, graceMs: 100 });
+    clock.advance(50_000);
+    expect(beats()).toHaveLength(2);
+  });
+
+  it("asks the metadata endpoint when a workload fails, not when it succeeds or is cancelled", async () => {
+    let asked = 0;
+    const probing = new HostAgent({
+      address: "127.0.1.3",
+      workDir: dir,
+      clock,
+      eventSink: sink,
+      log: () => {},
+      metadataPreempted: async () => {
+        asked++;
+        return true;
+      },
+    });
+    await probing.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 3_600_000 });
+    await probing.startRun(run({ argv: ["sh", "-c", "exit 3"] }));
+    const failed = await sink.waitFor((e) => e.event.kind === "exited" && e.event.exitCode === 3);
+    expect(failed.metadataPreempted).toBe(true);
+    await probing.startRun(run({ attempt: 2, argv: ["true"] }));
+    const ok = await sink.waitFor((e) => e.event.kind === "exited" && e.event.attempt === 2);
+    expect(ok.metadataPreempted).toBeUndefined();
+    expect(asked).toBe(1);
+    await probing.close(100);
   });
 
   it("keeps publishing failures away from callers", async () => {

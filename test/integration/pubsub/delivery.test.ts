@@ -81,6 +81,25 @@ describe("pubsub emulator: delivery through the official client", () => {
     await sub.close();
   });
 
+  it("extends the lease of a message the client still holds (lease management)", async () => {
+    const [topic] = await h.pubsub.createTopic("lease-topic");
+    const [sub] = await topic.createSubscription("lease-sub");
+    const held = collect(sub, () => "keep");
+    await topic.publishMessage({ data: Buffer.from("long job") });
+    await waitFor(() => held.messages.length === 1, 20_000, "the delivery");
+    const queue = h.emulator.broker.queue(sub.name);
+    const lease = [...queue.leases.values()][0];
+    const first = lease?.deadline ?? 0;
+    // The client's lease manager sends ModifyAckDeadline while it holds the message: the lease's
+    // deadline moves out by more than the initial modack on receipt would.
+    await waitFor(() => (lease?.deadline ?? 0) > first + 1_000, 30_000, "a lease extension");
+    expect(queue.leases.get(lease?.ackId ?? "")).toBe(lease);
+    expect(held.messages).toHaveLength(1);
+    held.messages[0]?.ack();
+    await waitFor(() => queue.size === 0, 20_000, "the ack");
+    await sub.close();
+  });
+
   it("redelivers when the ack deadline expires", async () => {
     const [topic] = await h.pubsub.createTopic("expiry-topic");
     const [sub] = await topic.createSubscription("expiry-sub");

@@ -182,17 +182,22 @@ export function createAgentClient(address: string, options: AgentClientOptions):
       return {
         close: () => stream.cancel(),
         async *[Symbol.asyncIterator]() {
-          for (;;) {
-            const next = queue.shift();
-            if (next) {
-              yield next;
-              continue;
+          try {
+            for (;;) {
+              const next = queue.shift();
+              if (next) {
+                yield next;
+                continue;
+              }
+              if (failure) throw failure;
+              if (ended) return;
+              await new Promise<void>((r) => {
+                wake = r;
+              });
             }
-            if (failure) throw failure;
-            if (ended) return;
-            await new Promise<void>((r) => {
-              wake = r;
-            });
+          } finally {
+            // Leaving the loop early (break, return, throw) ends the stream on the agent too.
+            if (!ended) stream.cancel();
           }
         },
       };

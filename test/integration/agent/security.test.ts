@@ -126,14 +126,17 @@ describe("agent under many watchers", () => {
   it("bounds open Watch streams and serves again once they close", async () => {
     const agent = await startTestAgent({ maxWatchStreams: 2 });
     try {
+      // Leaving a for-await loop ends the stream; reading with next() keeps it open.
       const first = async (w: ReturnType<typeof agent.client.watch>) => {
         for await (const s of w) return s.state;
         return "ended";
       };
+      const firstKeepOpen = async (w: ReturnType<typeof agent.client.watch>) =>
+        (await w[Symbol.asyncIterator]().next()).value?.state;
       const a = agent.client.watch();
       const b = agent.client.watch();
-      expect(await first(a)).toBe("idle");
-      expect(await first(b)).toBe("idle");
+      expect(await firstKeepOpen(a)).toBe("idle");
+      expect(await firstKeepOpen(b)).toBe("idle");
       await expect(first(agent.client.watch())).rejects.toMatchObject({
         code: grpc.status.RESOURCE_EXHAUSTED,
       });

@@ -30,14 +30,18 @@ export interface RunStartOptions {
  * has already ended with a WorkloadStartFailed error (and no workload).
  */
 export async function prepareAndStart(req: RunRequest, o: RunStartOptions): Promise<RunRecord> {
-  await removeIfPresent(o.lockfilePath);
   if (o.killVfioHolders) {
     const killed = killHolders(o.vfioPath);
     if (killed.length > 0) o.log(`killed holders of ${o.vfioPath}: ${killed.join(", ")}`);
   }
   const files = agentRunFiles(o.workDir, req, req.sliceIndex, req.hostIndex);
-  await mkdir(files.dir, { recursive: true });
-  await Promise.all([removeIfPresent(files.resultFile), removeIfPresent(files.errorFile)]);
+  // Independent file operations at once: this is on the Run → started path.
+  await Promise.all([
+    removeIfPresent(o.lockfilePath),
+    mkdir(files.dir, { recursive: true }),
+    removeIfPresent(files.resultFile),
+    removeIfPresent(files.errorFile),
+  ]);
   const env = {
     ...o.baseEnv,
     ...req.env,

@@ -67,6 +67,9 @@ export interface AgentPort {
     preempted: boolean;
   }>;
   readResult(r?: { jobId?: string; attempt?: number }): Promise<{ present: boolean; resultJson: string }>;
+  readOutput(
+    maxBytes?: number,
+  ): Promise<{ stdout: Buffer; stderr: Buffer; stdoutTotal: number; stderrTotal: number }>;
 }
 
 /** Gives the agent at `host:port`; implementations pool connections. */
@@ -132,6 +135,8 @@ export interface ExecutionsApi extends ExecutionStarter {
     executions: ExecutionSummary[];
     nextToken?: string | undefined;
   }>;
+  /** Every history event of an execution, in order, as the SFN API returns them. */
+  history(executionArn: string): Promise<unknown[]>;
 }
 
 /**

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { safeParseJobSpec } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { attemptStore, keys } from "../attempts.js";
-import type { Clock, ExecutionsApi, ResultsStore, TaskTokens } from "../ports.js";
+import type { AgentConnector, Clock, ExecutionsApi, ResultsStore, TaskTokens } from "../ports.js";
 import { signatureProblem } from "./signature.js";
 
 /** Largest job spec the webhook takes: Step Functions' own limit on an execution's input. */
@@ -17,6 +17,8 @@ export interface JobsApiDeps {
   tokens: TaskTokens;
   clock: Clock;
   stateMachineArn: string;
+  /** Reaches hosts' agents, for `GET /v1/jobs/:id/logs`. */
+  agents?: AgentConnector | undefined;
   /** HMAC secret of `POST /v1/jobs`; without one, unsigned requests are accepted. */
   webhookSecret?: string | undefined;
 }
@@ -228,6 +230,76 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
     const view = await jobView(deps, c.req.param("id"));
     if (!view) return c.json(err("JobNotFound", `no job ${c.req.param("id")}`), 404);
     return c.json(view);
+  });
+
+  app.get("/v1/jobs/:id/status", async (c) => {
+    const jobId = c.req.param("id");
+    const text = await deps.store.get(keys.status(jobId));
+    if (text) return c.json(JSON.parse(text) as JobStatus);
+    const view = await jobView(deps, jobId);
+    if (!view) return c.json(err("JobNotFound", `no job ${jobId}`), 404);
+    return c.json({ status: view.status, jobId, attempt: view.attempt, phase: view.phase }, 202);
+  });
+
+  app.get("/v1/jobs/:id/history", async (c) => {
+    const jobId = c.req.param("id");
+    const current = await attempts.current(jobId);
+    const first = executionArnOf(deps.stateMachineArn, jobId);
+    if (!current && !(await deps.executions.describe(first)))
+      return c.json(err("JobNotFound", `no job ${jobId}`), 404);
+    // Continued jobs: the first execution and every continuation, in order.
+    const arns = [first];
+    const last = current?.executionArn;
+    if (last && last !== first) {
+      const n = Number(/-c(\d+)$/.exec(last)?.[1] ?? "1");
+      for (let i = 2; i <= n; i++) arns.push(`${first}-c${i}`);
+    }
+    const events: unknown[] = [];
+    for (const arn of arns)
+      events.push(...((await deps.executions.history(arn).catch(() => [])) as unknown[]));
+    return c.json({ jobId, executions: arns, events });
+  });
+
+  app.get("/v1/jobs/:id/logs", async (c) => {
+    const jobId = c.req.param("id");
+    const current = await attempts.current(jobId);
+    if (!current) return c.json(err("JobNotFound", `no job ${jobId}`), 404);
+    const record = current.attempt > 0 ? await attempts.record(jobId, current.attempt) : undefined;
+    const slice = c.req.query("slice");
+    const host = c.req.query("host");
+    const maxBytes = Math.min(Number(c.req.query("maxBytes") ?? "16384") || 16384, 1 << 20);
+    const hosts = (record?.hosts ?? []).filter(
+      (h) =>
+        (slice === undefined || String(h.sliceIndex) === slice || h.sliceName === slice) &&
+        (host === undefined || String(h.hostIndex) === host),
+    );
+    const logs = await Promise.all(
+      hosts.map(async (h) => {
+        try {
+          if (!deps.agents) throw new Error("no agent access configured");
+          const out = await deps.agents.agent(h.agent).readOutput(maxBytes);
+          const stdout = out.stdout.toString("utf8");
+          const stderr = out.stderr.toString("utf8");
+          return {
+            sliceIndex: h.sliceIndex,
+            sliceName: h.sliceName,
+            hostIndex: h.hostIndex,
+            address: h.address,
+            stdout,
+            stderr,
+          };
+        } catch (e) {
+          return {
+            sliceIndex: h.sliceIndex,
+            sliceName: h.sliceName,
+            hostIndex: h.hostIndex,
+            address: h.address,
+            error: (e as Error).message,
+          };
+        }
+      }),
+    );
+    return c.json({ jobId, attempt: current.attempt, hosts: logs });
   });
 
   app.delete("/v1/jobs/:id", async (c) => {

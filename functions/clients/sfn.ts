@@ -1,6 +1,8 @@
 import {
   DescribeExecutionCommand,
   type ExecutionStatus,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
   ListExecutionsCommand,
   SendTaskFailureCommand,
   SendTaskHeartbeatCommand,
@@ -98,6 +100,18 @@ export function createSfnExecutionsApi(client: SFNClient): ExecutionsApi {
         if ((e as { name?: string }).name === "ExecutionDoesNotExist") return undefined;
         throw e;
       }
+    },
+    async history(executionArn) {
+      const events: HistoryEvent[] = [];
+      let nextToken: string | undefined;
+      do {
+        const page = await client.send(
+          new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }),
+        );
+        events.push(...(page.events ?? []));
+        nextToken = page.nextToken;
+      } while (nextToken);
+      return events;
     },
     async list(r) {
       const out = await client.send(

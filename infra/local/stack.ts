@@ -301,7 +301,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     );
     api.route(
       "/",
-      createJobsApi({ ...deps, executions: executionsApi, stateMachineArn: arn, webhookSecret }),
+      createJobsApi({ ...deps, agents, executions: executionsApi, stateMachineArn: arn, webhookSecret }),
     );
     api.get("/health", (c) => c.json({ ok: true }));
     const server = await new Promise<Server>((ready) => {
@@ -323,6 +323,19 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     // Jobs that were running when the stack died lost their hosts with it: say so at once.
     await announceLostHosts(deps.store, pubsub, log);
 
+    // Where CLI commands run beside this stack find it (the secret too, so: owner only).
+    await writeFile(
+      join(stateDir, "ready.json"),
+      JSON.stringify({
+        api: apiUrl,
+        sfnEndpoint: sfnServer.url,
+        pubsubEmulatorHost: emulator.host,
+        stateMachineArn: arn,
+        projectId,
+        webhookSecret,
+      }),
+      { mode: 0o600 },
+    );
     return {
       api: apiUrl,
       sfnEndpoint: sfnServer.url,

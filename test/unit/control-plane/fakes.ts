@@ -85,6 +85,15 @@ export class FakeAgent implements AgentPort {
       preempted: this.preempted,
     };
   }
+  async readOutput() {
+    this.check("readOutput");
+    return {
+      stdout: Buffer.from(`out of ${this.address}\n`),
+      stderr: Buffer.from(""),
+      stdoutTotal: 0,
+      stderrTotal: 0,
+    };
+  }
   async readResult() {
     this.check("readResult");
     return { present: true, resultJson: JSON.stringify({ big: "x".repeat(10) }) };

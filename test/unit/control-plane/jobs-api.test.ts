@@ -30,6 +30,7 @@ function world() {
     },
     describe: async (arn) => started.get(arn),
     list: async () => ({ executions: [...started.values()] }),
+    history: async () => [],
   };
   const sent: string[] = [];
   const app = createJobsApi({

@@ -1,0 +1,58 @@
+import { parseArgs } from "node:util";
+import { apiTransport, GangwayApiError } from "../client/transport.js";
+import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
+
+const USAGE = `usage: gangway cancel <job-id> [--reason TEXT] [--wait] [--json] [connection options]
+
+Cancel a job: its attempt is torn down (every process cancelled, leases released) and the job
+ends CANCELLED. With --wait, return once it has.
+
+${CONNECTION_USAGE}
+
+exit codes: 0 cancelling (with --wait: cancelled) · 1 no such job, or it already ended · 2 bad usage`;
+
+/** `gangway cancel`: cancel a job through teardown. */
+export const command: CliCommand = {
+  name: "cancel",
+  summary: "cancel a job (teardown runs, status CANCELLED)",
+  usage: USAGE,
+  async run(ctx) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: ctx.argv,
+        allowPositionals: true,
+        options: {
+          reason: { type: "string" },
+          wait: { type: "boolean" },
+          json: { type: "boolean" },
+          ...CONNECTION_OPTIONS,
+        },
+      });
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
+    }
+    const { values, positionals } = parsed;
+    if (positionals.length !== 1) throw new UsageError(`cancel takes exactly one job id\n\n${USAGE}`);
+    const jobId = positionals[0] ?? "";
+    const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
+    try {
+      const reason = values.reason ? `?reason=${encodeURIComponent(values.reason)}` : "";
+      await api.request("DELETE", `/v1/jobs/${encodeURIComponent(jobId)}${reason}`);
+      let status = "CANCELLING";
+      while (values.wait && !ctx.signal.aborted) {
+        status = (await api.request<{ status: string }>("GET", `/v1/jobs/${encodeURIComponent(jobId)}`))
+          .status;
+        if (status !== "RUNNING") break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      ctx.stdout(values.json ? `${JSON.stringify({ jobId, status })}\n` : `${jobId}: ${status}\n`);
+      return EXIT.ok;
+    } catch (e) {
+      if (!(e instanceof GangwayApiError)) throw e;
+      ctx.stderr(`gangway cancel: ${e.status} ${e.code}: ${e.message}\n`);
+      return EXIT.failed;
+    }
+  },
+};

@@ -1,0 +1,98 @@
+import { parseArgs } from "node:util";
+import type { HistoryEvent } from "@aws-sdk/client-sfn";
+import { apiTransport, GangwayApiError } from "../client/transport.js";
+import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
+
+const USAGE = `usage: gangway history <job-id> [--json] [connection options]
+
+The job's execution history (every continued execution included), grouped by attempt, with
+each preemption and failure and its cause.
+
+${CONNECTION_USAGE}
+
+exit codes: 0 shown · 1 no such job, or the API refused · 2 bad usage`;
+
+/** Group history events by attempt: a new attempt begins each time ScaleSlices is entered anew. */
+export function groupByAttempt(events: HistoryEvent[]): Array<{ attempt: number; events: HistoryEvent[] }> {
+  const groups: Array<{ attempt: number; events: HistoryEvent[] }> = [{ attempt: 0, events: [] }];
+  let previous = "";
+  for (const e of events) {
+    const name = e.stateEnteredEventDetails?.name;
+    if (name === "ScaleSlices" && previous !== "WaitForSlices" && previous !== "SlicesReady") {
+      groups.push({ attempt: groups.length, events: [] });
+    }
+    if (name) previous = name;
+    groups.at(-1)?.events.push(e);
+  }
+  return groups.filter((g) => g.events.length > 0);
+}
+
+function describe(e: HistoryEvent): string {
+  const name = e.stateEnteredEventDetails?.name ?? e.stateExitedEventDetails?.name;
+  const failed =
+    e.taskFailedEventDetails ?? e.executionFailedEventDetails ?? e.lambdaFunctionFailedEventDetails;
+  let text = `${e.type}${name ? ` ${name}` : ""}`;
+  if (failed) {
+    let cause = failed.cause ?? "";
+    try {
+      const parsed = JSON.parse(cause) as {
+        message?: string;
+        errorMessage?: string;
+        error?: { message?: string };
+      };
+      cause = parsed.message ?? parsed.errorMessage ?? parsed.error?.message ?? cause;
+    } catch {
+      // plain text
+    }
+    text += ` — ${failed.error}${cause ? `: ${cause.split("\n")[0]?.slice(0, 300)}` : ""}`;
+  }
+  if (e.taskTimedOutEventDetails) text += ` — ${e.taskTimedOutEventDetails.error}`;
+  return text;
+}
+
+/** `gangway history`: the execution's events, attempts grouped. */
+export const command: CliCommand = {
+  name: "history",
+  summary: "show a job's execution history, grouped by attempt",
+  usage: USAGE,
+  async run(ctx) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: ctx.argv,
+        allowPositionals: true,
+        options: { json: { type: "boolean" }, ...CONNECTION_OPTIONS },
+      });
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
+    }
+    const { values, positionals } = parsed;
+    if (positionals.length !== 1) throw new UsageError(`history takes exactly one job id\n\n${USAGE}`);
+    const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
+    try {
+      const h = await api.request<{ events: HistoryEvent[] }>(
+        "GET",
+        `/v1/jobs/${encodeURIComponent(positionals[0] ?? "")}/history`,
+      );
+      const groups = groupByAttempt(h.events);
+      if (values.json) {
+        ctx.stdout(`${JSON.stringify(groups)}\n`);
+        return EXIT.ok;
+      }
+      const t0 = new Date(h.events[0]?.timestamp ?? 0).getTime();
+      for (const g of groups) {
+        ctx.stdout(g.attempt === 0 ? "setup\n" : `attempt ${g.attempt}\n`);
+        for (const e of g.events) {
+          const at = ((new Date(e.timestamp ?? 0).getTime() - t0) / 1000).toFixed(2);
+          ctx.stdout(`  +${at}s  ${describe(e)}\n`);
+        }
+      }
+      return EXIT.ok;
+    } catch (e) {
+      if (!(e instanceof GangwayApiError)) throw e;
+      ctx.stderr(`gangway history: ${e.status} ${e.code}: ${e.message}\n`);
+      return EXIT.failed;
+    }
+  },
+};

@@ -1,0 +1,87 @@
+import { parseArgs } from "node:util";
+import { apiTransport, GangwayApiError } from "../client/transport.js";
+import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
+
+const USAGE = `usage: gangway status [<job-id>] [--json] [--limit N] [connection options]
+
+Without a job id: the latest jobs. With one: its status, attempt, counters and every host
+(slice, host, address, state, exit).
+
+${CONNECTION_USAGE}
+
+exit codes: 0 shown · 1 no such job, or the API refused · 2 bad usage`;
+
+interface View {
+  jobId: string;
+  status: string;
+  attempt: number;
+  phase: string;
+  counters?: { attempts: number; preemptions: number; failures: number };
+  hosts: Array<{
+    sliceIndex: number;
+    sliceName: string;
+    hostIndex: number;
+    address: string;
+    state?: string;
+    exitCode?: number | null;
+    signal?: string | null;
+  }>;
+  error?: { name: string; message: string };
+  result?: unknown;
+}
+
+/** `gangway status`: one job, or the latest ones. */
+export const command: CliCommand = {
+  name: "status",
+  summary: "show a job (or list the latest jobs)",
+  usage: USAGE,
+  async run(ctx) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: ctx.argv,
+        allowPositionals: true,
+        options: { json: { type: "boolean" }, limit: { type: "string" }, ...CONNECTION_OPTIONS },
+      });
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
+    }
+    const { values, positionals } = parsed;
+    if (positionals.length > 1) throw new UsageError(`status takes at most one job id\n\n${USAGE}`);
+    const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
+    try {
+      if (positionals.length === 0) {
+        const list = await api.request<{
+          jobs: Array<{ jobId: string; executionStatus: string; startedAt?: string }>;
+        }>("GET", `/v1/jobs?limit=${encodeURIComponent(values.limit ?? "20")}`);
+        if (values.json) ctx.stdout(`${JSON.stringify(list)}\n`);
+        else
+          for (const j of list.jobs)
+            ctx.stdout(`${j.jobId.padEnd(40)} ${j.executionStatus.padEnd(10)} ${j.startedAt ?? ""}\n`);
+        return EXIT.ok;
+      }
+      const view = await api.request<View>("GET", `/v1/jobs/${encodeURIComponent(positionals[0] ?? "")}`);
+      if (values.json) {
+        ctx.stdout(`${JSON.stringify(view)}\n`);
+        return EXIT.ok;
+      }
+      const c = view.counters;
+      ctx.stdout(
+        `${view.jobId}: ${view.status} (attempt ${view.attempt}, ${view.phase})${c ? ` — ${c.attempts} attempt(s), ${c.preemptions} preemption(s), ${c.failures} failure(s)` : ""}\n`,
+      );
+      if (view.error) ctx.stdout(`error: ${view.error.name}: ${view.error.message}\n`);
+      ctx.stdout(`${"slice".padEnd(14)} host  ${"address".padEnd(16)} ${"state".padEnd(10)} exit\n`);
+      for (const h of view.hosts) {
+        ctx.stdout(
+          `${h.sliceName.padEnd(14)} ${String(h.hostIndex).padEnd(5)} ${h.address.padEnd(16)} ${(h.state ?? "").padEnd(10)} ${h.signal ?? h.exitCode ?? ""}\n`,
+        );
+      }
+      return EXIT.ok;
+    } catch (e) {
+      if (!(e instanceof GangwayApiError)) throw e;
+      ctx.stderr(`gangway status: ${e.status} ${e.code}: ${e.message}\n`);
+      return EXIT.failed;
+    }
+  },
+};

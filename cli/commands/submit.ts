@@ -1,0 +1,115 @@
+import { parseArgs } from "node:util";
+import type { HistoryEvent } from "@aws-sdk/client-sfn";
+import { InvalidJobSpec } from "../../core/errors.js";
+import type { JobStatus } from "../../core/job-status.js";
+import { apiTransport, GangwayApiError } from "../client/transport.js";
+import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
+import { loadJobFile } from "../load-job.js";
+import { createProgressReader } from "../progress.js";
+
+const USAGE = `usage: gangway submit <job.yaml|job.json> [--wait] [--idempotency-key K] [--json] [connection options]
+
+Submit a job to a running control plane (POST /v1/jobs, signed). With --wait, follow it: live
+progress (attempt, slices, hosts) on a terminal, plain lines otherwise, then its final status.
+
+  --wait                    follow the job to its end
+  --idempotency-key K       the same key and job never start a second job
+  --json                    print {jobId, executionArn} (with --wait: the final JobStatus) as JSON
+${CONNECTION_USAGE}
+
+exit codes: 0 submitted (with --wait: succeeded) · 1 refused, or the job did not succeed · 2 bad usage or job file`;
+
+/** Follow a submitted job through the API until it ends; print progress unless `quiet`. */
+export async function followJob(
+  transport: ReturnType<typeof apiTransport>,
+  job: { jobId: string; executionArn: string },
+  out: { line: (text: string) => void; status?: (text: string) => void; signal: AbortSignal },
+): Promise<JobStatus | undefined> {
+  const reader = createProgressReader();
+  let seen = 0;
+  const t0 = Date.now();
+  for (;;) {
+    if (out.signal.aborted) return undefined;
+    const events: HistoryEvent[] = await transport.history(job);
+    for (const e of events.slice(seen)) for (const line of reader.onEvent(e)) out.line(line);
+    seen = events.length;
+    const p = reader.progress;
+    out.status?.(
+      `attempt ${p.attempt} · ${p.slices.join(", ") || "no slices yet"} · ${p.hosts} hosts · ${p.phase} · ${((Date.now() - t0) / 1000).toFixed(0)}s`,
+    );
+    if (p.phase === "done") return transport.result(job);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** `gangway submit`: submit (and follow) a job. */
+export const command: CliCommand = {
+  name: "submit",
+  summary: "submit a job to a running control plane (--wait to follow it)",
+  usage: USAGE,
+  async run(ctx) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: ctx.argv,
+        allowPositionals: true,
+        options: {
+          wait: { type: "boolean" },
+          "idempotency-key": { type: "string" },
+          json: { type: "boolean" },
+          ...CONNECTION_OPTIONS,
+        },
+      });
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
+    }
+    const { values, positionals } = parsed;
+    if (positionals.length !== 1) throw new UsageError(`submit takes exactly one job file\n\n${USAGE}`);
+    let spec;
+    try {
+      spec = await loadJobFile(positionals[0] ?? "", ctx.cwd);
+    } catch (e) {
+      if (!(e instanceof InvalidJobSpec)) throw e;
+      ctx.stderr(
+        `gangway submit: ${e.issues.length} problem(s) in ${positionals[0]}:\n${e.issues.map((i) => `  ${i.message}\n`).join("")}`,
+      );
+      return EXIT.usage;
+    }
+    const transport = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
+    let job;
+    try {
+      job = await transport.submit(spec, { idempotencyKey: values["idempotency-key"] });
+    } catch (e) {
+      if (!(e instanceof GangwayApiError)) throw e;
+      ctx.stderr(
+        `gangway submit: ${e.status} ${e.code}: ${e.message}\n${e.issues.map((i) => `  ${i.message}\n`).join("")}`,
+      );
+      return EXIT.failed;
+    }
+    if (!values.wait) {
+      ctx.stdout(
+        values.json ? `${JSON.stringify(job)}\n` : `submitted ${job.jobId}\n  ${job.executionArn}\n`,
+      );
+      return EXIT.ok;
+    }
+    const tty = Boolean((process.stdout as { isTTY?: boolean }).isTTY) && !values.json;
+    if (!values.json) ctx.stdout(`submitted ${job.jobId}\n`);
+    const status = await followJob(transport, job, {
+      line: (text) => {
+        if (!values.json) ctx.stdout(`${tty ? "\r\x1b[K" : ""}${text}\n`);
+      },
+      status: tty ? (text) => ctx.stdout(`\r\x1b[K${text}`) : undefined,
+      signal: ctx.signal,
+    });
+    if (tty) ctx.stdout("\r\x1b[K");
+    if (!status) return EXIT.failed;
+    if (values.json) ctx.stdout(`${JSON.stringify(status)}\n`);
+    else if (status.status === "SUCCEEDED")
+      ctx.stdout(
+        `SUCCEEDED after ${status.counters.attempts} attempt(s)\nresult: ${JSON.stringify(status.result)}\n`,
+      );
+    else ctx.stdout(`${status.status}: ${status.error?.name}: ${status.error?.message}\n`);
+    return status.status === "SUCCEEDED" ? EXIT.ok : EXIT.failed;
+  },
+};

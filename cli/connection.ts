@@ -1,0 +1,50 @@
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { UsageError } from "./command.js";
+
+/** How the CLI reaches a running control plane. */
+export interface ApiConnection {
+  api: string;
+  webhookSecret?: string | undefined;
+}
+
+/** Options every API command takes. */
+export const CONNECTION_OPTIONS = {
+  api: { type: "string" },
+  "webhook-secret": { type: "string" },
+  "state-dir": { type: "string" },
+} as const;
+
+export const CONNECTION_USAGE = `  --api URL                 the API (default: $GANGWAY_API, else the one \`gangway up\` in --state-dir runs)
+  --webhook-secret S        signs submissions (default: $GANGWAY_WEBHOOK_SECRET, else gangway up's)
+  --state-dir DIR           where \`gangway up\` keeps its state (default .gangway)`;
+
+/** Find the API: flags, then the environment, then the ready file `gangway up` leaves in its state dir. */
+export async function resolveConnection(
+  values: {
+    api?: string | undefined;
+    "webhook-secret"?: string | undefined;
+    "state-dir"?: string | undefined;
+  },
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string,
+): Promise<ApiConnection> {
+  let api = values.api ?? env.GANGWAY_API;
+  let webhookSecret = values["webhook-secret"] ?? env.GANGWAY_WEBHOOK_SECRET;
+  if (api === undefined || webhookSecret === undefined) {
+    const dir = resolve(cwd, values["state-dir"] ?? ".gangway");
+    try {
+      const ready = JSON.parse(await readFile(join(dir, "ready.json"), "utf8")) as {
+        api?: string;
+        webhookSecret?: string;
+      };
+      api ??= ready.api;
+      webhookSecret ??= ready.webhookSecret;
+    } catch {
+      // no stack there
+    }
+  }
+  if (api === undefined)
+    throw new UsageError("no API to talk to: give --api URL, set GANGWAY_API, or run `gangway up` first");
+  return { api, webhookSecret };
+}

@@ -28,6 +28,29 @@ export function pushBody(lease: Lease, subscription: string, withAttempt: boolea
   return JSON.stringify(body);
 }
 
+// Header names are HTTP tokens; values may not carry line breaks or non-Latin-1 text.
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const RESERVED_HEADERS = new Set(["authorization", "content-type", "content-length", "host", "connection"]);
+
+/**
+ * Headers of an unwrapped push with `write_metadata`, as Google sends them: metadata as
+ * `x-goog-pubsub-<key>`, attributes as `<key>: <value>` (those that cannot be headers are left out).
+ */
+export function metadataHeaders(lease: Lease, subscription: string): Record<string, string> {
+  const m = lease.entry.msg;
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.attributes)) {
+    if (HEADER_NAME.test(k) && HEADER_VALUE.test(v) && !RESERVED_HEADERS.has(k.toLowerCase())) headers[k] = v;
+  }
+  headers["x-goog-pubsub-subscription-name"] = subscription;
+  headers["x-goog-pubsub-message-id"] = String(m.seq);
+  headers["x-goog-pubsub-publish-time"] = new Date(m.publishTimeMs).toISOString();
+  if (m.orderingKey && HEADER_VALUE.test(m.orderingKey))
+    headers["x-goog-pubsub-ordering-key"] = m.orderingKey;
+  return headers;
+}
+
 /** Pushes one subscription's messages to its endpoint; attached as a consumer of its queue. */
 export class PushWorker implements Consumer {
   outstanding = 0;
@@ -107,12 +130,7 @@ export class PushWorker implements Consumer {
       if (push.noWrapper) {
         body = lease.entry.msg.data;
         headers["content-type"] = "application/octet-stream";
-        if (push.noWrapper.writeMetadata) {
-          for (const [k, v] of Object.entries(lease.entry.msg.attributes))
-            headers[`x-goog-pubsub-attr-${k}`] = v;
-          headers["x-goog-pubsub-message-id"] = String(lease.entry.msg.seq);
-          headers["x-goog-pubsub-subscription-name"] = config.name;
-        }
+        if (push.noWrapper.writeMetadata) Object.assign(headers, metadataHeaders(lease, config.name));
       } else {
         body = pushBody(lease, config.name, config.deadLetterPolicy !== undefined);
         headers["content-type"] = "application/json";

@@ -24,8 +24,13 @@ interface Pushed {
 // to the first two deliveries of each message, then 204.
 function startReceiver() {
   const pushed: Pushed[] = [];
+  const raw: Array<{ body: string; headers: Record<string, string> }> = [];
   const failuresLeft = new Map<string, number>();
   const app = new Hono();
+  app.post("/raw", async (c) => {
+    raw.push({ body: Buffer.from(await c.req.arrayBuffer()).toString(), headers: c.req.header() });
+    return c.body(null, 204);
+  });
   app.post("/:path", async (c) => {
     const body = (await c.req.json()) as Pushed["body"];
     pushed.push({ path: c.req.param("path"), authorization: c.req.header("authorization"), body });
@@ -45,15 +50,18 @@ function startReceiver() {
     }
     return c.text("ok", 200);
   });
-  return new Promise<{ url: string; pushed: Pushed[]; close: () => Promise<void> }>((resolve) => {
-    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => {
-      resolve({
-        url: `http://127.0.0.1:${info.port}`,
-        pushed,
-        close: () => new Promise<void>((done) => server.close(() => done())),
+  return new Promise<{ url: string; pushed: Pushed[]; raw: typeof raw; close: () => Promise<void> }>(
+    (resolve) => {
+      const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => {
+        resolve({
+          url: `http://127.0.0.1:${info.port}`,
+          pushed,
+          raw,
+          close: () => new Promise<void>((done) => server.close(() => done())),
+        });
       });
-    });
-  });
+    },
+  );
 }
 
 function verifyJwt(token: string, keys: Array<Record<string, unknown>>): Record<string, unknown> {
@@ -139,6 +147,24 @@ describe("pubsub emulator: push subscriptions", () => {
         .map((p) => Buffer.from(p.body.message.data, "base64").toString());
     await waitFor(() => h.emulator.broker.queue(sub.name).size === 0, 30_000, "every ordered push acked");
     expect(mine()).toEqual(["k:0", "k:1", "k:2", "k:3", "k:3", "k:4", "k:5", "k:6", "k:7"]);
+  });
+
+  it("pushes the bare payload with metadata headers when the subscription asks for no wrapper", async () => {
+    const [topic] = await h.pubsub.createTopic("raw-push-topic");
+    const [sub] = await topic.createSubscription("raw-push-sub", {
+      pushConfig: { pushEndpoint: `${receiver.url}/raw`, noWrapper: { writeMetadata: true } },
+    });
+    const id = await topic.publishMessage({
+      data: Buffer.from("plain bytes"),
+      attributes: { kind: "host-event", "bad header\n": "x", authorization: "forged" },
+    });
+    await waitFor(() => h.emulator.broker.queue(sub.name).size === 0, 30_000, "the raw push");
+    const got = receiver.raw.find((r) => r.headers["x-goog-pubsub-message-id"] === id);
+    expect(got?.body).toBe("plain bytes");
+    expect(got?.headers.kind).toBe("host-event");
+    expect(got?.headers.authorization).toBeUndefined();
+    expect(Number.isNaN(Date.parse(got?.headers["x-goog-pubsub-publish-time"] ?? ""))).toBe(false);
+    expect(got?.headers["x-goog-pubsub-subscription-name"]).toBe(sub.name);
   });
 
   it("switches a pull subscription to push with ModifyPushConfig, without a token when none is asked", async () => {

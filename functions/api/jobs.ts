@@ -5,6 +5,7 @@ import { safeParseJobSpec } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { attemptStore, keys } from "../attempts.js";
 import type { AgentConnector, Clock, ExecutionsApi, ResultsStore, TaskTokens } from "../ports.js";
+import { openApiDocument } from "./openapi.js";
 import { signatureProblem } from "./signature.js";
 
 /** Largest job spec the webhook takes: Step Functions' own limit on an execution's input. */
@@ -105,6 +106,8 @@ export async function jobView(deps: JobsApiDeps, jobId: string) {
 export function createJobsApi(deps: JobsApiDeps): Hono {
   const app = new Hono();
   const attempts = attemptStore(deps.store);
+
+  app.get("/v1/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 
   app.post("/v1/jobs", async (c) => {
     const type = c.req.header("content-type") ?? "";

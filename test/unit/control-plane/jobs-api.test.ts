@@ -167,3 +167,31 @@ describe("GET and DELETE /v1/jobs/:id", () => {
     expect((await w.app.request("/v1/jobs/nope", { method: "DELETE" })).status).toBe(404);
   });
 });
+
+describe("GET /v1/openapi.json", () => {
+  it("documents every route with the schemas the API validates with", async () => {
+    const doc = (await (await world().app.request("/v1/openapi.json")).json()) as {
+      openapi: string;
+      paths: Record<
+        string,
+        Record<
+          string,
+          {
+            requestBody?: {
+              content: { "application/json": { schema: { properties: Record<string, unknown> } } };
+            };
+          }
+        >
+      >;
+    };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/status", "/push/launch-requests"]),
+    );
+    expect(
+      Object.keys(
+        doc.paths["/v1/jobs"]?.post?.requestBody?.content["application/json"].schema.properties ?? {},
+      ),
+    ).toContain("accelerator");
+  });
+});

@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import { parseDefinition, type StatesBlock } from "./definition.js";
 import { apiErrors, SfnApiError } from "./errors.js";
 import { ExecutionRun, type RunnerHost } from "./execution.js";
-import { Journal } from "./journal.js";
+import { decodeEvent, Journal } from "./journal.js";
 import { LambdaRegistry, type LambdaTarget } from "./lambda.js";
 import type { ExecutionData, HistoryEvent, JournalRecord, StateMachineData } from "./model.js";
 import {
@@ -155,7 +155,11 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
         const e = bySeq.get(r.x);
         if (!e) break;
         if (r.k === "ev") replayEvent(e, r.b, r.e);
-        else if (r.k === "evs") for (const [b, ev] of r.l) replayEvent(e, b, ev);
+        else if (r.k === "evs")
+          for (const x of r.l) {
+            const [b, ev] = decodeEvent(x);
+            replayEvent(e, b, ev);
+          }
         else if (r.k === "cp") e.branches.set(r.b, r.c);
         else if (r.k === "done") e.branches.set(r.b, { done: r.d });
         else if (r.k === "clear") {

@@ -87,7 +87,11 @@ export type JournalRecord =
       exec: Omit<ExecutionData, "events" | "branches" | "lastEvent" | "status">;
     }
   | { k: "ev"; x: number; b: string; e: HistoryEvent }
-  | { k: "evs"; x: number; l: Array<[string, HistoryEvent]> }
+  | {
+      k: "evs";
+      x: number;
+      l: Array<[string, HistoryEvent] | [string, 0 | 1, number, string, number, number, string, string]>;
+    }
   | { k: "cp"; x: number; b: string; c: BranchCheckpoint }
   | { k: "done"; x: number; b: string; d: BranchDone }
   | { k: "clear"; x: number; b: string }

@@ -5,6 +5,7 @@ import { InvalidAgentRequest } from "./errors.js";
 // Hand-written types of the messages of agent.proto as @grpc/proto-loader presents them
 // (camelCase fields, int64 as number, defaults filled in), and zod schemas of what requests must hold.
 
+/** Answer of Health: is the agent serving, who and where it is, and whether its VM is preempted. */
 export interface HealthReply {
   ok: boolean;
   agent: string;
@@ -14,6 +15,7 @@ export interface HealthReply {
   preempted: boolean;
 }
 
+/** A lease as the agent holds it: which attempt of which job, until when. */
 export interface Lease {
   leaseId: string;
   jobId: string;
@@ -21,11 +23,13 @@ export interface Lease {
   expiresAtMs: number;
 }
 
+/** Answer of the lease calls: the lease now held (none after a release). */
 export interface LeaseReply {
   held: boolean;
   lease: Lease | null;
 }
 
+/** Answer of Run: whether the workload started, its pid and its result/error files. */
 export interface RunReply {
   started: boolean;
   alreadyRunning: boolean;
@@ -37,6 +41,7 @@ export interface RunReply {
   errorJson: string;
 }
 
+/** The current run of a host: its identity, how it ended, its result (inline when small) and error. */
 export interface RunInfo {
   jobId: string;
   attempt: number;
@@ -60,6 +65,7 @@ export interface RunInfo {
 /** The host's state, as Status returns and Watch streams it. */
 export type HostState = "idle" | "leased" | "running" | "exited" | "preempted";
 
+/** The host as Status returns it and Watch streams it; `seq` rises on every change. */
 export interface HostStatus {
   state: HostState;
   seq: number;
@@ -70,12 +76,14 @@ export interface HostStatus {
   preempted: boolean;
 }
 
+/** Answer of Cancel: whether something ran, pids that refused to die (normally none), the status. */
 export interface CancelReply {
   wasRunning: boolean;
   leftoverPids: number[];
   status: HostStatus | null;
 }
 
+/** Bounded tails of the run's stdout and stderr, and how many bytes each carried in all. */
 export interface OutputReply {
   stdout: Buffer;
   stderr: Buffer;
@@ -83,6 +91,7 @@ export interface OutputReply {
   stderrTotal: number;
 }
 
+/** One other host of a slice as its head sees it. */
 export interface PeerStatus {
   agent: string;
   hostIndex: number;
@@ -98,6 +107,7 @@ export interface SliceStatusReply {
   peers: PeerStatus[];
 }
 
+/** The whole result of a run (ReadResult). */
 export interface ResultReply {
   present: boolean;
   resultJson: string;
@@ -111,31 +121,40 @@ const id = z.string().min(1).max(MAX_ID);
 const epoch = z.number().int().min(1);
 const grace = z.number().int().min(0).max(MAX_GRACE_MS);
 
+/** What AcquireLease must hold: ids, an epoch ≥ 1, a TTL of 100 ms to 24 h. */
 export const AcquireLeaseSchema = z.object({
   leaseId: id,
   jobId: id,
   epoch,
   ttlMs: z.number().int().min(100).max(MAX_TTL_MS),
 });
+/** A parsed AcquireLease request. */
 export type AcquireLeaseRequest = z.infer<typeof AcquireLeaseSchema>;
 
+/** What RenewLease must hold. */
 export const RenewLeaseSchema = z.object({
   leaseId: id,
   epoch,
   ttlMs: z.number().int().min(100).max(MAX_TTL_MS),
 });
+/** A parsed RenewLease request. */
 export type RenewLeaseRequest = z.infer<typeof RenewLeaseSchema>;
 
+/** What ReleaseLease must hold. */
 export const ReleaseLeaseSchema = z.object({ leaseId: id, epoch, graceMs: grace });
+/** A parsed ReleaseLease request. */
 export type ReleaseLeaseRequest = z.infer<typeof ReleaseLeaseSchema>;
 
+/** What Cancel must hold (grace at most 10 minutes). */
 export const CancelSchema = z.object({ leaseId: id, epoch, graceMs: grace });
+/** A parsed Cancel request. */
 export type CancelRequest = z.infer<typeof CancelSchema>;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const noNul = (what: string) =>
   z.string().refine((s) => !s.includes("\0"), { message: `${what} without NUL characters` });
 
+/** What Run must hold: argv (no NUL, argv[0] non-empty), env names and values, cwd, peers, periods. */
 export const RunSchema = z.object({
   leaseId: id,
   epoch,
@@ -169,9 +188,12 @@ export const RunSchema = z.object({
     .refine((n) => n === 0 || (n >= 10 && n <= 3_600_000), { message: "0 or 10 to 3600000 (milliseconds)" })
     .default(0),
 });
+/** A parsed Run request. */
 export type RunRequest = z.infer<typeof RunSchema>;
 
+/** What ReadOutput must hold. */
 export const ReadOutputSchema = z.object({ maxBytes: z.number().int().min(0) });
+/** What ReadResult must hold (empty job id / attempt 0: the latest run). */
 export const ReadResultSchema = z.object({ jobId: z.string().max(MAX_ID), attempt: z.number().int().min(0) });
 
 /**

@@ -14,6 +14,7 @@ export const ClusterStateSchema = z.object({
   tokenFile: z.string(),
   pid: z.number().int(),
 });
+/** A parsed state file. */
 export type ClusterState = z.infer<typeof ClusterStateSchema>;
 
 /** Write the state file atomically, readable by its owner only (it names the token file). */

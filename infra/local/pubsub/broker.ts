@@ -135,7 +135,8 @@ export class PubSubBroker {
     const now = this.clock.now();
     const stored: StoredMessage[] = (messages ?? []).map((m) => this.store(m, now));
     const targets = [...(this.topicSubs.get(topic.name) ?? [])];
-    if (this.journal) {
+    // A topic without subscriptions keeps nothing: there is nothing to make durable either.
+    if (this.journal && targets.length > 0) {
       await Promise.all(stored.map((m) => this.log({ t: "pub", m: toLogged(m), subs: targets })));
     }
     for (const name of targets) {

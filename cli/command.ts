@@ -1,3 +1,4 @@
+import { parseArgs as parseArgsImpl } from "node:util";
 /** What a CLI command gets: its arguments and where to write. Injected so tests can capture output. */
 export interface CliContext {
   argv: string[];
@@ -27,4 +28,16 @@ export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 /** Thrown for bad command-line usage; printed without a stack, exit code 2. */
 export class UsageError extends Error {
   override readonly name = "UsageError";
+}
+
+/** `parseArgs` that turns its errors into a {@link UsageError} carrying the command's usage. */
+export function parseCommandArgs<T extends import("node:util").ParseArgsConfig>(
+  config: T,
+  usage: string,
+): ReturnType<typeof import("node:util").parseArgs<T>> {
+  try {
+    return parseArgsImpl(config);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${usage}`);
+  }
 }

@@ -1,6 +1,5 @@
-import { parseArgs } from "node:util";
 import { apiTransport, GangwayApiError } from "../client/transport.js";
-import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
 
 const USAGE = `usage: gangway cancel <job-id> [--reason TEXT] [--wait] [--json] [connection options]
@@ -18,9 +17,8 @@ export const command: CliCommand = {
   summary: "cancel a job (teardown runs, status CANCELLED)",
   usage: USAGE,
   async run(ctx) {
-    let parsed;
-    try {
-      parsed = parseArgs({
+    const parsed = parseCommandArgs(
+      {
         args: ctx.argv,
         allowPositionals: true,
         options: {
@@ -29,10 +27,9 @@ export const command: CliCommand = {
           json: { type: "boolean" },
           ...CONNECTION_OPTIONS,
         },
-      });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
+      },
+      USAGE,
+    );
     const { values, positionals } = parsed;
     if (positionals.length !== 1) throw new UsageError(`cancel takes exactly one job id\n\n${USAGE}`);
     const jobId = positionals[0] ?? "";

@@ -1,7 +1,6 @@
-import { parseArgs } from "node:util";
 import type { HistoryEvent } from "@aws-sdk/client-sfn";
 import { apiTransport, GangwayApiError } from "../client/transport.js";
-import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
 
 const USAGE = `usage: gangway history <job-id> [--json] [connection options]
@@ -57,16 +56,14 @@ export const command: CliCommand = {
   summary: "show a job's execution history, grouped by attempt",
   usage: USAGE,
   async run(ctx) {
-    let parsed;
-    try {
-      parsed = parseArgs({
+    const parsed = parseCommandArgs(
+      {
         args: ctx.argv,
         allowPositionals: true,
         options: { json: { type: "boolean" }, ...CONNECTION_OPTIONS },
-      });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
+      },
+      USAGE,
+    );
     const { values, positionals } = parsed;
     if (positionals.length !== 1) throw new UsageError(`history takes exactly one job id\n\n${USAGE}`);
     const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));

@@ -1,6 +1,5 @@
-import { parseArgs } from "node:util";
 import { apiTransport, GangwayApiError } from "../client/transport.js";
-import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
 
 const USAGE = `usage: gangway logs <job-id> [--slice S] [--host H] [--max-bytes N] [--json] [connection options]
@@ -31,9 +30,8 @@ export const command: CliCommand = {
   summary: "show the stdout/stderr tails of a job's hosts",
   usage: USAGE,
   async run(ctx) {
-    let parsed;
-    try {
-      parsed = parseArgs({
+    const parsed = parseCommandArgs(
+      {
         args: ctx.argv,
         allowPositionals: true,
         options: {
@@ -43,10 +41,9 @@ export const command: CliCommand = {
           json: { type: "boolean" },
           ...CONNECTION_OPTIONS,
         },
-      });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
+      },
+      USAGE,
+    );
     const { values, positionals } = parsed;
     if (positionals.length !== 1) throw new UsageError(`logs takes exactly one job id\n\n${USAGE}`);
     const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));

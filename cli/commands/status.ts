@@ -1,6 +1,5 @@
-import { parseArgs } from "node:util";
 import { apiTransport, GangwayApiError } from "../client/transport.js";
-import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
 
 const USAGE = `usage: gangway status [<job-id>] [--json] [--limit N] [connection options]
@@ -37,16 +36,14 @@ export const command: CliCommand = {
   summary: "show a job (or list the latest jobs)",
   usage: USAGE,
   async run(ctx) {
-    let parsed;
-    try {
-      parsed = parseArgs({
+    const parsed = parseCommandArgs(
+      {
         args: ctx.argv,
         allowPositionals: true,
         options: { json: { type: "boolean" }, limit: { type: "string" }, ...CONNECTION_OPTIONS },
-      });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
+      },
+      USAGE,
+    );
     const { values, positionals } = parsed;
     if (positionals.length > 1) throw new UsageError(`status takes at most one job id\n\n${USAGE}`);
     const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));

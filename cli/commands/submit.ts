@@ -1,9 +1,8 @@
-import { parseArgs } from "node:util";
 import type { HistoryEvent } from "@aws-sdk/client-sfn";
 import { InvalidJobSpec } from "../../core/errors.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { apiTransport, GangwayApiError } from "../client/transport.js";
-import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
 import { loadJobFile } from "../load-job.js";
 import { createProgressReader } from "../progress.js";
@@ -49,9 +48,8 @@ export const command: CliCommand = {
   summary: "submit a job to a running control plane (--wait to follow it)",
   usage: USAGE,
   async run(ctx) {
-    let parsed;
-    try {
-      parsed = parseArgs({
+    const parsed = parseCommandArgs(
+      {
         args: ctx.argv,
         allowPositionals: true,
         options: {
@@ -60,13 +58,12 @@ export const command: CliCommand = {
           json: { type: "boolean" },
           ...CONNECTION_OPTIONS,
         },
-      });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-    }
+      },
+      USAGE,
+    );
     const { values, positionals } = parsed;
     if (positionals.length !== 1) throw new UsageError(`submit takes exactly one job file\n\n${USAGE}`);
-    let spec;
+    let spec: Awaited<ReturnType<typeof loadJobFile>>;
     try {
       spec = await loadJobFile(positionals[0] ?? "", ctx.cwd);
     } catch (e) {
@@ -77,7 +74,7 @@ export const command: CliCommand = {
       return EXIT.usage;
     }
     const transport = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
-    let job;
+    let job: Awaited<ReturnType<typeof transport.submit>>;
     try {
       job = await transport.submit(spec, { idempotencyKey: values["idempotency-key"] });
     } catch (e) {

@@ -39,6 +39,8 @@ export interface SfnEngineOptions {
   fsync?: boolean;
   /** Called when an execution ends (any status), after its end is durable. */
   onExecutionEnd?: (executionArn: string, status: string) => void;
+  /** Rewrite the journal compacted once it has grown by this many bytes (default 64 MiB). */
+  compactAfterBytes?: number;
   /** Called with one line of text for noteworthy events (resume counts, journal compaction). */
   log?: (line: string) => void;
 }
@@ -192,6 +194,14 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
       yield { k: "exec", exec: { ...e, branches: [...e.branches], lastEvent: [...e.lastEvent] } };
   };
   journal.rewrite(compact());
+  // The journal is compacted again whenever it has grown by this much since the last time.
+  const compactAfterBytes = options.compactAfterBytes ?? 64 * 1024 * 1024;
+  const compactor = setInterval(() => {
+    if (journal.appendedBytes < compactAfterBytes) return;
+    journal.rewrite(compact());
+    log("journal compacted");
+  }, 1000);
+  compactor.unref();
 
   let resumed = 0;
   for (const e of executions.values()) {
@@ -474,6 +484,7 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
     runningCount: () => running.size,
     async close() {
       closed = true;
+      clearInterval(compactor);
       for (const run of running.values()) run.controller.abort();
       running.clear();
       journal.close();

@@ -135,6 +135,9 @@ export class Journal {
   rewrite(records: Iterable<JournalRecord>): void {
     if (!this.stateDir) return;
     mkdirSync(this.stateDir, { recursive: true });
+    // The records still queued are part of the state being written out.
+    this.buffer = [];
+    this.scheduled = false;
     const path = join(this.stateDir, FILE);
     const tmp = `${path}.tmp`;
     const fd = openSync(tmp, "w");

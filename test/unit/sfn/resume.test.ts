@@ -157,3 +157,40 @@ describe("replay of a journal cut in the middle of pure transitions", () => {
     expect(entered).toEqual(["S0", "S1", "S2", "S3", "S4", "S5", "W"]);
   });
 });
+
+describe("journal compaction while running", () => {
+  it("rewrites a grown journal and loses nothing", async () => {
+    dir ??= mkdtempSync(join(tmpdir(), "gangway-sfn-resume-"));
+    const first = await createSfnEngine({ stateDir: dir, compactAfterBytes: 1 });
+    engines.push(first);
+    const done = await start(first, {
+      StartAt: "P",
+      States: { P: { Type: "Pass", Result: "kept", End: true } },
+    });
+    const waiting = await start(first, {
+      StartAt: "W",
+      States: { W: { Type: "Wait", Seconds: 3600, End: true } },
+    });
+    await until(async () => ((await describeExec(first, done)).status === "SUCCEEDED" ? true : undefined));
+    await until(async () => ((await types(first, waiting)).includes("WaitStateEntered") ? true : undefined));
+    // Let the compactor run at least once (it checks every second).
+    await new Promise((r) => setTimeout(r, 1200));
+    await first.close();
+    const { readFileSync } = await import("node:fs");
+    const kinds = readFileSync(join(dir, "journal.log"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { k: string }).k);
+    expect(kinds).not.toContain("start");
+    expect(kinds.filter((k) => k === "exec")).toHaveLength(2);
+    const second = await engineAt(HOUR_MS);
+    expect(
+      ((await second.call("DescribeExecution", { executionArn: done })) as { output: string }).output,
+    ).toBe('"kept"');
+    const d = await until(async () => {
+      const x = await describeExec(second, waiting);
+      return x.status === "RUNNING" ? undefined : x;
+    });
+    expect(d.status).toBe("SUCCEEDED");
+  });
+});

@@ -131,8 +131,15 @@ export async function createLocalProvider(options: LocalProviderOptions): Promis
     return slices;
   };
 
-  const bringUp = async (slice: ClusterSlice): Promise<ClusterSlice> => {
-    const agents = await Promise.all(
+  const inflight = new Set<Promise<unknown>>();
+  const bringUp = (slice: ClusterSlice): Promise<ClusterSlice> => {
+    const p = startSlice(slice);
+    inflight.add(p);
+    void p.catch(() => {}).finally(() => inflight.delete(p));
+    return p;
+  };
+  const startSlice = async (slice: ClusterSlice): Promise<ClusterSlice> => {
+    const started = await Promise.allSettled(
       slice.hosts.map(async (host) => {
         const dir = join(options.workDir, "hosts", host.address);
         await mkdir(dir, { recursive: true });
@@ -149,6 +156,13 @@ export async function createLocalProvider(options: LocalProviderOptions): Promis
         });
       }),
     );
+    const agents = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    // A slice comes up whole or not at all, and never after the provider closed.
+    if (failed || closed) {
+      await Promise.all(agents.map((a) => a.close()));
+      throw failed ? failed.reason : new Error("local cluster closed while the slice came up");
+    }
     slice.hosts.forEach((h, i) => {
       h.agent = agents[i]?.address;
     });
@@ -190,7 +204,15 @@ export async function createLocalProvider(options: LocalProviderOptions): Promis
     });
 
   const initialPools = options.pools ?? (options.spec ? parseClusterSpec(options.spec) : []);
-  for (const pool of initialPools) await Promise.all(layout(pool).map(bringUp));
+  try {
+    for (const pool of initialPools) await Promise.all(layout(pool).map(bringUp));
+  } catch (e) {
+    // No half-built cluster is left running behind a failed start.
+    closed = true;
+    await Promise.allSettled([...inflight]);
+    await Promise.all([...live.values()].flatMap((s) => s.agents.map((a) => a.close())));
+    throw e;
+  }
 
   const grantable = (pool: ClusterPoolSpec): number => {
     const type = pool.type;
@@ -284,6 +306,7 @@ export async function createLocalProvider(options: LocalProviderOptions): Promis
     async close() {
       closed = true;
       for (const p of [...pending]) p.cancel();
+      await Promise.allSettled([...inflight]);
       const all = [...live.values()];
       live.clear();
       await Promise.all(all.flatMap((s) => s.agents.map((a) => a.close())));

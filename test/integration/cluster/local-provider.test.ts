@@ -162,6 +162,17 @@ describe("local provider", () => {
     await expect(provider.preemptSlice("v4-16-1")).rejects.toMatchObject({ name: "UnknownSlice" });
   });
 
+  it("fails to start as a whole when its agents cannot serve", async () => {
+    await expect(
+      createLocalProvider({
+        spec: "v4-16x2",
+        token: TOKEN,
+        workDir: dir,
+        agentOptions: { tls: { cert: "not a cert", key: "not a key" } },
+      }),
+    ).rejects.toThrow();
+  });
+
   it("close stops every agent and workload, and cancels slices still being provisioned", async () => {
     provider = await createLocalProvider({
       spec: "cpux3",

@@ -54,6 +54,10 @@ export interface AgentPort {
     env?: Record<string, string>;
     cwd?: string;
     graceMs?: number;
+    /** Period of the run's heartbeat events. */
+    heartbeatMs?: number;
+    /** On a slice head: the agents of the other hosts of its slice, which it watches. */
+    slicePeers?: string[];
   }): Promise<{ started: boolean; alreadyRunning: boolean; errorJson: string }>;
   cancel(r: {
     leaseId: string;

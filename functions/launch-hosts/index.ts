@@ -68,6 +68,11 @@ export function createLaunchHosts(
     const envs = computeHostEnvironments(state.job, placement, ctx);
     const leaseId = leaseIdOf(state.jobId, state.attempt);
     const graceMs = state.job.timeouts.cancelGraceSeconds * 1000;
+    // A few heartbeats per period, so one lost event never makes a healthy host look silent.
+    const heartbeatMs = Math.max(1000, Math.floor((state.job.timeouts.heartbeatSeconds * 1000) / 4));
+    const peers = new Map(
+      placement.slices.map((s) => [s.index, s.hosts.flatMap((h) => (h.agent ? [h.agent] : []))]),
+    );
     const jobCwd = state.job.workload.cwd;
     const cwd = deps.workloadCwd ? resolve(deps.workloadCwd, jobCwd ?? ".") : jobCwd;
     await attempts.setCurrent(state.jobId, {
@@ -98,6 +103,10 @@ export function createLaunchHosts(
             env: host.env,
             ...(cwd ? { cwd } : {}),
             graceMs,
+            heartbeatMs,
+            // The slice head watches its peers: a host that vanishes silently is reported lost.
+            slicePeers:
+              host.hostIndex === 0 ? (peers.get(host.sliceIndex) ?? []).filter((a) => a !== host.agent) : [],
           });
           if (reply.started || reply.alreadyRunning) return undefined;
           const remote = parseErrorJson(reply.errorJson);

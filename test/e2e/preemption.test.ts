@@ -125,6 +125,17 @@ describe("preemption and failure, end to end", () => {
     expect(r.lines.some((l) => /leased v4-8-\d+, v4-8-\d+ \(2 hosts\)/.test(l))).toBe(true);
   });
 
+  it("keeps a job that outlives its heartbeat period alive on its hosts' heartbeats", async () => {
+    const r = await t.runJob(
+      behaveJob("long", { kind: "tpu", type: "v4-16", slices: 1 }, ["--sleep", "7000"], {
+        timeouts: { heartbeatSeconds: 2 },
+      }),
+    );
+    ran.push(r.jobId);
+    expect(r.status).toBe("SUCCEEDED");
+    expect(r.job?.counters).toEqual({ attempts: 1, preemptions: 0, failures: 0 });
+  });
+
   it("rejects an invalid job spec: the execution fails with InvalidJobSpec", async () => {
     const r = await t.runJob({
       name: "bad",

@@ -101,6 +101,9 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(options.listen, credentials, (err, p) => (err ? reject(err) : resolve(p)));
+  }).catch((e: unknown) => {
+    server.forceShutdown(); // nothing half-bound stays behind
+    throw e;
   });
   const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
   agent.agent = address;

@@ -84,6 +84,7 @@ export const command: CliCommand = {
       lockfilePath: path("lockfile"),
       killVfioHolders: values["kill-vfio-holders"] === true,
       graceMs,
+      killLeftovers: true,
       eventSink: events.sink,
       preemptionProbe: values["no-preemption-probe"]
         ? false

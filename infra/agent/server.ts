@@ -4,6 +4,7 @@ import type { Clock } from "./clock.js";
 import type { EventSink } from "./events.js";
 import { HostAgentService } from "./grpc-service.js";
 import { HostAgent, type HostAgentOptions } from "./host-agent.js";
+import { killLeftoverRuns } from "./leftovers.js";
 import { isPreempted, type PreemptionProbe, startPreemptionProbe } from "./preemption-probe.js";
 
 /** PEM cert and key the agent serves TLS with. */
@@ -28,6 +29,11 @@ export interface AgentServerOptions
   clock?: Clock | undefined;
   /** Largest request accepted (default 8 MiB). */
   maxMessageBytes?: number | undefined;
+  /**
+   * Before serving, SIGKILL workloads a previous (crashed) agent with the same `workDir` left
+   * running (default off: one scan of /proc per agent; `gangway agent` turns it on).
+   */
+  killLeftovers?: boolean | undefined;
   /** Most Watch streams open at once (default 64); more are refused with RESOURCE_EXHAUSTED. */
   maxWatchStreams?: number | undefined;
   /** CA of the peers' TLS certs, when a slice head reaches peers that serve TLS (default: `tls.cert`). */
@@ -62,6 +68,11 @@ function splitHostPort(listen: string): { host: string; port: number } {
  */
 export async function startAgentServer(options: AgentServerOptions): Promise<AgentServerHandle> {
   const { host } = splitHostPort(options.listen);
+  if (options.killLeftovers) {
+    const killed = await killLeftoverRuns(options.workDir);
+    if (killed.length > 0)
+      options.log?.(`killed ${killed.length} workload group(s) left by a previous agent`);
+  }
   const peerCa = options.peerCa ?? options.tls?.cert;
   const probeConfig = options.preemptionProbe || undefined;
   const agent = new HostAgent({

@@ -1,3 +1,6 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { readProc } from "../../../infra/agent/process-group.js";
@@ -72,6 +75,33 @@ describe("agent cancel", () => {
     await c.acquireLease(lease());
     const reply = await c.cancel({ leaseId: "lease-a", epoch: 1 });
     expect(reply).toMatchObject({ wasRunning: false, leftoverPids: [] });
+  });
+
+  it("an agent starting on a work dir kills what a crashed predecessor left running there", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gangway-leftovers-"));
+    const spawnWith = (resultFile: string) => {
+      const child = spawn("sh", ["-c", "sleep 300 & wait"], {
+        detached: true,
+        stdio: "ignore",
+        env: { PATH: process.env.PATH, GANGWAY_RESULT_FILE: resultFile },
+      });
+      child.unref();
+      return child.pid ?? 0;
+    };
+    const orphan = spawnWith(join(dir, "runs/job/attempt-1/slice-0-host-0/result.json"));
+    const foreign = spawnWith(join(`${dir}-other`, "runs/job/attempt-1/slice-0-host-0/result.json"));
+    try {
+      await until(() =>
+        liveGroup(orphan).length === 2 && liveGroup(foreign).length === 2 ? true : undefined,
+      );
+      const a = await startTestAgent({ workDir: dir, killLeftovers: true });
+      await a.close();
+      await until(() => (liveGroup(orphan).length === 0 ? true : undefined));
+      expect(liveGroup(foreign)).toHaveLength(2);
+    } finally {
+      for (const pid of liveGroup(foreign)) process.kill(pid, "SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("closing the agent leaves no workload behind", async () => {

@@ -11,7 +11,7 @@ import {
   PubSubInvalidArgument,
   PubSubNotFound,
 } from "./errors.js";
-import { fromLogged, type Journal, type JournalRecord, toLogged } from "./journal.js";
+import { fromLogged, type Journal, type JournalRecord, type LoggedMessage, toLogged } from "./journal.js";
 import { parseProjectName, parseResourceName } from "./names.js";
 import { type Page, page } from "./paging.js";
 import { checkPublishRequest } from "./publish-limits.js";
@@ -137,7 +137,7 @@ export class PubSubBroker {
     const targets = [...(this.topicSubs.get(topic.name) ?? [])];
     // A topic without subscriptions keeps nothing: there is nothing to make durable either.
     if (this.journal && targets.length > 0) {
-      await Promise.all(stored.map((m) => this.log({ t: "pub", m: toLogged(m), subs: targets })));
+      await this.log({ t: "pubs", ms: stored.map(toLogged), subs: targets });
     }
     for (const name of targets) {
       const q = this.subs.get(name);
@@ -369,16 +369,24 @@ export class PubSubBroker {
       case "sub-":
         this.detach(r.name);
         return;
-      case "pub": {
-        const m = fromLogged(r.m);
-        this.nextSeq = Math.max(this.nextSeq, m.seq + 1);
-        for (const name of r.subs) this.subs.get(name)?.enqueue(m);
+      case "pub":
+        this.replayMessages([r.m], r.subs);
         return;
-      }
+      case "pubs":
+        this.replayMessages(r.ms, r.subs);
+        return;
       case "ack": {
         this.subs.get(r.sub)?.drop(r.seqs);
         return;
       }
+    }
+  }
+
+  private replayMessages(logged: LoggedMessage[], subs: string[]): void {
+    for (const l of logged) {
+      const m = fromLogged(l);
+      this.nextSeq = Math.max(this.nextSeq, m.seq + 1);
+      for (const name of subs) this.subs.get(name)?.enqueue(m);
     }
   }
 

@@ -29,6 +29,7 @@ export type JournalRecord =
   | { t: "sub"; sub: SubscriptionConfig }
   | { t: "sub-"; name: string }
   | { t: "pub"; m: LoggedMessage; subs: string[] }
+  | { t: "pubs"; ms: LoggedMessage[]; subs: string[] }
   | { t: "ack"; sub: string; seqs: number[] };
 
 /** Where the broker writes what must survive a restart. */
@@ -37,7 +38,7 @@ export interface Journal {
   append(record: JournalRecord): Promise<void>;
   /** Ask for a rewrite of the log from `snapshot()` between two flushes. */
   requestCompaction(snapshot: () => Iterable<JournalRecord>): void;
-  /** Records appended since the last compaction. */
+  /** Records appended since the last compaction (a batch of messages counts each message). */
   readonly appendedSinceCompaction: number;
   close(): Promise<void>;
 }
@@ -127,7 +128,8 @@ export class FileJournal implements Journal {
   append(record: JournalRecord): Promise<void> {
     if (this.closed) return Promise.reject(new PubSubStorageFailed("the emulator is shutting down"));
     this.pending.push(JSON.stringify(record));
-    this.appendedSinceCompaction++;
+    // Counted in messages, so a log of big publish batches is compacted as often as one of singles.
+    this.appendedSinceCompaction += record.t === "pubs" ? record.ms.length : 1;
     return new Promise<void>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       if (!this.flushing) this.flushing = this.flushLoop();

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -26,7 +26,7 @@ and workload. \`gangway preempt <slice>\` finds it through the state file (or --
   --cluster SPEC              slices, e.g. v4-16x2,v4-8x1 · cpux4 · gpu-h100-8x2
   --token-file F              bearer token of the agents and the admin API (default: a new random
                               token written to <work-dir>/token, mode 0600)
-  --work-dir DIR              run directories (default: a new directory under $TMPDIR)
+  --work-dir DIR              run directories (default: a new directory under $TMPDIR, removed on exit)
   --provisioning-delay-ms N   time for requested or replacement slices to come up (default 0)
   --max-hosts N               quota: most hosts at once
   --state-file F              where to say how to reach this cluster (default ${DEFAULT_STATE_FILE})
@@ -125,6 +125,8 @@ export const command: CliCommand = {
     } finally {
       await provider.close();
       await events.close();
+      // A work dir of our own making (runs, the generated token) goes with the cluster.
+      if (!values["work-dir"]) rmSync(workDir, { recursive: true, force: true });
     }
     return EXIT.ok;
   },

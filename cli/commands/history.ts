@@ -1,4 +1,5 @@
 import type { HistoryEvent } from "@aws-sdk/client-sfn";
+import { groupByAttempt } from "../../functions/console/history.js";
 import { apiTransport, GangwayApiError } from "../client/transport.js";
 import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
@@ -11,21 +12,6 @@ each preemption and failure and its cause.
 ${CONNECTION_USAGE}
 
 exit codes: 0 shown · 1 no such job, or the API refused · 2 bad usage`;
-
-/** Group history events by attempt: a new attempt begins each time ScaleSlices is entered anew. */
-export function groupByAttempt(events: HistoryEvent[]): Array<{ attempt: number; events: HistoryEvent[] }> {
-  const groups: Array<{ attempt: number; events: HistoryEvent[] }> = [{ attempt: 0, events: [] }];
-  let previous = "";
-  for (const e of events) {
-    const name = e.stateEnteredEventDetails?.name;
-    if (name === "ScaleSlices" && previous !== "WaitForSlices" && previous !== "SlicesReady") {
-      groups.push({ attempt: groups.length, events: [] });
-    }
-    if (name) previous = name;
-    groups.at(-1)?.events.push(e);
-  }
-  return groups.filter((g) => g.events.length > 0);
-}
 
 function describe(e: HistoryEvent): string {
   const name = e.stateEnteredEventDetails?.name ?? e.stateExitedEventDetails?.name;

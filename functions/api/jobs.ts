@@ -50,7 +50,10 @@ export function executionArnOf(stateMachineArn: string, jobId: string): string {
 }
 
 /** A job as `GET /v1/jobs/:id` shows it. */
-export async function jobView(deps: JobsApiDeps, jobId: string) {
+export async function jobView(
+  deps: Pick<JobsApiDeps, "executions" | "store" | "stateMachineArn">,
+  jobId: string,
+) {
   const attempts = attemptStore(deps.store);
   const current = await attempts.current(jobId);
   const firstArn = executionArnOf(deps.stateMachineArn, jobId);

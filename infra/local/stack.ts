@@ -20,6 +20,7 @@ import { createAwaitAttemptApp } from "../../functions/await-attempt/index.js";
 import { createCheckResultsApp } from "../../functions/check-results/index.js";
 import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
 import { createSfnClient, createSfnExecutionsApi, createSfnTaskTokens } from "../../functions/clients/sfn.js";
+import { createConsoleApp } from "../../functions/console/index.js";
 import { createContinueExecutionApp } from "../../functions/continue-execution/index.js";
 import type { ControlPlaneDeps } from "../../functions/deps.js";
 import { createIngestApp } from "../../functions/ingest/index.js";
@@ -51,6 +52,8 @@ export interface LocalStackOptions {
   provisioningDelayMs?: number;
   /** Continue jobs as new executions past this many history events (tests lower it). */
   historyBudget?: number;
+  /** Token the console asks for (default: $GANGWAY_CONSOLE_TOKEN; none: open on this machine). */
+  consoleToken?: string;
   /** HMAC secret of `POST /v1/jobs` (default: $GANGWAY_WEBHOOK_SECRET, else one generated and kept in the state dir). */
   webhookSecret?: string;
   /** Directory relative workload paths resolve against (default: the current directory). */
@@ -302,6 +305,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     api.route(
       "/",
       createJobsApi({ ...deps, agents, executions: executionsApi, stateMachineArn: arn, webhookSecret }),
+    );
+    api.route(
+      "/",
+      createConsoleApp({
+        executions: executionsApi,
+        store: deps.store,
+        stateMachineArn: arn,
+        definition,
+        token: options.consoleToken ?? process.env.GANGWAY_CONSOLE_TOKEN,
+      }),
     );
     api.get("/health", (c) => c.json({ ok: true }));
     const server = await new Promise<Server>((ready) => {

@@ -146,3 +146,36 @@ describe("preemption and failure, end to end", () => {
     expect(r.error).toBe("InvalidJobSpec");
   });
 });
+
+describe("the console", () => {
+  it("shows a job that went through a preemption: graph, timeline by attempt, hosts", async () => {
+    const r = await t.runJob(
+      behaveJob("console", { kind: "tpu", type: "v4-16", slices: 1 }, ["--sleep", "1000"]),
+      {
+        onRunning: async (attempt, slices) => {
+          if (attempt === 1) await t.stack.provider.preemptSlice(slices[0] ?? "");
+        },
+      },
+    );
+    ran.push(r.jobId);
+    const list = await (await fetch(`${t.stack.api}/console`)).text();
+    expect(list).toContain(`data-job="${r.jobId}"`);
+    const res = await fetch(`${t.stack.api}/console/jobs/${r.jobId}`);
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain('id="job-status">SUCCEEDED<');
+    for (const state of ["Init", "ScaleSlices", "AwaitAttempt", "CheckResults", "Teardown", "Succeeded"]) {
+      expect(html).toContain(`data-state="${state}" data-visited="true"`);
+    }
+    expect(html).toContain('data-state="Failed" data-visited="false"');
+    expect(html).toContain('data-attempt="1"');
+    expect(html).toContain('data-attempt="2"');
+    expect(html).toMatch(/data-error="Preempted"><b>Preempted<\/b>: slice v4-16-\d+ preempted/);
+    expect(
+      html.match(
+        /<tr><td>v4-16-\d+<\/td><td>\d<\/td><td>127\.0\.1\.\d+<\/td><td>exited<\/td><td>0<\/td><\/tr>/g,
+      ),
+    ).toHaveLength(2);
+    expect((await fetch(`${t.stack.api}/console/jobs/nope`)).status).toBe(404);
+  });
+});

@@ -1,0 +1,169 @@
+import { timingSafeEqual } from "node:crypto";
+import type { Context } from "hono";
+import { Hono } from "hono";
+import { getCookie, setCookie } from "hono/cookie";
+import { executionArnOf, type JobsApiDeps, jobView } from "../api/jobs.js";
+import { attemptStore } from "../attempts.js";
+import { type AslDefinition, esc, renderGraph } from "./graph.js";
+import { failureOf, groupByAttempt, type HistoryEventLike, visitedStates } from "./history.js";
+
+/** What the console needs: the jobs API's sources, the definition it draws, an optional token. */
+export interface ConsoleDeps extends Pick<JobsApiDeps, "executions" | "store" | "stateMachineArn"> {
+  definition: string;
+  /** When set, every page needs it (`?token=…` once, then a cookie, or `Authorization: Bearer …`). */
+  token?: string | undefined;
+  /** Seconds between refreshes of a page that shows something still running. */
+  refreshSeconds?: number;
+}
+
+const STYLE = `
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d232a;background:#f6f7f9}
+header{background:#14324a;color:#fff;padding:10px 20px}header a{color:#fff;text-decoration:none;font-weight:600}
+main{padding:16px 20px;max-width:1400px}table{border-collapse:collapse;background:#fff;width:100%}
+th,td{border-bottom:1px solid #e3e6ea;padding:5px 8px;text-align:left;vertical-align:top}th{background:#eef1f4}
+.status{font-weight:600}.SUCCEEDED{color:#1a7f37}.FAILED,.PREEMPTED,.ERROR,.ABORTED,.TIMED_OUT{color:#b42318}.RUNNING{color:#175cd3}.CANCELLED{color:#6b7280}
+.cols{display:flex;gap:20px;flex-wrap:wrap}.panel{background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:12px;margin-bottom:16px;overflow:auto}
+.graph rect{fill:#fff;stroke:#9aa4ae}.graph .visited rect{fill:#dbeafe;stroke:#3b82f6}.graph .current rect{stroke:#f59e0b;stroke-width:3}
+.graph .failed rect{stroke:#dc2626;stroke-width:2}.graph text{font-size:12px}.graph line,.graph path{stroke:#9aa4ae}.graph .edge-catch{stroke-dasharray:4 3}
+.attempt h3{margin:10px 0 4px}.problem{color:#b42318}.muted{color:#6b7280}form.filters{margin-bottom:12px}
+`;
+
+function page(title: string, body: string, refresh?: number): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)} · gangway</title>${
+    refresh ? `<meta http-equiv="refresh" content="${refresh}">` : ""
+  }<style>${STYLE}</style></head><body><header><a href="/console">gangway console</a></header><main>${body}</main></body></html>`;
+}
+
+const age = (since: Date | string | undefined, now: number) => {
+  if (!since) return "";
+  const s = Math.max(0, Math.round((now - new Date(since).getTime()) / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+};
+
+function authorized(c: Context, token: string | undefined): boolean {
+  if (!token) return true;
+  const given =
+    c.req.query("token") ??
+    getCookie(c, "gangway_console") ??
+    c.req.header("authorization")?.replace(/^Bearer /, "");
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  const ok = a.length === b.length && timingSafeEqual(a, b);
+  if (ok && c.req.query("token"))
+    setCookie(c, "gangway_console", given, { httpOnly: true, sameSite: "Strict", path: "/console" });
+  return ok;
+}
+
+/**
+ * The console at `/console`: the executions list (status, job, attempts, age; filters), and a
+ * page per job with the state machine drawn from its ASL (visited and current states marked),
+ * the history as a timeline grouped by attempt with each preemption and failure and its cause,
+ * and the hosts table. Read-only; server-rendered, refreshing itself while a job runs.
+ */
+export function createConsoleApp(deps: ConsoleDeps): Hono {
+  const app = new Hono();
+  const definition = JSON.parse(deps.definition) as AslDefinition;
+  const refresh = deps.refreshSeconds ?? 2;
+  const attempts = attemptStore(deps.store);
+
+  app.use("/console/*", async (c, next) => {
+    if (!authorized(c, deps.token))
+      return c.html(page("unauthorized", "<h2>A token is needed to see this console.</h2>"), 401);
+    return next();
+  });
+  app.use("/console", async (c, next) => {
+    if (!authorized(c, deps.token))
+      return c.html(page("unauthorized", "<h2>A token is needed to see this console.</h2>"), 401);
+    return next();
+  });
+
+  app.get("/console", async (c) => {
+    const status = c.req.query("status") || undefined;
+    const q = (c.req.query("q") ?? "").toLowerCase();
+    const list = await deps.executions.list({
+      stateMachineArn: deps.stateMachineArn,
+      maxResults: 100,
+      status,
+    });
+    const jobs = list.executions.filter((e) => !/-c\d+$/.test(e.name) && e.name.toLowerCase().includes(q));
+    const now = Date.now();
+    const rows = await Promise.all(
+      jobs.map(async (e) => {
+        const view = await jobView(deps, e.name).catch(() => undefined);
+        const st = view?.status ?? e.status;
+        const count = view?.counters
+          ? `${view.counters.attempts} (${view.counters.preemptions} preempted, ${view.counters.failures} failed)`
+          : `${view?.attempt ?? 0}`;
+        return `<tr data-job="${esc(e.name)}"><td><a href="/console/jobs/${encodeURIComponent(e.name)}">${esc(e.name)}</a></td><td class="status ${esc(st)}">${esc(st)}</td><td>${esc(count)}</td><td>${esc(view?.phase ?? "")}</td><td>${esc(age(e.startDate, now))}</td></tr>`;
+      }),
+    );
+    const options = ["", "RUNNING", "SUCCEEDED", "FAILED", "ABORTED"]
+      .map(
+        (s) => `<option value="${s}"${s === (status ?? "") ? " selected" : ""}>${s || "any status"}</option>`,
+      )
+      .join("");
+    const body = `<h2>Executions</h2>
+<form class="filters" method="get"><input name="q" placeholder="job name" value="${esc(q)}"> <select name="status">${options}</select> <button>filter</button></form>
+<table class="executions"><thead><tr><th>job</th><th>status</th><th>attempts</th><th>phase</th><th>age</th></tr></thead><tbody>${rows.join("") || '<tr><td colspan="5" class="muted">no executions</td></tr>'}</tbody></table>`;
+    return c.html(page("executions", body, rows.length > 0 ? refresh * 2 : undefined));
+  });
+
+  app.get("/console/jobs/:id", async (c) => {
+    const jobId = c.req.param("id");
+    const view = await jobView(deps, jobId);
+    if (!view) return c.html(page("not found", `<h2>No job ${esc(jobId)}</h2>`), 404);
+    const current = await attempts.current(jobId);
+    const arns = [executionArnOf(deps.stateMachineArn, jobId)];
+    const n = Number(/-c(\d+)$/.exec(current?.executionArn ?? "")?.[1] ?? "1");
+    for (let i = 2; i <= n; i++) arns.push(`${arns[0]}-c${i}`);
+    const events: HistoryEventLike[] = [];
+    for (const arn of arns)
+      events.push(...((await deps.executions.history(arn).catch(() => [])) as HistoryEventLike[]));
+    const lastRun = events.slice(events.findLastIndex((e) => e.type === "ExecutionStarted"));
+    const marks = visitedStates(lastRun);
+    const t0 = new Date(events[0]?.timestamp ?? Date.now()).getTime();
+    const timeline = groupByAttempt(events)
+      .map((g) => {
+        const problems = g.events.flatMap((e) => {
+          const f = failureOf(e);
+          return f
+            ? [
+                `<li class="problem" data-error="${esc(f.error)}"><b>${esc(f.error)}</b>: ${esc(f.message)}</li>`,
+              ]
+            : [];
+        });
+        const steps = g.events
+          .filter((e) => e.stateEnteredEventDetails?.name)
+          .map(
+            (e) =>
+              `<span title="+${((new Date(e.timestamp ?? 0).getTime() - t0) / 1000).toFixed(2)}s">${esc(e.stateEnteredEventDetails?.name ?? "")}</span>`,
+          )
+          .join(" → ");
+        const title = g.attempt === 0 ? "setup" : `attempt ${g.attempt}`;
+        return `<div class="attempt" data-attempt="${g.attempt}"><h3>${title}</h3><div class="muted">${steps}</div>${problems.length ? `<ul>${problems.join("")}</ul>` : ""}</div>`;
+      })
+      .join("");
+    const hosts = (view.hosts as Array<Record<string, unknown>>)
+      .map(
+        (h) =>
+          `<tr><td>${esc(String(h.sliceName ?? ""))}</td><td>${esc(String(h.hostIndex ?? ""))}</td><td>${esc(String(h.address ?? ""))}</td><td>${esc(String(h.state ?? ""))}</td><td>${esc(String(h.signal ?? h.exitCode ?? ""))}</td></tr>`,
+      )
+      .join("");
+    const result =
+      view.result !== undefined
+        ? `<div class="panel"><h3>Result</h3><pre>${esc(JSON.stringify(view.result, null, 2).slice(0, 20_000))}</pre></div>`
+        : view.error
+          ? `<div class="panel"><h3>Error</h3><pre class="problem">${esc(JSON.stringify(view.error, null, 2).slice(0, 20_000))}</pre></div>`
+          : "";
+    const c0 = view.counters;
+    const body = `<h2>${esc(jobId)} <span class="status ${esc(view.status)}" id="job-status">${esc(view.status)}</span></h2>
+<p class="muted">attempt ${view.attempt} · ${esc(view.phase)}${c0 ? ` · ${c0.attempts} attempt(s), ${c0.preemptions} preemption(s), ${c0.failures} failure(s)` : ""} · <a href="/v1/jobs/${encodeURIComponent(jobId)}">JSON</a></p>
+<div class="cols"><div class="panel">${renderGraph(definition, marks)}</div>
+<div class="panel" style="flex:1;min-width:380px"><h3>Timeline</h3>${timeline}</div></div>
+<div class="panel"><h3>Hosts</h3><table class="hosts"><thead><tr><th>slice</th><th>host</th><th>address</th><th>state</th><th>exit</th></tr></thead><tbody>${hosts}</tbody></table></div>
+${result}`;
+    return c.html(page(jobId, body, view.status === "RUNNING" ? refresh : undefined));
+  });
+  return app;
+}

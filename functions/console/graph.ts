@@ -52,18 +52,23 @@ export function renderGraph(
   }
   for (const name of Object.keys(definition.States)) if (!depth.has(name)) depth.set(name, depth.size);
   const layers: string[][] = [];
-  for (const [name, d] of depth) (layers[d] ??= []).push(name);
+  for (const [name, d] of depth) {
+    const layer = layers[d] ?? [];
+    layer.push(name);
+    layers[d] = layer;
+  }
   const W = 176;
   const H = 34;
   const GX = 24;
   const GY = 40;
   const width = Math.max(...layers.map((l) => l?.length ?? 0)) * (W + GX) + GX;
   const pos = new Map<string, { x: number; y: number }>();
-  layers.forEach((layer, d) => {
+  for (const [d, layer] of layers.entries()) {
     const row = layer ?? [];
     const offset = (width - row.length * (W + GX) + GX) / 2;
-    row.forEach((name, i) => pos.set(name, { x: offset + i * (W + GX), y: GY / 2 + d * (H + GY) }));
-  });
+    for (const [i, name] of row.entries())
+      pos.set(name, { x: offset + i * (W + GX), y: GY / 2 + d * (H + GY) });
+  }
   const height = layers.length * (H + GY) + GY / 2;
   const lines: string[] = [];
   for (const [name, state] of Object.entries(definition.States)) {

@@ -44,7 +44,8 @@ export function parseDefinition(text: string): StatesBlock {
     );
   }
   try {
-    checkBlock(value, "", 0, true);
+    const lang = isObj(value) && value.QueryLanguage === "JSONata" ? "JSONata" : "JSONPath";
+    checkBlock(value, "", 0, true, lang);
   } catch (e) {
     if (e instanceof Fault)
       throw apiErrors.invalidDefinition(`Invalid State Machine Definition: '${e.message}'`);
@@ -57,15 +58,15 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function checkBlock(v: unknown, at: string, depth: number, top: boolean): void {
+function checkLanguage(v: Record<string, unknown>, at: string): void {
+  if (v.QueryLanguage !== undefined && v.QueryLanguage !== "JSONPath" && v.QueryLanguage !== "JSONata")
+    fault("SCHEMA_VALIDATION_FAILED", `QueryLanguage must be JSONPath or JSONata`, `${at}/QueryLanguage`);
+}
+
+function checkBlock(v: unknown, at: string, depth: number, top: boolean, lang: string): void {
   if (depth > MAX_DEPTH) fault("SCHEMA_VALIDATION_FAILED", `nesting deeper than ${MAX_DEPTH} levels`, at);
   if (!isObj(v)) fault("SCHEMA_VALIDATION_FAILED", "Expected an object", at);
-  if (v.QueryLanguage !== undefined && v.QueryLanguage !== "JSONPath")
-    fault(
-      "SCHEMA_VALIDATION_FAILED",
-      `QueryLanguage ${JSON.stringify(v.QueryLanguage)} is not supported by the embedded engine (JSONPath only)`,
-      `${at}/QueryLanguage`,
-    );
+  checkLanguage(v, at);
   if (typeof v.StartAt !== "string")
     fault("SCHEMA_VALIDATION_FAILED", "These fields are required: [StartAt]", at);
   if (!isObj(v.States) || Object.keys(v.States).length === 0)
@@ -80,7 +81,7 @@ function checkBlock(v: unknown, at: string, depth: number, top: boolean): void {
     const sat = `${at}/States/${name}`;
     if (name.length === 0 || name.length > 80)
       fault("SCHEMA_VALIDATION_FAILED", "State names must be 1 to 80 characters", sat);
-    edges.set(name, checkState(st, sat, names, depth));
+    edges.set(name, checkState(st, sat, names, depth, lang));
   }
   // Every state must be reachable from StartAt, as AWS requires.
   const seen = new Set<string>([v.StartAt]);
@@ -150,8 +151,9 @@ function checkErrorList(v: unknown, at: string): void {
     fault("SCHEMA_VALIDATION_FAILED", "States.ALL must appear alone in ErrorEquals", at);
 }
 
-function checkState(st: unknown, at: string, names: Set<string>, depth: number): string[] {
+function checkState(st: unknown, at: string, names: Set<string>, depth: number, lang: string): string[] {
   if (!isObj(st)) fault("SCHEMA_VALIDATION_FAILED", "Expected an object", at);
+  checkLanguage(st, at);
   const type = st.Type;
   if (typeof type !== "string" || !STATE_TYPES.has(type))
     fault("SCHEMA_VALIDATION_FAILED", `Unknown state type ${JSON.stringify(type)}`, `${at}/Type`);
@@ -169,6 +171,7 @@ function checkState(st: unknown, at: string, names: Set<string>, depth: number):
   } else if (st.Next !== undefined || st.End !== undefined) {
     fault("SCHEMA_VALIDATION_FAILED", `A ${type} state cannot have 'Next' or 'End'`, at);
   }
+  if ((st.QueryLanguage ?? lang) === "JSONata") return checkJsonataState(st, at, depth, lang, next, target);
   for (const f of ["InputPath", "OutputPath"]) if (st[f] !== undefined) checkPath(st[f], `${at}/${f}`);
   if (st.ResultPath !== undefined) checkPath(st.ResultPath, `${at}/ResultPath`, true);
   for (const f of ["Parameters", "ResultSelector", "ItemSelector", "Assign"])
@@ -259,14 +262,14 @@ function checkState(st: unknown, at: string, names: Set<string>, depth: number):
       if (!Array.isArray(st.Branches) || st.Branches.length === 0)
         fault("SCHEMA_VALIDATION_FAILED", "These fields are required: [Branches]", at);
       st.Branches.forEach((b, i) => {
-        checkBlock(b, `${at}/Branches[${i}]`, depth + 1, false);
+        checkBlock(b, `${at}/Branches[${i}]`, depth + 1, false, lang);
       });
       break;
     case "Map": {
       const proc = st.ItemProcessor ?? st.Iterator;
       if (proc === undefined)
         fault("SCHEMA_VALIDATION_FAILED", "These fields are required: [ItemProcessor]", at);
-      checkBlock(proc, `${at}/ItemProcessor`, depth + 1, false);
+      checkBlock(proc, `${at}/ItemProcessor`, depth + 1, false, lang);
       if (st.ItemsPath !== undefined) checkPath(st.ItemsPath, `${at}/ItemsPath`, true);
       if (st.MaxConcurrency !== undefined && (typeof st.MaxConcurrency !== "number" || st.MaxConcurrency < 0))
         fault(
@@ -278,6 +281,60 @@ function checkState(st: unknown, at: string, names: Set<string>, depth: number):
         fault("SCHEMA_VALIDATION_FAILED", "ItemSelector and Parameters are mutually exclusive", at);
       break;
     }
+  }
+  return next;
+}
+
+const JSONPATH_ONLY = ["InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector", "ItemsPath"];
+
+/** The JSONata flavour of a state: expressions are `{% … %}` strings, checked when they run. */
+function checkJsonataState(
+  st: Record<string, unknown>,
+  at: string,
+  depth: number,
+  lang: string,
+  next: string[],
+  target: (n: unknown, where: string) => void,
+): string[] {
+  for (const f of JSONPATH_ONLY)
+    if (st[f] !== undefined)
+      fault(
+        "SCHEMA_VALIDATION_FAILED",
+        `The field '${f}' is not supported with the JSONata query language`,
+        `${at}/${f}`,
+      );
+  if (st.Type === "Task")
+    fault("SCHEMA_VALIDATION_FAILED", "JSONata Task states are not supported by the embedded engine", at);
+  if (Array.isArray(st.Catch))
+    st.Catch.forEach((c, i) => {
+      if (!isObj(c)) fault("SCHEMA_VALIDATION_FAILED", "Expected an object", `${at}/Catch[${i}]`);
+      checkErrorList(c.ErrorEquals, `${at}/Catch[${i}]/ErrorEquals`);
+      target(c.Next, `${at}/Catch[${i}]/Next`);
+    });
+  if (st.Type === "Choice") {
+    if (!Array.isArray(st.Choices) || st.Choices.length === 0)
+      fault("SCHEMA_VALIDATION_FAILED", "These fields are required: [Choices]", at);
+    st.Choices.forEach((c, i) => {
+      if (!isObj(c) || (typeof c.Condition !== "string" && typeof c.Condition !== "boolean"))
+        fault("SCHEMA_VALIDATION_FAILED", "These fields are required: [Condition]", `${at}/Choices[${i}]`);
+      target(c.Next, `${at}/Choices[${i}]/Next`);
+    });
+    if (st.Default !== undefined) target(st.Default, `${at}/Default`);
+  }
+  if (st.Type === "Wait" && (st.Seconds === undefined) === (st.Timestamp === undefined))
+    fault("SCHEMA_VALIDATION_FAILED", "Exactly one of Seconds, Timestamp is required", at);
+  if (st.Type === "Parallel") {
+    if (!Array.isArray(st.Branches) || st.Branches.length === 0)
+      fault("SCHEMA_VALIDATION_FAILED", "These fields are required: [Branches]", at);
+    st.Branches.forEach((b, i) => {
+      checkBlock(b, `${at}/Branches[${i}]`, depth + 1, false, lang);
+    });
+  }
+  if (st.Type === "Map") {
+    const proc = st.ItemProcessor ?? st.Iterator;
+    if (proc === undefined)
+      fault("SCHEMA_VALIDATION_FAILED", "These fields are required: [ItemProcessor]", at);
+    checkBlock(proc, `${at}/ItemProcessor`, depth + 1, false, lang);
   }
   return next;
 }

@@ -8,6 +8,7 @@ import type { StateDef, StatesBlock } from "./definition.js";
 import { errorMatches, runtimeError, STATES, StatesError } from "./errors.js";
 import { runMap, runParallel } from "./fanout.js";
 import { evaluateIntrinsic, isIntrinsic } from "./intrinsics.js";
+import { jsonataCatch, runJsonataState } from "./jsonata.js";
 import type { BranchCheckpoint, BranchDone, ExecutionData, HistoryEvent, JournalRecord } from "./model.js";
 import {
   applyFilterPath,
@@ -324,6 +325,11 @@ export class ExecutionRun {
     return (cp.retries ?? []).reduce((a, n) => a + n, 0);
   }
 
+  /** Does this state use the JSONata query language (its own setting, else the machine's)? */
+  isJsonata(st: StateDef): boolean {
+    return (st.QueryLanguage ?? this.machine.QueryLanguage) === "JSONata";
+  }
+
   /** The evaluation scope of a state. */
   scope(b: Branch, cp: BranchCheckpoint, token?: string): EvalScope {
     return new LazyScope(this, b, cp, token);
@@ -373,7 +379,14 @@ export class ExecutionRun {
         if (e instanceof Aborted || b.signal.aborted) throw new Aborted();
         const err =
           e instanceof StatesError ? e : new StatesError(STATES.runtime, String((e as Error)?.message ?? e));
-        const caught = this.tryCatch(b, st, cp, err);
+        if (err.name === "States.QueryEvaluationError" && this.isJsonata(st)) {
+          // AWS records a failed evaluation as its own event (and, for a Map, the Map's failure).
+          const details: Record<string, unknown> = { error: err.name, state: cp.state };
+          if (err.cause !== undefined) details.cause = err.cause;
+          this.emit(b.id, "EvaluationFailed", { evaluationFailedEventDetails: details });
+          if (st.Type === "Map") this.emit(b.id, "MapStateFailed");
+        }
+        const caught = await this.tryCatch(b, st, cp, err);
         if (!caught) throw err;
         out = caught;
       }
@@ -393,17 +406,18 @@ export class ExecutionRun {
     }
   }
 
-  private tryCatch(
+  private async tryCatch(
     b: Branch,
     st: StateDef,
     cp: BranchCheckpoint,
     err: StatesError,
-  ): { output: unknown; next: string; vars: Record<string, unknown> } | undefined {
+  ): Promise<{ output: unknown; next: string; vars: Record<string, unknown> } | undefined> {
     const catchers = st.Catch as Array<Record<string, unknown>> | undefined;
     if (!catchers) return undefined;
     for (const c of catchers) {
       if (!errorMatches(c.ErrorEquals as string[], err.name)) continue;
       const errorOutput = { Error: err.name, Cause: err.cause ?? "" };
+      if (this.isJsonata(st)) return jsonataCatch(this, b, cp, c, errorOutput);
       const scope = this.scope(b, cp);
       const output = applyResultPath(c.ResultPath as string | null | undefined, cp.input, errorOutput, scope);
       const vars = c.Assign
@@ -416,8 +430,12 @@ export class ExecutionRun {
 
   // Not async: Pass, Choice, Succeed and Fail answer at once, without a trip through the microtask queue.
   private runState(b: Branch, st: StateDef, cp: BranchCheckpoint): StateOutcome | Promise<StateOutcome> {
-    const scope = this.scope(b, cp);
     const next = st.End === true ? undefined : (st.Next as string | undefined);
+    if (this.isJsonata(st))
+      return st.Type === "Map" || st.Type === "Parallel"
+        ? this.withRetry(b, st, cp, next)
+        : runJsonataState(this, b, st, cp, next, 0);
+    const scope = this.scope(b, cp);
     switch (st.Type) {
       case "Pass": {
         const effective = applyFilterPath(
@@ -632,6 +650,7 @@ export class ExecutionRun {
       }
       try {
         const attempt = (cp.retries ?? []).reduce((a, n) => a + n, 0);
+        if (this.isJsonata(st)) return await runJsonataState(this, b, st, cp, next, attempt);
         const raw =
           st.Type === "Task"
             ? await runTask(this, b, st, cp)

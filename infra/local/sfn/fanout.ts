@@ -113,6 +113,62 @@ async function runChildren(
   return results;
 }
 
+/**
+ * Run prepared children (JSONata Map and Parallel): `mapName` makes them Map iterations with their
+ * events (unless `quiet`, a DISTRIBUTED Map's); the result is the array of outputs.
+ */
+export async function runChildrenOf(
+  run: ExecutionRun,
+  b: Branch,
+  cp: BranchCheckpoint,
+  attempt: number,
+  items: Array<{ block: StatesBlock; input: unknown; mapItem?: { Index: number; Value: unknown } }>,
+  concurrency: number,
+  quiet: boolean,
+  mapName?: string,
+): Promise<unknown[]> {
+  const children: Child[] = items.map((x, index) =>
+    x.mapItem ? { index, input: x.input, mapItem: x.mapItem } : { index, input: x.input },
+  );
+  const name = mapName ?? "";
+  const hooks =
+    mapName === undefined || quiet
+      ? {}
+      : {
+          started: (c: Child) =>
+            run.emit(b.id, "MapIterationStarted", {
+              mapIterationStartedEventDetails: { name, index: c.index },
+            }),
+          succeeded: (c: Child) =>
+            run.emit(b.id, "MapIterationSucceeded", {
+              mapIterationSucceededEventDetails: { name, index: c.index },
+            }),
+          failed: (c: Child) =>
+            run.emit(b.id, "MapIterationFailed", {
+              mapIterationFailedEventDetails: { name, index: c.index },
+            }),
+          aborted: (c: Child) =>
+            run.emit(b.id, "MapIterationAborted", {
+              mapIterationAbortedEventDetails: { name, index: c.index },
+            }),
+        };
+  try {
+    return await runChildren(
+      run,
+      b,
+      cp,
+      attempt,
+      (i) => (items[i] as { block: StatesBlock }).block,
+      children,
+      concurrency,
+      hooks,
+      quiet,
+    );
+  } finally {
+    if (!b.signal.aborted) run.clearChildren(b.id);
+  }
+}
+
 /** Run a Parallel state's branches; the result is the array of branch outputs. */
 export async function runParallel(
   run: ExecutionRun,

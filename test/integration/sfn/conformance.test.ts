@@ -66,5 +66,7 @@ describe.skipIf(!haveCases)("conformance with AWS-recorded executions", () => {
     expect(p.cases).toBeGreaterThan(500);
     expect(p.output / p.cases).toBeGreaterThanOrEqual(0.95);
     expect(p.history / p.withHistory).toBeGreaterThanOrEqual(0.9);
+    // JSONata, the next language level, is counted apart; keep what it reaches.
+    expect(summary.jsonata.output / summary.jsonata.cases).toBeGreaterThanOrEqual(0.9);
   });
 });

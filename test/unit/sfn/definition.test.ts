@@ -75,8 +75,20 @@ describe("definition validation", () => {
     expect(
       fault(ok({ A: { Type: "Map", ItemProcessor: ok({ I: { Type: "Pass", Next: "Out" } }), End: true } })),
     ).toContain("/States/A/ItemProcessor/States/I/Next");
-    expect(fault({ ...ok({ A: { Type: "Pass", End: true } }), QueryLanguage: "JSONata" })).toContain(
-      "JSONata",
+    expect(fault({ ...ok({ A: { Type: "Pass", End: true } }), QueryLanguage: "Python" })).toContain(
+      "QueryLanguage",
     );
+    expect(
+      fault({ ...ok({ A: { Type: "Task", Resource: "r", End: true } }), QueryLanguage: "JSONata" }),
+    ).toContain("JSONata Task");
+    expect(
+      fault({ ...ok({ A: { Type: "Pass", InputPath: "$", End: true } }), QueryLanguage: "JSONata" }),
+    ).toContain("'InputPath' is not supported with the JSONata");
+    expect(
+      fault({
+        ...ok({ A: { Type: "Pass", Output: "{% $states.input %}", End: true } }),
+        QueryLanguage: "JSONata",
+      }),
+    ).toBe("valid");
   });
 });

@@ -8,7 +8,14 @@ import { newRunRecord, type RunRecord } from "./run-record.js";
 import { killHolders } from "./vfio.js";
 import { Workload } from "./workload.js";
 
-const removeSync = (path: string) => rmSync(path, { force: true });
+/** Delete a file if it is there; best effort (a file we cannot delete is not worth a failed run). */
+const removeSync = (path: string) => {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // a directory in its place, or no permission: leave it
+  }
+};
 
 /** What preparing a host and starting a workload needs of the agent's configuration. */
 export interface RunStartOptions {

@@ -1,4 +1,4 @@
-import { open, unlink } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { ResultTooLarge } from "../../core/errors.js";
 import { type SerializedError, SerializedErrorSchema, serializeError } from "../../core/serialized-error.js";
 
@@ -100,14 +100,4 @@ export async function readErrorFile(path: string, limit: number): Promise<Serial
     message: "error file is not a serialized error {name, message, stack?, cause?}",
     details: { start: read.text.slice(0, 200) },
   };
-}
-
-/** Delete a file if it is there (the libtpu lockfile, an old result); never throws. */
-export async function removeIfPresent(path: string): Promise<boolean> {
-  try {
-    await unlink(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -211,11 +211,25 @@ export class HostAgent {
 
   private setLease(leaseId: string, jobId: string, epoch: number, ttlMs: number): void {
     this.lease?.cancelTimer();
-    const expiresAtMs = this.o.clock.now() + ttlMs;
-    const cancelTimer = this.o.clock.schedule(ttlMs, () => {
+    const lease: LeaseRecord = {
+      leaseId,
+      jobId,
+      epoch,
+      expiresAtMs: this.o.clock.now() + ttlMs,
+      cancelTimer: () => {},
+    };
+    const check = () => {
+      if (this.lease !== lease) return;
+      // Timers may fire a little before the clock says the time has come: wait out the rest.
+      const left = lease.expiresAtMs - this.o.clock.now();
+      if (left > 0) {
+        lease.cancelTimer = this.o.clock.schedule(left + 1, check);
+        return;
+      }
       this.serial.run(() => this.expireIfDue()).catch((e) => this.o.log(`lease expiry: ${String(e)}`));
-    });
-    this.lease = { leaseId, jobId, epoch, expiresAtMs, cancelTimer };
+    };
+    lease.cancelTimer = this.o.clock.schedule(ttlMs, check);
+    this.lease = lease;
     this.changed();
   }
 

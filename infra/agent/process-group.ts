@@ -183,30 +183,23 @@ export async function terminateGroup(
   let signal: NodeJS.Signals = graceMs > 0 ? "SIGTERM" : "SIGKILL";
   signalAll(leader, outside, signal);
   const signalled = new Set(outside);
-  let members = groupMembers(leader, await sharedScan());
-  if (members.length === 0) return [];
-  learn(members);
-  // Members outside the group that only the scan found (their parent had died) get SIGTERM too.
-  signalPids(
-    [...outside].filter((pid) => !signalled.has(pid)),
-    signal,
-  );
-  for (const pid of [...outside, ...members]) signalled.add(pid);
+  let members: number[] = [];
   let deadline = Date.now() + (signal === "SIGKILL" ? killWaitMs : graceMs);
   for (let i = 1; ; i++) {
     const cheapSaysGone = !groupExists(leader) && [...outside].every((pid) => !isAlive(pid));
-    // Every 10th round (and whenever the cheap probe says gone) the full scan decides.
+    // Whenever the cheap probe says gone (and every 10th round) a full scan decides; it also finds
+    // members no probe knows of (an orphan of the session whose parent died), which get the signal.
     if (cheapSaysGone || i % 10 === 0) {
       members = groupMembers(leader, await sharedScan());
       if (members.length === 0) return [];
       learn(members);
-      // Members that appeared since (forked during the grace period) get the signal too, once.
-      const fresh = members.filter((pid) => !signalled.has(pid));
+      // The group had its signal already; members outside it that the scan found get theirs once.
+      const fresh = [...outside].filter((pid) => !signalled.has(pid));
       if (signal === "SIGTERM") signalPids(fresh, signal);
       for (const pid of fresh) signalled.add(pid);
     }
     if (Date.now() >= deadline) {
-      if (signal === "SIGKILL") return members;
+      if (signal === "SIGKILL") return groupMembers(leader, await sharedScan());
       signal = "SIGKILL";
       deadline = Date.now() + killWaitMs;
     }

@@ -114,6 +114,29 @@ describe("HostAgent leases", () => {
     expect(agent.status()).toMatchObject({ state: "exited", lease: { leaseId: "L" } });
   });
 
+  it("expires a lease whose timer fired a little early (timers and clocks disagree by a millisecond)", async () => {
+    class EarlyClock extends FakeClock {
+      override schedule(ms: number, fn: () => void): () => void {
+        return super.schedule(Math.max(0, ms - 1), fn);
+      }
+    }
+    const early = new EarlyClock();
+    const host = new HostAgent({
+      address: "127.0.1.4",
+      workDir: dir,
+      clock: early,
+      eventSink: sink,
+      log: () => {},
+    });
+    await host.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 1000 });
+    early.advance(999); // the timer fires now, one millisecond before the lease's time
+    await new Promise((r) => setImmediate(r));
+    expect(host.status().lease?.leaseId).toBe("L");
+    early.advance(5);
+    await expect.poll(() => host.status().lease).toBeNull();
+    await host.close(100);
+  });
+
   it("an expired lease is free for another job even before its timer fired", async () => {
     await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 1000 });
     // Move time without firing timers: the check on acquire must see the expiry itself.

@@ -270,6 +270,42 @@ export class ExecutionRun {
     return e;
   }
 
+  /** Append a `…StateEntered` (kind 0) or `…StateExited` (kind 1) event, journaled in compact form. */
+  private emitState(b: string, kind: 0 | 1, type: string, name: string, text: string): HistoryEvent {
+    if (b.includes(QUIET) || this.exec.events.length >= MAX_HISTORY_EVENTS - 1)
+      return kind === 0
+        ? this.emit(b, type, {
+            stateEnteredEventDetails: { name, input: text, inputDetails: { truncated: false } },
+          })
+        : this.emit(b, type, {
+            stateExitedEventDetails: { name, output: text, outputDetails: { truncated: false } },
+          });
+    const events = this.exec.events;
+    const id = events.length + 1;
+    const prev = this.exec.lastEvent.get(b) ?? events.length;
+    const timestamp = this.host.now();
+    const e: HistoryEvent =
+      kind === 0
+        ? {
+            timestamp,
+            type,
+            id,
+            previousEventId: prev,
+            stateEnteredEventDetails: { name, input: text, inputDetails: { truncated: false } },
+          }
+        : {
+            timestamp,
+            type,
+            id,
+            previousEventId: prev,
+            stateExitedEventDetails: { name, output: text, outputDetails: { truncated: false } },
+          };
+    events.push(e);
+    this.exec.lastEvent.set(b, id);
+    this.host.record({ k: "evt", x: this.exec.seq, t: [b, kind, timestamp, type, id, prev, name, text] });
+    return e;
+  }
+
   /** Persist a branch checkpoint (journaled with the events before it, atomically per flush). */
   checkpoint(b: string, cp: BranchCheckpoint): void {
     this.exec.branches.set(b, cp);
@@ -364,9 +400,7 @@ export class ExecutionRun {
       const checkInput = inputText === undefined;
       if (!cp) {
         inputText ??= JSON.stringify(stateInput) ?? "null";
-        const e = this.emit(b.id, `${st.Type}StateEntered`, {
-          stateEnteredEventDetails: { name, input: inputText, inputDetails: { truncated: false } },
-        });
+        const e = this.emitState(b.id, 0, `${st.Type}StateEntered`, name, inputText);
         cp = { state: name, input: stateInput, entered: e.id, vars: variables, phase: "enter" };
         this.checkpoint(b.id, cp);
       }
@@ -393,9 +427,7 @@ export class ExecutionRun {
       const outputText = JSON.stringify(out.output) ?? "null";
       checkTextSize(name, outputText);
       if (st.Type !== "Fail") {
-        this.emit(b.id, `${st.Type}StateExited`, {
-          stateExitedEventDetails: { name, output: outputText, outputDetails: { truncated: false } },
-        });
+        this.emitState(b.id, 1, `${st.Type}StateExited`, name, outputText);
       }
       if (out.next === undefined) return out.output;
       name = out.next;

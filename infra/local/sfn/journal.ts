@@ -83,10 +83,10 @@ export function encodeBatch(batch: JournalRecord[]): string {
   };
   for (let i = 0; i < batch.length; i++) {
     const r = batch[i] as JournalRecord;
-    if (r.k === "ev") {
+    if (r.k === "ev" || r.k === "evt") {
       if (run && run.x !== r.x) endRun();
       run ??= { x: r.x, l: [] };
-      run.l.push(encodeEvent(r.b, r.e));
+      run.l.push(r.k === "evt" ? r.t : encodeEvent(r.b, r.e));
       continue;
     }
     if (r.k === "cp" && lastCp.get(`${r.x}|${r.b}`) !== i) continue;

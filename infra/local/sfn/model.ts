@@ -87,6 +87,8 @@ export type JournalRecord =
       exec: Omit<ExecutionData, "events" | "branches" | "lastEvent" | "status">;
     }
   | { k: "ev"; x: number; b: string; e: HistoryEvent }
+  /** A state entry or exit, already in its compact journal form. */
+  | { k: "evt"; x: number; t: [string, 0 | 1, number, string, number, number, string, string] }
   | {
       k: "evs";
       x: number;

@@ -1,4 +1,10 @@
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import {
+  DEFAULT_STATE_FILE,
+  removeClusterState,
+  writeClusterState,
+} from "../../infra/local/cluster/state-file.js";
 import { startLocalStack } from "../../infra/local/stack.js";
 import { type CliCommand, EXIT, UsageError } from "../command.js";
 
@@ -9,7 +15,8 @@ the ingest API and a local cluster; register the state machine gangway-multislic
 topics and push subscriptions. Prints one JSON line when ready:
   {"ready":true,"api":URL,"sfnEndpoint":URL,"pubsubEmulatorHost":"host:port","stateMachineArn":ARN,"projectId":ID}
 Ctrl-C stops everything and leaves no process behind. Started again on the same --state-dir,
-running jobs go on.
+running jobs go on. \`gangway preempt <slice>\` injects a preemption into its local cluster;
+\`gangway submit|status|logs|cancel|history\` find its API in --state-dir.
 
   --cluster SPEC            local cluster, e.g. v4-16x2,v4-8x1 (default v4-16x2)
   --state-dir DIR           where state lives (default .gangway)
@@ -61,10 +68,18 @@ export const command: CliCommand = {
       log: values.verbose ? (line) => ctx.stderr(`${line}\n`) : undefined,
     });
     ctx.stdout(`${JSON.stringify(stack.readyLine())}\n`);
+    // So that a plain `gangway preempt <slice>` finds this stack's cluster.
+    const stateDir = resolve(ctx.cwd, values["state-dir"]);
+    const { readFile } = await import("node:fs/promises");
+    const cluster = JSON.parse(await readFile(join(stateDir, "cluster.json"), "utf8")) as Parameters<
+      typeof writeClusterState
+    >[1];
+    writeClusterState(DEFAULT_STATE_FILE, cluster);
     await new Promise<void>((done) => {
       if (ctx.signal.aborted) done();
       else ctx.signal.addEventListener("abort", () => done(), { once: true });
     });
+    removeClusterState(DEFAULT_STATE_FILE);
     await stack.close();
     return EXIT.ok;
   },

@@ -33,7 +33,9 @@ import { createTeardownApp } from "../../functions/teardown/index.js";
 import { type AgentClient, createAgentClient } from "../agent/client.js";
 import { createPubSubEventSink } from "../agent/pubsub-event-sink.js";
 import { FUNCTION_SUBSTITUTIONS, renderDefinition, STATE_MACHINE_NAME } from "../state-machine.js";
+import { startClusterAdmin } from "./cluster/admin-server.js";
 import { createLocalProvider, type LocalProvider } from "./cluster/local-provider.js";
+import { writeClusterState } from "./cluster/state-file.js";
 import { startPubSubEmulator } from "./pubsub/emulator.js";
 import { createSfnEngine, type SfnEngine, startSfnServer } from "./sfn/index.js";
 import { announceLostHosts, killLeftoverWorkloads } from "./stack-recovery.js";
@@ -230,6 +232,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       log,
     });
     closers.push(() => provider.close());
+    // `gangway preempt <slice> --state-file <state-dir>/cluster.json` reaches the cluster here.
+    const admin = await startClusterAdmin(provider, { token, host });
+    closers.push(() => admin.close());
+    const clusterState = { admin: admin.url, tokenFile: join(stateDir, "agent-token"), pid: process.pid };
+    writeClusterState(join(stateDir, "cluster.json"), clusterState);
 
     const engine = await createSfnEngine({ stateDir: join(stateDir, "sfn"), log });
     closers.push(() => engine.close());

@@ -121,4 +121,53 @@ describe("gangway up", () => {
       await rm(stateDir, { recursive: true, force: true });
     }
   });
+
+  it("is reached by gangway preempt and the API commands through its state directory", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "gangway-up-"));
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        const child = spawn(process.execPath, ["bin/gangway.mjs", ...args], {
+          cwd: REPO,
+          stdio: ["ignore", "pipe", "inherit"],
+        });
+        let stdout = "";
+        child.stdout.on("data", (d) => {
+          stdout += d;
+        });
+        child.on("exit", (code) => resolve({ code, stdout }));
+      });
+    try {
+      const { child, ready } = await up(stateDir);
+      const sfn = createSfnClient({ endpoint: ready.sfnEndpoint });
+      const jobId = `pre-${Date.now()}`;
+      const { executionArn } = await sfn.send(
+        new StartExecutionCommand({
+          stateMachineArn: ready.stateMachineArn,
+          name: jobId,
+          input: JSON.stringify(
+            behaveJob("pre", { kind: "tpu", type: "v4-8", slices: 1 }, ["--sleep", "2500"]),
+          ),
+        }),
+      );
+      await until("the workload to start", async () =>
+        (await processesOfJob(jobId)).length > 0 ? true : undefined,
+      );
+      const preempt = await cli("preempt", "v4-8-0", "--state-file", join(stateDir, "cluster.json"));
+      expect(preempt.code).toBe(0);
+      expect(JSON.parse(preempt.stdout)).toMatchObject({ slice: "v4-8-0" });
+      const done = await until("the job to end", async () => {
+        const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+        return d.status === "RUNNING" ? undefined : d;
+      });
+      sfn.destroy();
+      expect(JSON.parse(done.output ?? "{}").counters).toMatchObject({ preemptions: 1 });
+      const status = await cli("status", jobId, "--state-dir", stateDir, "--json");
+      expect(status.code).toBe(0);
+      expect(JSON.parse(status.stdout)).toMatchObject({ jobId, status: "SUCCEEDED" });
+      child.kill("SIGINT");
+      await new Promise((r) => child.once("exit", r));
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
 });

@@ -21,7 +21,7 @@ import {
   parseStateMachineArn,
   stateMachineArn,
 } from "./names.js";
-import { MAX_PAYLOAD_BYTES } from "./payload.js";
+import { jsonDepth, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH } from "./payload.js";
 import { type Operation, parseRequest, REQUESTS } from "./requests.js";
 import { TokenRegistry } from "./tokens.js";
 
@@ -242,11 +242,15 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
       throw apiErrors.validation(
         `1 validation error detected: Value at '${what}' failed to satisfy constraint: Member must have length less than or equal to ${MAX_PAYLOAD_BYTES}`,
       );
+    const refuse = (why: string) => {
+      const m = `Invalid ${what === "input" ? "State Machine Execution Input" : "Output"}: '${why}'`;
+      return what === "input" ? apiErrors.invalidExecutionInput(m) : apiErrors.invalidOutput(m);
+    };
+    if (jsonDepth(text) > MAX_PAYLOAD_DEPTH) throw refuse(`nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
     try {
       JSON.parse(text);
     } catch (e) {
-      const m = `Invalid ${what === "input" ? "State Machine Execution Input" : "Output"}: '${(e as Error).message}'`;
-      throw what === "input" ? apiErrors.invalidExecutionInput(m) : apiErrors.invalidOutput(m);
+      throw refuse((e as Error).message);
     }
   };
 

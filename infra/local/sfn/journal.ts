@@ -181,7 +181,25 @@ export class Journal {
   flush(): void {
     this.scheduled = false;
     if (this.fd === undefined || this.buffer.length === 0) return;
-    const text = encodeBatch(this.buffer);
+    let text: string;
+    try {
+      text = encodeBatch(this.buffer);
+    } catch {
+      // A record that cannot be serialized (too deep) must not take the engine down with it:
+      // keep every other record of the batch.
+      text = this.buffer
+        .map((r) => {
+          try {
+            return `${encodeBatch([r])}`;
+          } catch (e) {
+            process.stderr.write(
+              `sfn journal: dropped an unserializable ${r.k} record: ${(e as Error).message}\n`,
+            );
+            return "";
+          }
+        })
+        .join("");
+    }
     this.buffer = [];
     writeSync(this.fd, text);
     this.bytes += text.length;

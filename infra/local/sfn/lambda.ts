@@ -6,6 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { LambdaOutcome } from "./execution.js";
+import { jsonDepth, MAX_PAYLOAD_DEPTH } from "./payload.js";
 
 /** What a function name can be bound to. */
 export type LambdaTarget =
@@ -66,6 +67,12 @@ export async function invokeTarget(
         : await target.fetch(new Request("http://lambda.local/", init));
     const text = await response.text();
     let body: unknown = null;
+    if (jsonDepth(text) > MAX_PAYLOAD_DEPTH)
+      return failed(
+        "Lambda.InvalidResponseException",
+        `The function's answer nests deeper than ${MAX_PAYLOAD_DEPTH} levels`,
+        false,
+      );
     if (text.length > 0) {
       try {
         body = JSON.parse(text);

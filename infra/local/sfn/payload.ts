@@ -10,6 +10,28 @@ import { evaluatePath, JsonPathSyntaxError, setAtPath } from "./jsonpath.js";
 /** AWS's limit on a state's input/output and on an execution's input: 256 KiB of UTF-8. */
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
 
+/** Deepest nesting a payload may have: deeper JSON would overflow the stack when serialized. */
+export const MAX_PAYLOAD_DEPTH = 512;
+
+/** How deeply a JSON text nests arrays and objects (strings are skipped). */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++;
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      depth++;
+      if (depth > max) max = depth;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return max;
+}
+
 /** Size in bytes of a value's JSON text. */
 export function payloadBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value) ?? "null", "utf8");

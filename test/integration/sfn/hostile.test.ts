@@ -121,6 +121,20 @@ describe("hostile and malformed requests", () => {
     expect(m.status).toBe("FAILED");
   });
 
+  it("refuses absurdly deep JSON at the edge instead of overflowing later", async () => {
+    const arn = await createMachine(sfn.client, {
+      StartAt: "W",
+      States: { W: { Type: "Wait", Seconds: 3600, End: true } },
+    });
+    const deep = `${"[".repeat(50_000)}${"]".repeat(50_000)}`;
+    const r = await raw(JSON.stringify({ stateMachineArn: arn, input: deep }), target("StartExecution"));
+    expect(r.body.__type).toBe("InvalidExecutionInput");
+    expect(r.body.message).toContain("nested deeper");
+    // The engine still serves.
+    const ok = await raw(JSON.stringify({ stateMachineArn: arn, input: "[[1]]" }), target("StartExecution"));
+    expect(ok.status).toBe(200);
+  });
+
   it("turns runtime faults into States.Runtime failures of the execution only", async () => {
     const d = await runToEnd(
       sfn.client,

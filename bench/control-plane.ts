@@ -74,7 +74,7 @@ async function pidsOf(jobId: string): Promise<number[]> {
 async function benchSize(slices: number) {
   const hosts = slices * 4;
   const stateDir = await mkdtemp(join(tmpdir(), "gangway-bench-"));
-  const stack = await startLocalStack({ cluster: `v4-32x${slices * 2}`, stateDir, provisioningDelayMs: 0 });
+  const stack = await startLocalStack({ cluster: `v4-32x${slices + 1}`, stateDir, provisioningDelayMs: 0 });
   const sfn = createSfnClient({ endpoint: stack.sfnEndpoint });
   const pubsub = new PubSub({
     projectId: stack.projectId,
@@ -175,6 +175,8 @@ async function benchSize(slices: number) {
         const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
         return d.status === "RUNNING" ? undefined : d.status;
       });
+      // The preempted slice was deleted: bring the spare back before the next run.
+      while (stack.provider.listSlices().length < slices + 1) await stack.provider.requestSlices("v4-32", 1);
     }
   } finally {
     await pubsub.close();

@@ -222,6 +222,11 @@ async function benchRss(jobs: number) {
 }
 
 console.log(`control-plane benchmark: ${runs} runs per size, node ${process.version}`);
+// RSS first, in a process that has run nothing else yet.
+const rss = await benchRss(20);
+console.log(
+  `RSS of the whole embedded stack (engine, emulator, functions, 20 agents) in this process: idle ${(rss.idle / 2 ** 20).toFixed(0)} MiB, with 20 concurrent jobs ${(rss.busy / 2 ** 20).toFixed(0)} MiB`,
+);
 console.log(
   "hosts | launch (state machine) | launch baseline (direct fan-out) | ratio | overhead | notice → old gone | notice → new started",
 );
@@ -230,10 +235,6 @@ for (const slices of sizes) {
   const l = stats(r.launch).median;
   const b = stats(r.baseline).median;
   console.log(
-    `${String(r.hosts).padStart(5)} | ${fmt(r.launch)} | ${fmt(r.baseline)} | ${(l / b).toFixed(2)}× | +${(l - b).toFixed(0)} ms | ${fmt(r.gone)} | ${fmt(r.recovery)}`,
+    `${String(r.hosts).padStart(5)} | ${fmt(r.launch)} | ${fmt(r.baseline)} | ${(l / b).toFixed(2)}× | ${l - b >= 0 ? "+" : ""}${(l - b).toFixed(0)} ms | ${fmt(r.gone)} | ${fmt(r.recovery)}`,
   );
 }
-const rss = await benchRss(20);
-console.log(
-  `RSS of the whole embedded stack (engine, emulator, functions, 20 agents) in this process: idle ${(rss.idle / 2 ** 20).toFixed(0)} MiB, with 20 concurrent jobs ${(rss.busy / 2 ** 20).toFixed(0)} MiB`,
-);

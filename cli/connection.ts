@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { UsageError } from "./command.js";
+import { GangwayApiError } from "./client/transport.js";
+import { type CliContext, EXIT, UsageError } from "./command.js";
 
 /** How the CLI reaches a running control plane. */
 export interface ApiConnection {
@@ -47,4 +48,21 @@ export async function resolveConnection(
   if (api === undefined)
     throw new UsageError("no API to talk to: give --api URL, set GANGWAY_API, or run `gangway up` first");
   return { api, webhookSecret };
+}
+
+/** Run an API command; an API refusal is printed as `gangway <command>: <status> <code>: <message>`, exit 1. */
+export async function reportingApiErrors(
+  command: string,
+  ctx: CliContext,
+  fn: () => Promise<number>,
+): Promise<number> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof GangwayApiError)) throw e;
+    ctx.stderr(
+      `gangway ${command}: ${e.status} ${e.code}: ${e.message}\n${e.issues.map((i) => `  ${i.message}\n`).join("")}`,
+    );
+    return EXIT.failed;
+  }
 }

@@ -1,14 +1,9 @@
 import { randomBytes } from "node:crypto";
-import {
-  DescribeExecutionCommand,
-  GetExecutionHistoryCommand,
-  type HistoryEvent,
-  StartExecutionCommand,
-} from "@aws-sdk/client-sfn";
+import { DescribeExecutionCommand, type HistoryEvent, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import type { JobSpecInput } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { signBody } from "../../functions/api/signature.js";
-import { createSfnClient } from "../../functions/clients/sfn.js";
+import { createSfnClient, executionHistory } from "../../functions/clients/sfn.js";
 
 /** A job in flight: its id, and how it stands when asked. */
 export interface SubmittedJob {
@@ -156,17 +151,6 @@ export function sfnTransport(options: {
         };
       }
     },
-    async history(job) {
-      const events: HistoryEvent[] = [];
-      let nextToken: string | undefined;
-      do {
-        const page = await sfn.send(
-          new GetExecutionHistoryCommand({ executionArn: await current(job), maxResults: 1000, nextToken }),
-        );
-        events.push(...(page.events ?? []));
-        nextToken = page.nextToken;
-      } while (nextToken);
-      return events;
-    },
+    history: async (job) => executionHistory(sfn, await current(job)),
   };
 }

@@ -1,6 +1,11 @@
-import { apiTransport, GangwayApiError } from "../client/transport.js";
+import { apiTransport } from "../client/transport.js";
 import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
-import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
+import {
+  CONNECTION_OPTIONS,
+  CONNECTION_USAGE,
+  reportingApiErrors,
+  resolveConnection,
+} from "../connection.js";
 
 const USAGE = `usage: gangway cancel <job-id> [--reason TEXT] [--wait] [--json] [connection options]
 
@@ -34,7 +39,7 @@ export const command: CliCommand = {
     if (positionals.length !== 1) throw new UsageError(`cancel takes exactly one job id\n\n${USAGE}`);
     const jobId = positionals[0] ?? "";
     const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
-    try {
+    return reportingApiErrors("cancel", ctx, async () => {
       const reason = values.reason ? `?reason=${encodeURIComponent(values.reason)}` : "";
       await api.request("DELETE", `/v1/jobs/${encodeURIComponent(jobId)}${reason}`);
       let status = "CANCELLING";
@@ -46,10 +51,6 @@ export const command: CliCommand = {
       }
       ctx.stdout(values.json ? `${JSON.stringify({ jobId, status })}\n` : `${jobId}: ${status}\n`);
       return EXIT.ok;
-    } catch (e) {
-      if (!(e instanceof GangwayApiError)) throw e;
-      ctx.stderr(`gangway cancel: ${e.status} ${e.code}: ${e.message}\n`);
-      return EXIT.failed;
-    }
+    });
   },
 };

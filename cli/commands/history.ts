@@ -1,8 +1,13 @@
 import type { HistoryEvent } from "@aws-sdk/client-sfn";
-import { groupByAttempt } from "../../functions/console/history.js";
-import { apiTransport, GangwayApiError } from "../client/transport.js";
+import { failureOf, groupByAttempt } from "../../functions/console/history.js";
+import { apiTransport } from "../client/transport.js";
 import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
-import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
+import {
+  CONNECTION_OPTIONS,
+  CONNECTION_USAGE,
+  reportingApiErrors,
+  resolveConnection,
+} from "../connection.js";
 
 const USAGE = `usage: gangway history <job-id> [--json] [connection options]
 
@@ -15,25 +20,8 @@ exit codes: 0 shown · 1 no such job, or the API refused · 2 bad usage`;
 
 function describe(e: HistoryEvent): string {
   const name = e.stateEnteredEventDetails?.name ?? e.stateExitedEventDetails?.name;
-  const failed =
-    e.taskFailedEventDetails ?? e.executionFailedEventDetails ?? e.lambdaFunctionFailedEventDetails;
-  let text = `${e.type}${name ? ` ${name}` : ""}`;
-  if (failed) {
-    let cause = failed.cause ?? "";
-    try {
-      const parsed = JSON.parse(cause) as {
-        message?: string;
-        errorMessage?: string;
-        error?: { message?: string };
-      };
-      cause = parsed.message ?? parsed.errorMessage ?? parsed.error?.message ?? cause;
-    } catch {
-      // plain text
-    }
-    text += ` — ${failed.error}${cause ? `: ${cause.split("\n")[0]?.slice(0, 300)}` : ""}`;
-  }
-  if (e.taskTimedOutEventDetails) text += ` — ${e.taskTimedOutEventDetails.error}`;
-  return text;
+  const failure = failureOf(e);
+  return `${e.type}${name ? ` ${name}` : ""}${failure ? ` — ${failure.error}${failure.message ? `: ${failure.message.slice(0, 300)}` : ""}` : ""}`;
 }
 
 /** `gangway history`: the execution's events, attempts grouped. */
@@ -53,7 +41,7 @@ export const command: CliCommand = {
     const { values, positionals } = parsed;
     if (positionals.length !== 1) throw new UsageError(`history takes exactly one job id\n\n${USAGE}`);
     const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
-    try {
+    return reportingApiErrors("history", ctx, async () => {
       const h = await api.request<{ events: HistoryEvent[] }>(
         "GET",
         `/v1/jobs/${encodeURIComponent(positionals[0] ?? "")}/history`,
@@ -72,10 +60,6 @@ export const command: CliCommand = {
         }
       }
       return EXIT.ok;
-    } catch (e) {
-      if (!(e instanceof GangwayApiError)) throw e;
-      ctx.stderr(`gangway history: ${e.status} ${e.code}: ${e.message}\n`);
-      return EXIT.failed;
-    }
+    });
   },
 };

@@ -1,6 +1,11 @@
-import { apiTransport, GangwayApiError } from "../client/transport.js";
+import { apiTransport } from "../client/transport.js";
 import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
-import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
+import {
+  CONNECTION_OPTIONS,
+  CONNECTION_USAGE,
+  reportingApiErrors,
+  resolveConnection,
+} from "../connection.js";
 
 const USAGE = `usage: gangway logs <job-id> [--slice S] [--host H] [--max-bytes N] [--json] [connection options]
 
@@ -51,7 +56,7 @@ export const command: CliCommand = {
     if (values.slice !== undefined) q.set("slice", values.slice);
     if (values.host !== undefined) q.set("host", values.host);
     if (values["max-bytes"] !== undefined) q.set("maxBytes", values["max-bytes"]);
-    try {
+    return reportingApiErrors("logs", ctx, async () => {
       const logs = await api.request<Logs>(
         "GET",
         `/v1/jobs/${encodeURIComponent(positionals[0] ?? "")}/logs?${q}`,
@@ -67,10 +72,6 @@ export const command: CliCommand = {
         if (h.stderr) ctx.stdout(`--- stderr ---\n${h.stderr.endsWith("\n") ? h.stderr : `${h.stderr}\n`}`);
       }
       return EXIT.ok;
-    } catch (e) {
-      if (!(e instanceof GangwayApiError)) throw e;
-      ctx.stderr(`gangway logs: ${e.status} ${e.code}: ${e.message}\n`);
-      return EXIT.failed;
-    }
+    });
   },
 };

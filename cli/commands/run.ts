@@ -3,14 +3,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  DescribeExecutionCommand,
-  GetExecutionHistoryCommand,
-  type HistoryEvent,
-  StartExecutionCommand,
-} from "@aws-sdk/client-sfn";
+import { DescribeExecutionCommand, type HistoryEvent, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { InvalidJobSpec } from "../../core/errors.js";
-import { createSfnClient } from "../../functions/clients/sfn.js";
+import { createSfnClient, executionHistory } from "../../functions/clients/sfn.js";
 import { startLocalStack } from "../../infra/local/stack.js";
 import { type CliCommand, EXIT, UsageError } from "../command.js";
 import { loadJobFile } from "../load-job.js";
@@ -110,15 +105,7 @@ export const command: CliCommand = {
           say("interrupted: stopping the stack");
           return EXIT.failed;
         }
-        const events: HistoryEvent[] = [];
-        let nextToken: string | undefined;
-        do {
-          const page = await sfn.send(
-            new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }),
-          );
-          events.push(...(page.events ?? []));
-          nextToken = page.nextToken;
-        } while (nextToken);
+        const events: HistoryEvent[] = await executionHistory(sfn, executionArn);
         for (const e of events.slice(seen)) for (const line of reader.onEvent(e)) say(line);
         seen = events.length;
         const p = reader.progress;

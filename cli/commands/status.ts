@@ -1,6 +1,11 @@
-import { apiTransport, GangwayApiError } from "../client/transport.js";
+import { apiTransport } from "../client/transport.js";
 import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
-import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
+import {
+  CONNECTION_OPTIONS,
+  CONNECTION_USAGE,
+  reportingApiErrors,
+  resolveConnection,
+} from "../connection.js";
 
 const USAGE = `usage: gangway status [<job-id>] [--json] [--limit N] [connection options]
 
@@ -47,7 +52,7 @@ export const command: CliCommand = {
     const { values, positionals } = parsed;
     if (positionals.length > 1) throw new UsageError(`status takes at most one job id\n\n${USAGE}`);
     const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
-    try {
+    return reportingApiErrors("status", ctx, async () => {
       if (positionals.length === 0) {
         const list = await api.request<{
           jobs: Array<{ jobId: string; executionStatus: string; startedAt?: string }>;
@@ -75,10 +80,6 @@ export const command: CliCommand = {
         );
       }
       return EXIT.ok;
-    } catch (e) {
-      if (!(e instanceof GangwayApiError)) throw e;
-      ctx.stderr(`gangway status: ${e.status} ${e.code}: ${e.message}\n`);
-      return EXIT.failed;
-    }
+    });
   },
 };

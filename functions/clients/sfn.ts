@@ -78,6 +78,20 @@ export function createSfnExecutionStarter(client: SFNClient): ExecutionStarter {
   };
 }
 
+/** Every history event of an execution, in order, fetching page after page. */
+export async function executionHistory(client: SFNClient, executionArn: string): Promise<HistoryEvent[]> {
+  const events: HistoryEvent[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await client.send(
+      new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }),
+    );
+    events.push(...(page.events ?? []));
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return events;
+}
+
 /** Describing and listing executions through the official SFN client. */
 export function createSfnExecutionsApi(client: SFNClient): ExecutionsApi {
   return {
@@ -101,18 +115,7 @@ export function createSfnExecutionsApi(client: SFNClient): ExecutionsApi {
         throw e;
       }
     },
-    async history(executionArn) {
-      const events: HistoryEvent[] = [];
-      let nextToken: string | undefined;
-      do {
-        const page = await client.send(
-          new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }),
-        );
-        events.push(...(page.events ?? []));
-        nextToken = page.nextToken;
-      } while (nextToken);
-      return events;
-    },
+    history: (executionArn) => executionHistory(client, executionArn),
     async list(r) {
       const out = await client.send(
         new ListExecutionsCommand({

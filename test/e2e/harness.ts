@@ -4,7 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   DescribeExecutionCommand,
-  GetExecutionHistoryCommand,
   type HistoryEvent,
   type SFNClient,
   StartExecutionCommand,
@@ -12,7 +11,7 @@ import {
 import { createProgressReader } from "../../cli/progress.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
-import { createSfnClient } from "../../functions/clients/sfn.js";
+import { createSfnClient, executionHistory } from "../../functions/clients/sfn.js";
 import { type LocalStack, startLocalStack } from "../../infra/local/stack.js";
 
 export const REPO = new URL("../../", import.meta.url).pathname;
@@ -76,18 +75,7 @@ export async function startTestStack(
   });
   const sfn: SFNClient = createSfnClient({ endpoint: stack.sfnEndpoint });
 
-  async function history(executionArn: string): Promise<HistoryEvent[]> {
-    const events: HistoryEvent[] = [];
-    let nextToken: string | undefined;
-    do {
-      const page = await sfn.send(
-        new GetExecutionHistoryCommand({ executionArn, maxResults: 1000, nextToken }),
-      );
-      events.push(...(page.events ?? []));
-      nextToken = page.nextToken;
-    } while (nextToken);
-    return events;
-  }
+  const history = (executionArn: string): Promise<HistoryEvent[]> => executionHistory(sfn, executionArn);
 
   /**
    * Run a job to its end. `onRunning(attempt, slices)` is called once per attempt when its hosts

@@ -179,3 +179,31 @@ describe("the console", () => {
     expect((await fetch(`${t.stack.api}/console/jobs/nope`)).status).toBe(404);
   });
 });
+
+describe("a host agent killed with SIGKILL mid-run", () => {
+  it("is noticed without any notice and counted as a preemption", async () => {
+    let victim = "";
+    const r = await t.runJob(
+      behaveJob("agentkill", { kind: "tpu", type: "v4-16", slices: 1 }, ["--sleep", "2500"], {
+        timeouts: { heartbeatSeconds: 4 },
+      }),
+      {
+        onRunning: async (attempt, slices) => {
+          if (attempt !== 1) return;
+          const slice = t.stack.provider.listSlices().find((s) => s.name === slices[0]);
+          victim = slice?.hosts[1]?.address ?? "";
+          await t.stack.provider.killAgent(victim);
+        },
+        timeoutMs: 90_000,
+      },
+    );
+    ran.push(r.jobId);
+    expect(victim).not.toBe("");
+    expect(r.status).toBe("SUCCEEDED");
+    expect(r.job?.counters).toMatchObject({ preemptions: 1, failures: 0 });
+    const failed = r.history.find((e) => e.type === "TaskFailed" || e.type === "TaskTimedOut");
+    expect(["LeaseExpired", "HostLost", "States.HeartbeatTimeout"]).toContain(
+      failed?.taskFailedEventDetails?.error ?? failed?.taskTimedOutEventDetails?.error,
+    );
+  });
+});

@@ -65,6 +65,12 @@ export interface LocalProvider extends ClusterProvider {
    * the provisioning delay.
    */
   preemptSlice(name: string): Promise<PreemptionInjected>;
+  /**
+   * Kill one host's agent as `kill -9` would, and its workloads with it, and say nothing: no
+   * notice, no event. What remains to notice it is the slice head's watch and the heartbeats.
+   * The slice stays listed, one host short of answering.
+   */
+  killAgent(address: string): Promise<void>;
 }
 
 interface LiveSlice {
@@ -261,6 +267,18 @@ export async function createLocalProvider(options: LocalProviderOptions): Promis
         }),
       );
       return released;
+    },
+
+    async killAgent(address) {
+      for (const entry of live.values()) {
+        const i = entry.slice.hosts.findIndex((h) => h.address === address);
+        const handle = entry.agents[i];
+        if (i >= 0 && handle) {
+          await handle.kill();
+          return;
+        }
+      }
+      throw new UnknownSlice(`no host ${JSON.stringify(address)} in the local cluster`, { address });
     },
 
     async preemptSlice(name) {

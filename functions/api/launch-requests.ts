@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { Hono } from "hono";
 import { safeParseJobSpec } from "../../core/job-spec.js";
-import { PushEnvelopeSchema, pushedJson } from "../ingest/push.js";
+import { pushedJson, readPush } from "../ingest/push.js";
 import type { ExecutionsApi, ResultsStore } from "../ports.js";
 import { executionArnOf } from "./jobs.js";
 
@@ -24,25 +24,10 @@ export interface LaunchRequestsDeps {
 export function createLaunchRequestsApp(deps: LaunchRequestsDeps): Hono {
   const app = new Hono();
   app.post("/push/launch-requests", async (c) => {
-    const problem = deps.authorizePush ? await deps.authorizePush(c.req.header("authorization")) : undefined;
-    if (problem) return c.json({ code: "Unauthorized", message: problem, issues: [] }, 401);
-    let raw: unknown;
-    try {
-      raw = await c.req.json();
-    } catch {
-      return c.json(
-        {
-          code: "InvalidPush",
-          message: "body is not JSON",
-          issues: [{ path: "(root)", message: "(root): expected JSON" }],
-        },
-        400,
-      );
-    }
-    const envelope = PushEnvelopeSchema.safeParse(raw);
-    if (!envelope.success)
-      return c.json({ code: "InvalidPush", message: "not a Pub/Sub push envelope", issues: [] }, 400);
-    const message = envelope.data.message;
+    const push = await readPush(c.req, deps.authorizePush);
+    if ("refusal" in push) return c.json(push.refusal.body, push.refusal.status);
+    const envelope = push.envelope;
+    const message = envelope.message;
     const messageId = message.messageId ?? message.message_id ?? "unknown";
     const reject = async (code: string, issues: Array<{ path: string; message: string }>) => {
       const record = { code, messageId, issues, at: new Date().toISOString() };
@@ -51,7 +36,7 @@ export function createLaunchRequestsApp(deps: LaunchRequestsDeps): Hono {
       // 200: acknowledged, so Pub/Sub does not redeliver what can never succeed.
       return c.json({ action: "rejected", ...record }, 200);
     };
-    const data = pushedJson(envelope.data);
+    const data = pushedJson(envelope);
     if (data === undefined)
       return reject("InvalidJson", [{ path: "(root)", message: "(root): message data is not JSON" }]);
     const spec = safeParseJobSpec(data);

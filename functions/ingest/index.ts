@@ -4,7 +4,7 @@ import { serializeError } from "../../core/serialized-error.js";
 import { toValidationIssues } from "../../core/validation.js";
 import type { ControlPlaneDeps } from "../deps.js";
 import { createIngest, type IngestResult } from "./events.js";
-import { type PushEnvelope, PushEnvelopeSchema, pushedJson } from "./push.js";
+import { type PushEnvelope, pushedJson, readPush } from "./push.js";
 
 /** Options of the ingest app: who may push. */
 export interface IngestAppOptions {
@@ -43,49 +43,23 @@ export function createIngestApp(
 ): Hono {
   const ingest = createIngest(deps);
   const app = new Hono();
-  const handle = async (
-    body: unknown,
-    auth: string | undefined,
-    consume: (data: unknown, envelope: PushEnvelope) => Promise<IngestResult>,
-  ): Promise<{ status: 200 | 400 | 401 | 500; body: unknown }> => {
-    if (options.authorizePush && !(await options.authorizePush(auth))) {
-      return { status: 401, body: { code: "Unauthorized", message: "push not authorized", issues: [] } };
-    }
-    const envelope = PushEnvelopeSchema.safeParse(body, { reportInput: true });
-    if (!envelope.success) {
-      const issues = toValidationIssues(envelope.error.issues).map(({ path, message }) => ({
-        path,
-        message,
-      }));
-      return { status: 400, body: { code: "InvalidPush", message: "not a Pub/Sub push envelope", issues } };
-    }
-    try {
-      const result = await consume(pushedJson(envelope.data), envelope.data);
-      deps.log?.(`ingest ${envelope.data.message.messageId ?? "?"}: ${JSON.stringify(result)}`);
-      return { status: 200, body: result };
-    } catch (e) {
-      const error = serializeError(e);
-      deps.log?.(`ingest failed: ${error.name}: ${error.message}`);
-      return { status: 500, body: { code: error.name, message: error.message, issues: [] } };
-    }
-  };
+  const authorize = options.authorizePush
+    ? async (authorization: string | undefined) =>
+        (await options.authorizePush?.(authorization)) ? undefined : "push not authorized"
+    : undefined;
   const route = (path: string, consume: (data: unknown, envelope: PushEnvelope) => Promise<IngestResult>) =>
     app.post(path, async (c) => {
-      let body: unknown;
+      const push = await readPush(c.req, authorize);
+      if ("refusal" in push) return c.json(push.refusal.body, push.refusal.status);
       try {
-        body = await c.req.json();
-      } catch {
-        return c.json(
-          {
-            code: "InvalidPush",
-            message: "body is not JSON",
-            issues: [{ path: "(root)", message: "(root): expected JSON" }],
-          },
-          400,
-        );
+        const result = await consume(pushedJson(push.envelope), push.envelope);
+        deps.log?.(`ingest ${push.envelope.message.messageId ?? "?"}: ${JSON.stringify(result)}`);
+        return c.json(result, 200);
+      } catch (e) {
+        const error = serializeError(e);
+        deps.log?.(`ingest failed: ${error.name}: ${error.message}`);
+        return c.json({ code: error.name, message: error.message, issues: [] }, 500);
       }
-      const { status, body: answer } = await handle(body, c.req.header("authorization"), consume);
-      return c.json(answer, status);
     });
   route("/push/host-events", async (data) => {
     const event = HostEventSchema.safeParse(data, { reportInput: true });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { toValidationIssues } from "../../core/validation.js";
 
 /** The JSON wrapper Pub/Sub POSTs to a push endpoint. */
 export const PushEnvelopeSchema = z.object({
@@ -23,4 +24,38 @@ export function pushedJson(envelope: PushEnvelope): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** The `{code, message, issues}` answer of a push that is not one. */
+export interface PushRefusal {
+  status: 400 | 401;
+  body: { code: string; message: string; issues: Array<{ path: string; message: string }> };
+}
+
+/**
+ * Check a push request: its bearer token (when `authorize` is given; it answers why a token is
+ * refused), its JSON and its envelope. Answers the envelope, or the refusal to send back.
+ */
+export async function readPush(
+  request: { json(): Promise<unknown>; header(name: string): string | undefined },
+  authorize?: (authorization: string | undefined) => Promise<string | undefined>,
+): Promise<{ envelope: PushEnvelope } | { refusal: PushRefusal }> {
+  const problem = authorize ? await authorize(request.header("authorization")) : undefined;
+  if (problem)
+    return { refusal: { status: 401, body: { code: "Unauthorized", message: problem, issues: [] } } };
+  let raw: unknown;
+  try {
+    raw = await request.json();
+  } catch {
+    const issues = [{ path: "(root)", message: "(root): expected JSON, got something else" }];
+    return { refusal: { status: 400, body: { code: "InvalidPush", message: "body is not JSON", issues } } };
+  }
+  const envelope = PushEnvelopeSchema.safeParse(raw, { reportInput: true });
+  if (!envelope.success) {
+    const issues = toValidationIssues(envelope.error.issues).map(({ path, message }) => ({ path, message }));
+    return {
+      refusal: { status: 400, body: { code: "InvalidPush", message: "not a Pub/Sub push envelope", issues } },
+    };
+  }
+  return { envelope: envelope.data };
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { createAgentClient } from "../infra/agent/client.js";
+import { createAgentClient } from "../functions/clients/agent/client.js";
 import { groupMembers } from "../infra/agent/process-group.js";
 import { startAgentServer } from "../infra/agent/server.js";
 import { line, summarize } from "./agent-stats.js";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import { parseArgs } from "node:util";
 import type { ClusterSlice } from "../core/cluster-spec.js";
-import { type AgentClient, createAgentClient } from "../infra/agent/client.js";
+import { type AgentClient, createAgentClient } from "../functions/clients/agent/client.js";
 import { groupMembers } from "../infra/agent/process-group.js";
 import { line } from "./agent-stats.js";
 

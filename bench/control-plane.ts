@@ -16,9 +16,9 @@ import { parseArgs } from "node:util";
 import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { PubSub } from "@google-cloud/pubsub";
 import { PREEMPTION_NOTICES_TOPIC } from "../core/host-event.js";
+import { createAgentClient } from "../functions/clients/agent/client.js";
 import { createSfnClient } from "../functions/clients/sfn.js";
 import { mapLimit } from "../functions/deps.js";
-import { createAgentClient } from "../infra/agent/client.js";
 import { startLocalStack } from "../infra/local/stack.js";
 
 const { values } = parseArgs({

@@ -1,8 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { serializeError } from "../../core/serialized-error.js";
-import { createTokenCheck } from "./auth.js";
-import { AgentStopping, InvalidAgentRequest, LeaseConflict } from "./errors.js";
-import type { HostAgent } from "./host-agent.js";
+import { AgentStopping, InvalidAgentRequest, LeaseConflict } from "../../functions/clients/agent/errors.js";
 import {
   AcquireLeaseSchema,
   CancelSchema,
@@ -13,11 +11,12 @@ import {
   ReleaseLeaseSchema,
   RenewLeaseSchema,
   RunSchema,
-} from "./messages.js";
-import { hostAgentServiceDefinition } from "./proto.js";
+} from "../../functions/clients/agent/messages.js";
+import { ERROR_TRAILER, hostAgentServiceDefinition } from "../../functions/clients/agent/proto.js";
+import { createTokenCheck } from "./auth.js";
+import type { HostAgent } from "./host-agent.js";
 
 /** Trailer carrying the serialized error behind a failed call (JSON, binary metadata). */
-export const ERROR_TRAILER = "gangway-error-bin";
 
 function statusFor(error: unknown): grpc.status {
   if (error instanceof LeaseConflict) return grpc.status.FAILED_PRECONDITION;

@@ -1,16 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { inheritableEnvironment } from "../../core/env-names.js";
-import { type Clock, systemClock } from "./clock.js";
-import { AgentStopping, LeaseConflict } from "./errors.js";
-import { EventPublisher } from "./event-publisher.js";
-import {
-  discardEvents,
-  type EventSink,
-  HOST_EVENTS_TOPIC,
-  type HostEvent,
-  type HostEventKind,
-  PREEMPTION_NOTICES_TOPIC,
-} from "./events.js";
+import { AgentStopping, LeaseConflict } from "../../functions/clients/agent/errors.js";
 import type {
   AcquireLeaseRequest,
   CancelReply,
@@ -27,7 +17,17 @@ import type {
   RunReply,
   RunRequest,
   SliceStatusReply,
-} from "./messages.js";
+} from "../../functions/clients/agent/messages.js";
+import { type Clock, systemClock } from "./clock.js";
+import { EventPublisher } from "./event-publisher.js";
+import {
+  discardEvents,
+  type EventSink,
+  HOST_EVENTS_TOPIC,
+  type HostEvent,
+  type HostEventKind,
+  PREEMPTION_NOTICES_TOPIC,
+} from "./events.js";
 import { readErrorFile, readResultFile } from "./run-files.js";
 import {
   heartbeatEvent,

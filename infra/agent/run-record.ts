@@ -1,7 +1,12 @@
 import type { RunFiles } from "../../core/env-contract.js";
 import type { SerializedError } from "../../core/serialized-error.js";
+import type {
+  PeerStatus,
+  RunInfo,
+  RunRequest,
+  SliceStatusReply,
+} from "../../functions/clients/agent/messages.js";
 import type { HostEvent, HostEventKind } from "./events.js";
-import type { PeerStatus, RunInfo, RunRequest, SliceStatusReply } from "./messages.js";
 import type { PeerState, SliceMonitor } from "./slice-monitor.js";
 import type { Workload } from "./workload.js";
 

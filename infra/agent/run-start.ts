@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { agentRunFiles } from "../../core/env-contract.js";
 import { WorkloadStartFailed } from "../../core/errors.js";
 import { serializeError } from "../../core/serialized-error.js";
-import type { RunRequest } from "./messages.js";
+import type { RunRequest } from "../../functions/clients/agent/messages.js";
 import { newRunRecord, type RunRecord } from "./run-record.js";
 import { killHolders } from "./vfio.js";
 import { Workload } from "./workload.js";

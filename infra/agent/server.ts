@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { createAgentClient } from "./client.js";
+import { createAgentClient } from "../../functions/clients/agent/client.js";
 import type { Clock } from "./clock.js";
 import type { EventSink } from "./events.js";
 import { HostAgentService } from "./grpc-service.js";

@@ -1,4 +1,4 @@
-import type { HostStatus } from "./messages.js";
+import type { HostStatus } from "../../functions/clients/agent/messages.js";
 
 /** What a slice head needs of a peer's agent: its status (a typed client fits). */
 export interface PeerClient {

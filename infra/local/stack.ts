@@ -18,6 +18,7 @@ import { createLaunchRequestsApp } from "../../functions/api/launch-requests.js"
 import { createOidcVerifier } from "../../functions/api/oidc.js";
 import { createAwaitAttemptApp } from "../../functions/await-attempt/index.js";
 import { createCheckResultsApp } from "../../functions/check-results/index.js";
+import { createAgentConnector } from "../../functions/clients/agent/connector.js";
 import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
 import { createSfnClient, createSfnExecutionsApi, createSfnTaskTokens } from "../../functions/clients/sfn.js";
 import { createConsoleApp } from "../../functions/console/index.js";
@@ -26,11 +27,10 @@ import type { ControlPlaneDeps } from "../../functions/deps.js";
 import { createIngestApp } from "../../functions/ingest/index.js";
 import { createInitApp } from "../../functions/init/index.js";
 import { createLaunchHostsApp } from "../../functions/launch-hosts/index.js";
-import type { AgentConnector, AgentPort, SliceProvider } from "../../functions/ports.js";
+import type { SliceProvider } from "../../functions/ports.js";
 import { createPreparePlacementApp } from "../../functions/prepare-placement/index.js";
 import { createScaleSlicesApp } from "../../functions/scale-slices/index.js";
 import { createTeardownApp } from "../../functions/teardown/index.js";
-import { type AgentClient, createAgentClient } from "../agent/client.js";
 import { createPubSubEventSink } from "../agent/pubsub-event-sink.js";
 import { FUNCTION_SUBSTITUTIONS, renderDefinition, STATE_MACHINE_NAME } from "../state-machine.js";
 import { startClusterAdmin } from "./cluster/admin-server.js";
@@ -91,25 +91,6 @@ async function persistentSecret(path: string): Promise<string> {
   const secret = randomBytes(24).toString("base64url");
   await writeFile(path, `${secret}\n`, { mode: 0o600 });
   return secret;
-}
-
-/** Agents by address, one pooled client each. */
-function agentConnector(token: string): AgentConnector & { close(): void } {
-  const clients = new Map<string, AgentClient>();
-  return {
-    agent(address: string): AgentPort {
-      let c = clients.get(address);
-      if (!c) {
-        c = createAgentClient(address, { token, deadlineMs: 30_000 });
-        clients.set(address, c);
-      }
-      return c;
-    },
-    close() {
-      for (const c of clients.values()) c.close();
-      clients.clear();
-    },
-  };
 }
 
 /** The local provider as the control plane's port: asks for slices without waiting for them. */
@@ -245,7 +226,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const sfn = createSfnClient({ endpoint: sfnServer.url });
     closers.push(() => sfn.destroy());
 
-    const agents = agentConnector(token);
+    const agents = createAgentConnector({ token, deadlineMs: 30_000 });
     closers.push(() => agents.close());
     const executionsApi = createSfnExecutionsApi(sfn);
     const deps: ControlPlaneDeps = {

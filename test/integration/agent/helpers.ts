@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type AgentClient, createAgentClient } from "../../../infra/agent/client.js";
+import { type AgentClient, createAgentClient } from "../../../functions/clients/agent/client.js";
 import { createJsonLinesEventSink, type EventTopic, type HostEvent } from "../../../infra/agent/events.js";
 import { groupMembers, listProcesses, readProc } from "../../../infra/agent/process-group.js";
 import {

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { AgentCallError } from "../../../infra/agent/client.js";
+import type { AgentCallError } from "../../../functions/clients/agent/client.js";
 import {
   alive,
   lease,

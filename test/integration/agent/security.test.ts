@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AgentCallError, createAgentClient } from "../../../infra/agent/client.js";
-import { METHOD_PATH_PREFIX } from "../../../infra/agent/proto.js";
+import { type AgentCallError, createAgentClient } from "../../../functions/clients/agent/client.js";
+import { METHOD_PATH_PREFIX } from "../../../functions/clients/agent/proto.js";
 import { lease, runParams, startTestAgent, type TestAgent, TOKEN } from "./helpers.js";
 
 const codeOf = (p: Promise<unknown>) =>

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { main } from "../../../cli/main.js";
-import { createAgentClient } from "../../../infra/agent/client.js";
+import { createAgentClient } from "../../../functions/clients/agent/client.js";
 import { groupMembers } from "../../../infra/agent/process-group.js";
 
 const GANGWAY = join(import.meta.dirname, "../../../bin/gangway.mjs");

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { layoutLocalCluster, parseClusterSpec } from "../../../core/cluster-spec.js";
-import { type AgentClient, createAgentClient } from "../../../infra/agent/client.js";
+import { type AgentClient, createAgentClient } from "../../../functions/clients/agent/client.js";
 import { createJsonLinesEventSink, type HostEvent } from "../../../infra/agent/events.js";
 import { groupMembers } from "../../../infra/agent/process-group.js";
 import { createLocalProvider, type LocalProvider } from "../../../infra/local/cluster/local-provider.js";

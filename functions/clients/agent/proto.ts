@@ -30,3 +30,6 @@ export function hostAgentServiceDefinition(): grpc.ServiceDefinition {
 
 /** Full method names, as on the wire (for raw calls in tests and tools). */
 export const METHOD_PATH_PREFIX = "/gangway.agent.v1.HostAgent/";
+
+/** Trailer metadata carrying the agent's serialized error (binary, JSON inside) on a failed call. */
+export const ERROR_TRAILER = "gangway-error-bin";

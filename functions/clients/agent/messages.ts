@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { toValidationIssues } from "../../core/validation.js";
+import { toValidationIssues } from "../../../core/validation.js";
 import { InvalidAgentRequest } from "./errors.js";
 
 // Hand-written types of the messages of agent.proto as @grpc/proto-loader presents them

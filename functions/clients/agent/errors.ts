@@ -1,4 +1,4 @@
-import { GangwayError } from "../../core/errors.js";
+import { GangwayError } from "../../../core/errors.js";
 
 /**
  * A command that does not match the host's lease: another lease holds the host, the command's

@@ -1,6 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { type SerializedError, SerializedErrorSchema } from "../../core/serialized-error.js";
-import { ERROR_TRAILER } from "./grpc-service.js";
+import { type SerializedError, SerializedErrorSchema } from "../../../core/serialized-error.js";
 import type {
   CancelReply,
   HealthReply,
@@ -11,7 +10,7 @@ import type {
   RunReply,
   SliceStatusReply,
 } from "./messages.js";
-import { hostAgentServiceDefinition } from "./proto.js";
+import { ERROR_TRAILER, hostAgentServiceDefinition } from "./proto.js";
 
 /** A failed agent call: the gRPC status code and, when the agent sent one, its serialized error. */
 export class AgentCallError extends Error {

@@ -29,10 +29,9 @@ export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "
         if (!h.agent) return `${h.slice}#${h.workerId}: no agent address`;
         try {
           const agent = deps.agents.agent(h.agent);
-          const [health, status] = await Promise.all([agent.health(), agent.status()]);
-          if (!health.ok) return `${h.slice}#${h.workerId}: agent not healthy`;
-          if (health.preempted || status.preempted)
-            return `${h.slice}#${h.workerId}: host is being preempted`;
+          // One call says all: the agent answers (alive), its host's preemption state, its lease.
+          const status = await agent.status();
+          if (status.preempted) return `${h.slice}#${h.workerId}: host is being preempted`;
           if (status.lease?.leaseId !== leaseId || status.lease.epoch !== state.attempt) {
             return `${h.slice}#${h.workerId}: lease ${leaseId} no longer held`;
           }

@@ -125,10 +125,19 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
       });
 
     const { units } = unitsFor(job, await deps.provider.listSlices());
+    // Lease as many units at once as are still wanted; units another job holds are skipped and
+    // the next candidates tried, until enough are held or none are left.
     const got: Unit[] = [];
-    for (const unit of units) {
-      if (got.length >= max) break;
-      if (await leaseUnit(deps.agents, unit, lease)) got.push(unit);
+    let next = 0;
+    while (got.length < max && next < units.length) {
+      const batch = units.slice(next, next + (max - got.length));
+      next += batch.length;
+      const held = await mapLimit(
+        batch,
+        Math.max(1, Math.floor(FAN_OUT / (batch[0]?.hosts.length ?? 1))),
+        (u) => leaseUnit(deps.agents, u, lease),
+      );
+      got.push(...batch.filter((_, i) => held[i]));
     }
     const chosen = [...wanted].sort((a, b) => b - a).find((n) => n <= got.length);
     const history = {

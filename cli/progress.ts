@@ -1,4 +1,5 @@
 import type { HistoryEvent } from "@aws-sdk/client-sfn";
+import { failureOf } from "../functions/console/history.js";
 
 /** What the progress reader knows of a job, from its execution's history alone. */
 export interface JobProgress {
@@ -19,15 +20,9 @@ function parse(text: string | undefined): Record<string, unknown> | undefined {
   }
 }
 
-function problemText(cause: string | undefined, error: string | undefined): string {
-  const parsed = parse(cause);
-  const message =
-    typeof parsed?.message === "string"
-      ? parsed.message
-      : typeof parsed?.errorMessage === "string"
-        ? parsed.errorMessage
-        : cause;
-  return `${error ?? "error"}${message ? `: ${message.split("\n")[0]}` : ""}`;
+function problemText(failed: { error?: string; cause?: string }): string {
+  const f = failureOf({ taskFailedEventDetails: failed });
+  return `${f?.error ?? "error"}${f?.message ? `: ${f.message}` : ""}`;
 }
 
 /**
@@ -109,8 +104,7 @@ export function createProgressReader() {
     }
     const failed = e.taskFailedEventDetails ?? e.lambdaFunctionFailedEventDetails;
     if (failed || e.taskTimedOutEventDetails) failedHere = true;
-    if (failed && entered !== "Teardown")
-      lines.push(`${at}: ${entered}: ${problemText(failed.cause, failed.error)}`);
+    if (failed && entered !== "Teardown") lines.push(`${at}: ${entered}: ${problemText(failed)}`);
     if (e.taskTimedOutEventDetails)
       lines.push(`${at}: ${entered}: ${e.taskTimedOutEventDetails.error} (no word from the hosts)`);
     if (

@@ -1,4 +1,5 @@
 import type { ClusterSlice } from "../core/cluster-spec.js";
+import type { RunParams } from "./clients/agent/client.js";
 
 /**
  * What the step functions need from the world, as narrow interfaces. Handlers get them through
@@ -42,23 +43,7 @@ export interface AgentPort {
   }): Promise<{ held: boolean }>;
   renewLease(r: { leaseId: string; epoch: number; ttlMs: number }): Promise<{ held: boolean }>;
   releaseLease(r: { leaseId: string; epoch: number; graceMs?: number }): Promise<{ held: boolean }>;
-  run(r: {
-    leaseId: string;
-    epoch: number;
-    jobId: string;
-    attempt: number;
-    sliceIndex: number;
-    sliceName: string;
-    hostIndex: number;
-    argv: string[];
-    env?: Record<string, string>;
-    cwd?: string;
-    graceMs?: number;
-    /** Period of the run's heartbeat events. */
-    heartbeatMs?: number;
-    /** On a slice head: the agents of the other hosts of its slice, which it watches. */
-    slicePeers?: string[];
-  }): Promise<{ started: boolean; alreadyRunning: boolean; errorJson: string }>;
+  run(r: RunParams): Promise<{ started: boolean; alreadyRunning: boolean; errorJson: string }>;
   cancel(r: {
     leaseId: string;
     epoch: number;

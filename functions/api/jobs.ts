@@ -4,6 +4,7 @@ import { z } from "zod";
 import { safeParseJobSpec } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { attemptStore, keys } from "../attempts.js";
+import { continuationName } from "../continue-execution/index.js";
 import type { AgentConnector, Clock, ExecutionsApi, ResultsStore, TaskTokens } from "../ports.js";
 import { openApiDocument } from "./openapi.js";
 import { signatureProblem } from "./signature.js";
@@ -47,6 +48,24 @@ const IdempotencyRecordSchema = z.object({
 /** The execution ARN of job `jobId` (its first execution) under `stateMachineArn`. */
 export function executionArnOf(stateMachineArn: string, jobId: string): string {
   return `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${jobId}`;
+}
+
+/**
+ * Every execution of a job, in order, and all their history events: the first execution and each
+ * continuation (`<job>-c2` …) up to the current one.
+ */
+export async function jobHistory(
+  deps: Pick<JobsApiDeps, "executions" | "stateMachineArn">,
+  jobId: string,
+  currentExecutionArn: string | undefined,
+): Promise<{ executions: string[]; events: unknown[] }> {
+  const executions = [executionArnOf(deps.stateMachineArn, jobId)];
+  const n = Number(/-c(\d+)$/.exec(currentExecutionArn ?? "")?.[1] ?? "1");
+  for (let i = 2; i <= n; i++)
+    executions.push(executionArnOf(deps.stateMachineArn, continuationName(jobId, i)));
+  const events: unknown[] = [];
+  for (const arn of executions) events.push(...(await deps.executions.history(arn).catch(() => [])));
+  return { executions, events };
 }
 
 /** A job as `GET /v1/jobs/:id` shows it. */
@@ -253,17 +272,7 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
     const first = executionArnOf(deps.stateMachineArn, jobId);
     if (!current && !(await deps.executions.describe(first)))
       return c.json(err("JobNotFound", `no job ${jobId}`), 404);
-    // Continued jobs: the first execution and every continuation, in order.
-    const arns = [first];
-    const last = current?.executionArn;
-    if (last && last !== first) {
-      const n = Number(/-c(\d+)$/.exec(last)?.[1] ?? "1");
-      for (let i = 2; i <= n; i++) arns.push(`${first}-c${i}`);
-    }
-    const events: unknown[] = [];
-    for (const arn of arns)
-      events.push(...((await deps.executions.history(arn).catch(() => [])) as unknown[]));
-    return c.json({ jobId, executions: arns, events });
+    return c.json({ jobId, ...(await jobHistory(deps, jobId, current?.executionArn)) });
   });
 
   app.get("/v1/jobs/:id/logs", async (c) => {

@@ -48,21 +48,7 @@ function hostProblems(
       });
     } else if (end.exitCode !== 0 || end.signal) {
       out.push({
-        error: workloadError(
-          {
-            version: 1,
-            kind: "exited",
-            eventId: end.eventId,
-            at: end.at,
-            agent: h.agent,
-            address: h.address,
-            exitCode: end.exitCode,
-            signal: end.signal,
-            error: end.error,
-            metadataPreempted: end.metadataPreempted,
-          },
-          h,
-        ),
+        error: workloadError(end, h),
         ...ctx,
       });
     }

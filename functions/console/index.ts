@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
-import { executionArnOf, type JobsApiDeps, jobView } from "../api/jobs.js";
+import { type JobsApiDeps, jobHistory, jobView } from "../api/jobs.js";
 import { attemptStore } from "../attempts.js";
 import { type AslDefinition, esc, renderGraph } from "./graph.js";
 import { failureOf, groupByAttempt, type HistoryEventLike, visitedStates } from "./history.js";
@@ -114,12 +114,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     const view = await jobView(deps, jobId);
     if (!view) return c.html(page("not found", `<h2>No job ${esc(jobId)}</h2>`), 404);
     const current = await attempts.current(jobId);
-    const arns = [executionArnOf(deps.stateMachineArn, jobId)];
-    const n = Number(/-c(\d+)$/.exec(current?.executionArn ?? "")?.[1] ?? "1");
-    for (let i = 2; i <= n; i++) arns.push(`${arns[0]}-c${i}`);
-    const events: HistoryEventLike[] = [];
-    for (const arn of arns)
-      events.push(...((await deps.executions.history(arn).catch(() => [])) as HistoryEventLike[]));
+    const events = (await jobHistory(deps, jobId, current?.executionArn)).events as HistoryEventLike[];
     const lastRun = events.slice(events.findLastIndex((e) => e.type === "ExecutionStarted"));
     const marks = visitedStates(lastRun);
     const t0 = new Date(events[0]?.timestamp ?? Date.now()).getTime();

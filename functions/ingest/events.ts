@@ -19,21 +19,21 @@ function plain(error: Error): SerializedError {
 
 /** The error that ends an attempt when a host's workload fails: the user's own, when it sent one. */
 export function workloadError(
-  event: HostEvent,
-  host: { sliceName: string; hostIndex: number },
+  end: Pick<HostEvent, "exitCode" | "signal" | "error" | "metadataPreempted">,
+  host: { sliceName: string; hostIndex: number; address: string },
 ): SerializedError {
   const details = {
-    exitCode: event.exitCode ?? null,
-    signal: event.signal ?? null,
+    exitCode: end.exitCode ?? null,
+    signal: end.signal ?? null,
     slice: host.sliceName,
     host: host.hostIndex,
-    address: event.address,
-    metadataPreempted: event.metadataPreempted ?? false,
+    address: host.address,
+    metadataPreempted: end.metadataPreempted ?? false,
   };
-  if (event.error && event.error.name !== "WorkloadFailed") {
-    return { ...event.error, details: { ...event.error.details, ...details } };
+  if (end.error && end.error.name !== "WorkloadFailed") {
+    return { ...end.error, details: { ...end.error.details, ...details } };
   }
-  const how = event.signal ? `was killed by ${event.signal}` : `exited with code ${event.exitCode}`;
+  const how = end.signal ? `was killed by ${end.signal}` : `exited with code ${end.exitCode}`;
   return plain(
     new WorkloadFailed(`the workload on ${host.sliceName} host ${host.hostIndex} ${how}`, details),
   );

@@ -69,7 +69,7 @@ export async function releaseHosts(
   });
 }
 
-function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit[]; perUnit: number } {
+function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit[] } {
   const acc = job.accelerator;
   if (acc.kind === "tpu") {
     const hosts = tpuType(acc.type).hosts;
@@ -81,7 +81,6 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
         slice,
         hosts: [...slice.hosts].sort((a, b) => a.workerId - b.workerId),
       })),
-      perUnit: 1,
     };
   }
   // GPU/CPU: every matching host is a unit of its own; the job needs `hosts` of them.
@@ -92,7 +91,7 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
         : s.kind === "cpu",
     )
     .sort((a, b) => a.name.localeCompare(b.name));
-  return { units: pools.flatMap((slice) => slice.hosts.map((h) => ({ slice, hosts: [h] }))), perUnit: 1 };
+  return { units: pools.flatMap((slice) => slice.hosts.map((h) => ({ slice, hosts: [h] }))) };
 }
 
 /**

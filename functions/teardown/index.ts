@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import type { ClusterHost } from "../../core/cluster-spec.js";
 import { GangwayError } from "../../core/errors.js";
-import { attemptStore } from "../attempts.js";
+import { attemptStore, caughtToError } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
@@ -66,8 +66,10 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
       const end = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
       if (end?.kind === "preempted" || end?.kind === "lost") preempted.add(h.sliceName);
     }
-    const noticed = state.problem ? /"slice":"([^"]+)"/.exec(state.problem.Cause ?? "")?.[1] : undefined;
-    if (noticed && state.problem?.Error === "Preempted") preempted.add(noticed);
+    // A preemption notice names its slice in the error's details.
+    const noticed =
+      state.problem?.Error === "Preempted" ? caughtToError(state.problem).details?.slice : undefined;
+    if (typeof noticed === "string") preempted.add(noticed);
     if (preempted.size > 0) {
       await deps.provider.releaseSlices(
         slices.filter((s) => preempted.has(s.name)),

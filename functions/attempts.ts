@@ -185,6 +185,11 @@ export function caughtToError(caught: { Error: string; Cause?: string | undefine
     };
     const inner = SerializedErrorSchema.safeParse(lambda.error);
     if (inner.success) return inner.data;
+    // On AWS Lambda the step's error body travels as the thrown error's message (JSON).
+    if (typeof lambda.errorMessage === "string" && lambda.errorMessage.startsWith("{")) {
+      const fromMessage = caughtToError({ Error: caught.Error, Cause: lambda.errorMessage });
+      if (fromMessage.message !== lambda.errorMessage) return fromMessage;
+    }
     if (typeof lambda.errorMessage === "string") {
       return {
         name: typeof lambda.errorType === "string" ? lambda.errorType : caught.Error,

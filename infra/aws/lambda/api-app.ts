@@ -1,0 +1,119 @@
+import { timingSafeEqual } from "node:crypto";
+import { Hono } from "hono";
+import { createJobsApi } from "../../../functions/api/jobs.js";
+import { createLaunchRequestsApp } from "../../../functions/api/launch-requests.js";
+import { createConsoleApp } from "../../../functions/console/index.js";
+import { createIngestApp } from "../../../functions/ingest/index.js";
+import type {
+  AgentConnector,
+  Clock,
+  ExecutionsApi,
+  ResultsStore,
+  TaskTokens,
+} from "../../../functions/ports.js";
+
+/** Checks a push's bearer token for `audience`; answers why it is refused, or `undefined`. */
+export type PushVerifier = (
+  authorization: string | undefined,
+  nowMs: number,
+  audience: string,
+) => Promise<string | undefined>;
+
+/** What the AWS API needs: the jobs API's sources plus its three ways of telling callers apart. */
+export interface AwsApiDeps {
+  executions: ExecutionsApi;
+  store: ResultsStore;
+  tokens: TaskTokens;
+  clock: Clock;
+  agents?: AgentConnector | undefined;
+  stateMachineArn: string;
+  /** The definition the console draws. */
+  definition: string;
+  /** HMAC secret `POST /v1/jobs` must be signed with. */
+  webhookSecret: string;
+  /** Bearer token of every read, of cancelling, and of the console. */
+  apiToken: string;
+  /** Checks Pub/Sub pushes; without one every push is refused (a public URL must not take them). */
+  verifyPush?: PushVerifier | undefined;
+  /** Audience pushes are minted for; default the URL the request came to (the Function URL). */
+  pushAudience?: string | undefined;
+  log?: ((line: string) => void) | undefined;
+}
+
+const unauthorized = (message: string) => ({ code: "Unauthorized", message, issues: [] });
+
+/** Whether `authorization` is `Bearer <token>`, compared in constant time. */
+export function bearerMatches(authorization: string | undefined, token: string): boolean {
+  const m = /^Bearer (.+)$/.exec(authorization ?? "");
+  if (!m?.[1]) return false;
+  const given = Buffer.from(m[1]);
+  const wanted = Buffer.from(token);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+/**
+ * The API as deployed on AWS behind a public Function URL: the same webhook, jobs API, console
+ * and Pub/Sub push routes as the embedded stack, with every route authenticated — job
+ * submissions by their HMAC signature, pushes by Google-signed OIDC tokens, reads, cancels and
+ * the console by the API token. Only `/health` and the OpenAPI document are open.
+ */
+export function createAwsApiApp(deps: AwsApiDeps): Hono {
+  const api = new Hono();
+  api.get("/health", (c) => c.json({ ok: true }));
+
+  api.use("/push/*", async (c, next) => {
+    if (!deps.verifyPush) return c.json(unauthorized("this deployment takes no Pub/Sub pushes"), 401);
+    const audience = deps.pushAudience ?? new URL(c.req.url).origin;
+    const problem = await deps.verifyPush(c.req.header("authorization"), deps.clock.now(), audience);
+    if (problem !== undefined) return c.json(unauthorized(problem), 401);
+    return next();
+  });
+  api.use("/v1/jobs/*", async (c, next) => {
+    if (!bearerMatches(c.req.header("authorization"), deps.apiToken))
+      return c.json(unauthorized("expected Authorization: Bearer <API token>"), 401);
+    return next();
+  });
+  api.use("/v1/jobs", async (c, next) => {
+    // Submissions carry their own HMAC signature; listing jobs needs the API token.
+    if (c.req.method !== "POST" && !bearerMatches(c.req.header("authorization"), deps.apiToken))
+      return c.json(unauthorized("expected Authorization: Bearer <API token>"), 401);
+    return next();
+  });
+
+  api.route(
+    "/",
+    createIngestApp({ store: deps.store, tokens: deps.tokens, clock: deps.clock, log: deps.log }),
+  );
+  api.route(
+    "/",
+    createLaunchRequestsApp({
+      executions: deps.executions,
+      store: deps.store,
+      stateMachineArn: deps.stateMachineArn,
+      log: deps.log,
+    }),
+  );
+  api.route(
+    "/",
+    createJobsApi({
+      executions: deps.executions,
+      store: deps.store,
+      tokens: deps.tokens,
+      clock: deps.clock,
+      agents: deps.agents,
+      stateMachineArn: deps.stateMachineArn,
+      webhookSecret: deps.webhookSecret,
+    }),
+  );
+  api.route(
+    "/",
+    createConsoleApp({
+      executions: deps.executions,
+      store: deps.store,
+      stateMachineArn: deps.stateMachineArn,
+      definition: deps.definition,
+      token: deps.apiToken,
+    }),
+  );
+  return api;
+}

@@ -68,14 +68,10 @@ export function createAwsApiApp(deps: AwsApiDeps): Hono {
     if (problem !== undefined) return c.json(unauthorized(problem), 401);
     return next();
   });
+  // Hono's `/v1/jobs/*` covers `/v1/jobs` too. Submissions carry their own HMAC signature.
   api.use("/v1/jobs/*", async (c, next) => {
-    if (!bearerMatches(c.req.header("authorization"), deps.apiToken))
-      return c.json(unauthorized("expected Authorization: Bearer <API token>"), 401);
-    return next();
-  });
-  api.use("/v1/jobs", async (c, next) => {
-    // Submissions carry their own HMAC signature; listing jobs needs the API token.
-    if (c.req.method !== "POST" && !bearerMatches(c.req.header("authorization"), deps.apiToken))
+    const submission = c.req.method === "POST" && c.req.path === "/v1/jobs";
+    if (!submission && !bearerMatches(c.req.header("authorization"), deps.apiToken))
       return c.json(unauthorized("expected Authorization: Bearer <API token>"), 401);
     return next();
   });

@@ -3,11 +3,13 @@
  * - launch: StartExecution → every host's workload started, beside a bare fan-out baseline in
  *   the same run (the same agents, direct lease + Run calls, no state machine);
  * - recovery: a preemption notice published → every old process gone → every new process
- *   started (spare slices are up, so no provisioning delay is included);
+ *   started (spare slices are up, so no provisioning delay is included). The notice comes
+ *   `--settle-ms` after the launch (default 10 s), mid-run as preemptions do, once the agents
+ *   have forked their next shells (infra/agent/prefork.ts);
  * - control-plane RSS with 20 concurrent jobs.
  * Prints median and spread (p10–p90) over several runs.
  *
- *   npm run bench:control-plane -- [--sizes 1,4,16,64] [--runs 5]
+ *   npm run bench:control-plane -- [--sizes 1,4,16,64] [--runs 5] [--settle-ms 10000]
  */
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -22,8 +24,13 @@ import { mapLimit } from "../functions/deps.js";
 import { startLocalStack } from "../infra/local/stack.js";
 
 const { values } = parseArgs({
-  options: { sizes: { type: "string", default: "1,4,16,64" }, runs: { type: "string", default: "5" } },
+  options: {
+    sizes: { type: "string", default: "1,4,16,64" },
+    runs: { type: "string", default: "5" },
+    "settle-ms": { type: "string", default: "10000" },
+  },
 });
+const settleMs = Number(values["settle-ms"]);
 const sizes = String(values.sizes).split(",").map(Number);
 const runs = Number(values.runs);
 
@@ -87,6 +94,7 @@ async function benchSize(slices: number) {
   const gone: number[] = [];
   const recovery: number[] = [];
   try {
+    await new Promise((r) => setTimeout(r, settleMs));
     for (let run = 0; run < runs; run++) {
       // Baseline: the same agents, called directly: lease and Run on every host of N slices.
       {
@@ -121,6 +129,8 @@ async function benchSize(slices: number) {
           await c.releaseLease({ leaseId: `baseline-${run}`, epoch: 1, graceMs: 100 });
           c.close();
         });
+        // Both launches start with the agents' next shells forked.
+        await new Promise((r) => setTimeout(r, settleMs));
       }
       // The control plane: StartExecution → all started; then a notice → old gone → new started.
       const dir = await mkdtemp(join(stateDir, "marks-"));
@@ -144,6 +154,7 @@ async function benchSize(slices: number) {
         return m.length === hosts ? m : undefined;
       });
       launch.push(Math.max(...first) - t0);
+      await new Promise((r) => setTimeout(r, settleMs));
       const oldPids = await pidsOf(jobId);
       const record = JSON.parse(
         await readFile(join(stateDir, "results", "jobs", jobId, "attempts", "1", "record.json"), "utf8"),

@@ -32,6 +32,14 @@ export interface AgentRunInfo {
   errorJson: string;
 }
 
+/** A host's status, as an agent reports it. */
+export interface AgentStatus {
+  state: string;
+  lease: AgentLease | null;
+  run: AgentRunInfo | null;
+  preempted: boolean;
+}
+
 /** The calls of a host agent the control plane makes (a structural subset of the agent client). */
 export interface AgentPort {
   health(): Promise<{ ok: boolean; preempted: boolean; address: string }>;
@@ -42,19 +50,19 @@ export interface AgentPort {
     ttlMs: number;
   }): Promise<{ held: boolean }>;
   renewLease(r: { leaseId: string; epoch: number; ttlMs: number }): Promise<{ held: boolean }>;
-  releaseLease(r: { leaseId: string; epoch: number; graceMs?: number }): Promise<{ held: boolean }>;
+  /** Agents answer the host's status afterwards (`status`); without it the caller asks. */
+  releaseLease(r: {
+    leaseId: string;
+    epoch: number;
+    graceMs?: number;
+  }): Promise<{ held: boolean; status?: AgentStatus | null }>;
   run(r: RunParams): Promise<{ started: boolean; alreadyRunning: boolean; errorJson: string }>;
   cancel(r: {
     leaseId: string;
     epoch: number;
     graceMs?: number;
   }): Promise<{ wasRunning: boolean; leftoverPids: number[] }>;
-  status(): Promise<{
-    state: string;
-    lease: AgentLease | null;
-    run: AgentRunInfo | null;
-    preempted: boolean;
-  }>;
+  status(): Promise<AgentStatus>;
   readResult(r?: { jobId?: string; attempt?: number }): Promise<{ present: boolean; resultJson: string }>;
   readOutput(
     maxBytes?: number,

@@ -35,8 +35,8 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
             if (!h.agent) return { slice: h.slice, reachable: false, alive: false };
             const agent = deps.agents.agent(h.agent);
             try {
-              await agent.releaseLease({ leaseId, epoch, graceMs });
-              const status = await agent.status();
+              const released = await agent.releaseLease({ leaseId, epoch, graceMs });
+              const status = released.status ?? (await agent.status());
               const ours = status.run && status.run.jobId === state.jobId && status.run.attempt === epoch;
               return {
                 slice: h.slice,

@@ -28,6 +28,7 @@ import {
   type HostEventKind,
   PREEMPTION_NOTICES_TOPIC,
 } from "./events.js";
+import { Prefork } from "./prefork.js";
 import { readErrorFile, readResultFile } from "./run-files.js";
 import {
   heartbeatEvent,
@@ -82,6 +83,12 @@ export interface HostAgentOptions {
    * error on a preempted host counts as a preemption). Absent: not asked.
    */
   metadataPreempted?: () => Promise<boolean>;
+  /**
+   * Keep a shell forked ahead of time to become the next workload, so Run does not pay for a
+   * fork of this process (default: on where `/bin/sh` and `/usr/bin/env` exist). The number is
+   * how long after use the next one is forked (default 1000 ms); `false` turns it off.
+   */
+  prefork?: boolean | number;
 }
 
 interface LeaseRecord extends Lease {
@@ -100,7 +107,14 @@ export class HostAgent {
   private readonly o: Required<
     Omit<
       HostAgentOptions,
-      "address" | "workDir" | "baseEnv" | "peerClients" | "sliceMonitor" | "cwd" | "metadataPreempted"
+      | "address"
+      | "workDir"
+      | "baseEnv"
+      | "peerClients"
+      | "sliceMonitor"
+      | "cwd"
+      | "metadataPreempted"
+      | "prefork"
     >
   > & {
     workDir: string;
@@ -118,6 +132,7 @@ export class HostAgent {
   private seq = 0;
   private readonly watchers = new Set<(s: HostStatus) => void>();
   private readonly events: EventPublisher;
+  private readonly prefork: Prefork | undefined;
 
   constructor(options: HostAgentOptions) {
     this.address = options.address;
@@ -142,6 +157,11 @@ export class HostAgent {
     this.cwd = options.cwd ?? process.cwd();
     this.askMetadata = options.metadataPreempted;
     this.sliceMonitorOptions = options.sliceMonitor ?? {};
+    const prefork = options.prefork ?? true;
+    this.prefork =
+      prefork !== false && Prefork.supported()
+        ? new Prefork(typeof prefork === "number" ? prefork : undefined)
+        : undefined;
   }
 
   health(): HealthReply {
@@ -202,10 +222,10 @@ export class HostAgent {
   releaseLease(req: ReleaseLeaseRequest): Promise<LeaseReply> {
     return this.serial.run(async () => {
       await this.expireIfDue();
-      if (!this.lease) return { held: false, lease: null };
+      if (!this.lease) return { held: false, lease: null, status: this.status() };
       this.requireLease(req.leaseId, req.epoch);
       await this.stopRun("cancelled", req.graceMs, undefined, () => this.clearLease());
-      return { held: false, lease: null };
+      return { held: false, lease: null, status: this.status() };
     });
   }
 
@@ -287,7 +307,12 @@ export class HostAgent {
       if (prev && sameRun(prev.req, req) && !this.isStale(prev)) return this.runReply(prev, true);
       await this.stopRun("cancelled", req.graceMs);
       prev?.monitor?.stop(); // the slice view lasts until the next run or the end of the lease
-      const record = await prepareAndStart(req, { ...this.o, cwd: this.cwd, now: this.o.clock.now });
+      const record = await prepareAndStart(req, {
+        ...this.o,
+        cwd: this.cwd,
+        now: this.o.clock.now,
+        prefork: this.prefork,
+      });
       this.run = record;
       if (!record.workload) {
         this.changed();
@@ -526,6 +551,7 @@ export class HostAgent {
   async kill(): Promise<void> {
     this.events.muted = true;
     this.stopping = true;
+    this.prefork?.close();
     this.lease?.cancelTimer();
     this.run?.monitor?.stop();
     await this.run?.workload?.kill();
@@ -535,6 +561,7 @@ export class HostAgent {
   /** Shut down: cancel the workload (graceful), wait for pending events, stop watchers. */
   async close(graceMs = this.o.graceMs): Promise<void> {
     this.stopping = true;
+    this.prefork?.close();
     await this.serial.run(async () => {
       await this.stopRun("cancelled", graceMs, "agent shutting down");
       this.lease?.cancelTimer();

@@ -4,6 +4,7 @@ import { agentRunFiles } from "../../core/env-contract.js";
 import { WorkloadStartFailed } from "../../core/errors.js";
 import { serializeError } from "../../core/serialized-error.js";
 import type { RunRequest } from "../../functions/clients/agent/messages.js";
+import type { Prefork } from "./prefork.js";
 import { newRunRecord, type RunRecord } from "./run-record.js";
 import { killHolders } from "./vfio.js";
 import { Workload } from "./workload.js";
@@ -29,6 +30,8 @@ export interface RunStartOptions {
   cwd: string;
   now: () => number;
   log: (line: string) => void;
+  /** The agent's prestarted shell, if it keeps one. */
+  prefork?: Prefork | undefined;
 }
 
 /**
@@ -59,7 +62,10 @@ export async function prepareAndStart(req: RunRequest, o: RunStartOptions): Prom
   // The job spec's contract: no cwd → the agent's own (a relative one resolves against it too).
   const cwd = resolve(o.cwd, req.cwd || ".");
   try {
-    record.workload = await Workload.start({ argv: req.argv, env, cwd, tailBytes: o.tailBytes }, o.now);
+    record.workload = await Workload.start(
+      { argv: req.argv, env, cwd, tailBytes: o.tailBytes, prefork: o.prefork },
+      o.now,
+    );
   } catch (e) {
     const cause = e as NodeJS.ErrnoException;
     record.exited = true;

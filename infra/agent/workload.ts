@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { OutputTail } from "./output-tail.js";
+import type { Prefork } from "./prefork.js";
 import { groupExists, groupMembers, terminateGroup } from "./process-group.js";
 
 /** How long after the leader's exit its stdio may take to close before the exit is reported anyway. */
@@ -19,6 +20,8 @@ export interface WorkloadLaunch {
   cwd: string;
   /** Bytes of stdout/stderr kept (each). */
   tailBytes: number;
+  /** A shell forked ahead of time to become the workload (spawned as usual when none is ready). */
+  prefork?: Prefork | undefined;
 }
 
 /**
@@ -73,6 +76,12 @@ export class Workload {
   static start(launch: WorkloadLaunch, now: () => number = Date.now): Promise<Workload> {
     const [file, ...args] = launch.argv;
     if (file === undefined) return Promise.reject(new Error("empty argv"));
+    try {
+      const ready = launch.prefork?.launch(launch.argv, launch.env, launch.cwd);
+      if (ready) return Promise.resolve(new Workload(ready, launch.tailBytes, now));
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise((resolve, reject) => {
       let child: ChildProcess;
       try {

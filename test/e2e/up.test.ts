@@ -145,7 +145,13 @@ describe("gangway up", () => {
           stateMachineArn: ready.stateMachineArn,
           name: jobId,
           input: JSON.stringify(
-            behaveJob("pre", { kind: "tpu", type: "v4-8", slices: 1 }, ["--sleep", "2500"]),
+            behaveJob("pre", { kind: "tpu", type: "v4-8", slices: 1 }, [
+              // Attempt 1 lasts until the preemption, however slow the CLI is to start.
+              "--first-sleep",
+              "120000",
+              "--sleep",
+              "200",
+            ]),
           ),
         }),
       );

@@ -27,6 +27,8 @@ export interface Lease {
 export interface LeaseReply {
   held: boolean;
   lease: Lease | null;
+  /** ReleaseLease only: the host's status once released (its last run's end included). */
+  status?: HostStatus | null;
 }
 
 /** Answer of Run: whether the workload started, its pid and its result/error files. */

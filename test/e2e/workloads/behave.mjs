@@ -1,5 +1,6 @@
 // A test workload whose behaviour the job's argv chooses, to play the ancestors' scenarios:
 //   --sleep MS                 run this long before ending (default 50)
+//   --first-sleep MS           on attempt 1, run this long instead (until preempted, say)
 //   --fail-on-attempt N        fail on attempt N (all hosts, or only --fail-slice's)
 //   --fail-until-attempt N     fail on every attempt before N
 //   --fail-slice S             failures happen on slice S only
@@ -13,6 +14,7 @@ import { parseArgs } from "node:util";
 const { values } = parseArgs({
   options: {
     sleep: { type: "string", default: "50" },
+    "first-sleep": { type: "string" },
     "fail-on-attempt": { type: "string" },
     "fail-until-attempt": { type: "string" },
     "fail-slice": { type: "string" },
@@ -32,7 +34,8 @@ const fail =
   (values["always-fail-slice"] !== undefined && Number(values["always-fail-slice"]) === slice);
 
 process.on("SIGTERM", () => process.exit(143));
-await new Promise((r) => setTimeout(r, Number(values.sleep)));
+const sleep = attempt === 1 && values["first-sleep"] !== undefined ? values["first-sleep"] : values.sleep;
+await new Promise((r) => setTimeout(r, Number(sleep)));
 if (fail) {
   const error = new Error(`deliberate failure on attempt ${attempt}, slice ${slice}, host ${host}`);
   error.name = "DeliberateFailure";

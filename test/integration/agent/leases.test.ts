@@ -99,8 +99,10 @@ describe("agent leases", () => {
     const c = agent.client;
     await c.acquireLease(lease());
     const run = await c.run(runParams(["sleep", "300"]));
-    await c.releaseLease({ leaseId: "lease-a", epoch: 1, graceMs: 500 });
+    const released = await c.releaseLease({ leaseId: "lease-a", epoch: 1, graceMs: 500 });
     expect(liveGroup(run.pid)).toEqual([]);
+    // The answer carries the host afterwards, so a teardown needs no Status call.
+    expect(released.status).toMatchObject({ state: "idle", lease: null, run: null });
     expect((await c.status()).state).toBe("idle");
     const ended = await agent.waitForEvent((e) => e.event.kind === "exited");
     expect(ended).toMatchObject({ cancelled: true, signal: "SIGTERM", exitCode: null });

@@ -14,6 +14,8 @@ export class FakeAgent implements AgentPort {
   preempted = false;
   /** Keep the run alive through release (a process that will not die). */
   stubborn = false;
+  /** Answer the host's status with a release, as real agents do (older ones do not). */
+  statusOnRelease = true;
   calls: string[] = [];
   constructor(readonly address: string) {}
 
@@ -41,7 +43,7 @@ export class FakeAgent implements AgentPort {
       this.lease = null;
       if (this.run_ && !this.stubborn) this.run_ = { ...this.run_, exited: true, cancelled: true };
     }
-    return { held: false };
+    return this.statusOnRelease ? { held: false, status: this.snapshot() } : { held: false };
   }
   async run(r: Parameters<AgentPort["run"]>[0]) {
     this.check("run");
@@ -78,6 +80,9 @@ export class FakeAgent implements AgentPort {
   }
   async status() {
     this.check("status");
+    return this.snapshot();
+  }
+  private snapshot() {
     return {
       state: this.run_ ? "running" : "idle",
       lease: this.lease,

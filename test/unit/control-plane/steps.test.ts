@@ -417,6 +417,20 @@ describe("CheckResults and Teardown", () => {
     ).rejects.toMatchObject({ name: "TeardownIncomplete" });
   });
 
+  it("learns each host's end from its release (one call), asking Status only of agents that do not say", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    const older = world.agentOf(0, 1);
+    older.statusOnRelease = false;
+    older.stubborn = true;
+    for (const a of [world.agentOf(0, 0), older]) a.calls.length = 0;
+    await expect(
+      s.teardown({ ...state, decision: { action: "retry", waitSeconds: 0 } }),
+    ).rejects.toMatchObject({ name: "TeardownIncomplete" });
+    expect(world.agentOf(0, 0).calls).toEqual(["releaseLease"]);
+    expect(older.calls).toEqual(["releaseLease", "status"]);
+  });
+
   it("continues in a new execution past the history budget, counters carried", async () => {
     const world = fakeWorld();
     const { s, state } = await launched(world);

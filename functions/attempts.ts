@@ -105,12 +105,34 @@ async function readJson<T>(store: ResultsStore, key: string, schema: z.ZodType<T
 
 /** Typed access to the attempt layout of a results store. */
 export function attemptStore(store: ResultsStore) {
+  // Every host event of an attempt reads its record (hundreds of hosts): keep the last few
+  // parsed, keyed by their exact text, so a record is parsed once however often it is read.
+  const parsedRecords = new Map<string, { text: string; record: AttemptRecord }>();
+  const readRecord = async (key: string): Promise<AttemptRecord | undefined> => {
+    const text = await store.get(key);
+    if (text === undefined) return undefined;
+    const hit = parsedRecords.get(key);
+    if (hit?.text === text) return hit.record;
+    let record: AttemptRecord | undefined;
+    try {
+      const parsed = AttemptRecordSchema.safeParse(JSON.parse(text));
+      record = parsed.success ? parsed.data : undefined;
+    } catch {
+      record = undefined;
+    }
+    if (record) {
+      parsedRecords.delete(key);
+      parsedRecords.set(key, { text, record });
+      for (const k of parsedRecords.keys()) if (parsedRecords.size > 4) parsedRecords.delete(k);
+    }
+    return record;
+  };
   return {
     store,
     current: (jobId: string) => readJson(store, keys.current(jobId), CurrentAttemptSchema),
     setCurrent: (jobId: string, value: CurrentAttempt) =>
       store.put(keys.current(jobId), JSON.stringify(value)),
-    record: (jobId: string, n: number) => readJson(store, keys.record(jobId, n), AttemptRecordSchema),
+    record: (jobId: string, n: number) => readRecord(keys.record(jobId, n)),
     async writeRecord(record: AttemptRecord): Promise<void> {
       await store.put(keys.record(record.jobId, record.attempt), JSON.stringify(record));
       const route = JSON.stringify({ jobId: record.jobId, attempt: record.attempt });

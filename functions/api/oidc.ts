@@ -1,4 +1,4 @@
-import { createPublicKey, verify } from "node:crypto";
+import { createPublicKey, type KeyObject, verify } from "node:crypto";
 
 /** One RSA public key of a JSON Web Key Set. */
 export interface Jwk {
@@ -43,6 +43,29 @@ const b64json = (part: string): Record<string, unknown> | undefined => {
  */
 export function createOidcVerifier(keys: KeySource, expect: OidcExpectations) {
   const skew = expect.skewSeconds ?? 60;
+  // A pusher reuses one token for up to an hour: a signature checked once against a key still in
+  // the key set need not be checked again (RSA is the costly part of every push).
+  const checked = new Map<string, string>();
+  const keyObjects = new Map<string, KeyObject>();
+  const idOf = (jwk: Jwk) => `${jwk.kid ?? ""}|${jwk.n}|${jwk.e}`;
+  const signatureGood = (jwk: Jwk, signed: string, sig: string): boolean => {
+    const id = idOf(jwk);
+    if (checked.get(`${signed}.${sig}`) === id) return true;
+    try {
+      let key = keyObjects.get(id);
+      if (!key) {
+        key = createPublicKey({ key: { kty: jwk.kty, n: jwk.n, e: jwk.e }, format: "jwk" });
+        if (keyObjects.size >= 64) keyObjects.clear();
+        keyObjects.set(id, key);
+      }
+      if (!verify("RSA-SHA256", Buffer.from(signed), key, Buffer.from(sig, "base64url"))) return false;
+    } catch {
+      return false;
+    }
+    if (checked.size >= 1024) checked.clear();
+    checked.set(`${signed}.${sig}`, id);
+    return true;
+  };
   return async (authorization: string | undefined, nowMs: number): Promise<string | undefined> => {
     const m = /^Bearer ([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(authorization ?? "");
     if (!m) return "expected an Authorization: Bearer <JWT> header";
@@ -53,14 +76,7 @@ export function createOidcVerifier(keys: KeySource, expect: OidcExpectations) {
     if (header.alg !== "RS256") return `unsupported token algorithm ${String(header.alg)}`;
     const jwk = (await keys()).keys.find((k) => header.kid === undefined || k.kid === header.kid);
     if (!jwk) return `no key ${String(header.kid)} to check the token with`;
-    let good = false;
-    try {
-      const key = createPublicKey({ key: { kty: jwk.kty, n: jwk.n, e: jwk.e }, format: "jwk" });
-      good = verify("RSA-SHA256", Buffer.from(`${h}.${p}`), key, Buffer.from(sig, "base64url"));
-    } catch {
-      good = false;
-    }
-    if (!good) return "the token's signature does not verify";
+    if (!signatureGood(jwk, `${h}.${p}`, sig)) return "the token's signature does not verify";
     const now = Math.floor(nowMs / 1000);
     if (typeof claims.exp !== "number" || claims.exp + skew < now) return "the token has expired";
     if (typeof claims.iat === "number" && claims.iat - skew > now)

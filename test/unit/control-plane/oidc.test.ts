@@ -52,3 +52,23 @@ describe("OIDC push tokens", () => {
     expect(await verify(authorization, NOW * 1000)).toContain(message);
   });
 });
+
+describe("OIDC push tokens seen before", () => {
+  it("still expire, and are refused once their key leaves the key set", async () => {
+    let keys = [jwk];
+    const check = createOidcVerifier(() => ({ keys }), {
+      issuers: ["https://accounts.google.com"],
+      audience: "https://api",
+    });
+    const once = token(good);
+    expect(await check(once, NOW * 1000)).toBeUndefined();
+    expect(await check(once, NOW * 1000)).toBeUndefined();
+    expect(await check(once, (NOW + 7200) * 1000)).toContain("expired");
+    // The same kid, another key (a rotation that reused the id): the old signature no longer holds.
+    const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey;
+    keys = [{ ...(other.export({ format: "jwk" }) as { kty: string; n: string; e: string }), kid: "k1" }];
+    expect(await check(once, NOW * 1000)).toContain("does not verify");
+    keys = [];
+    expect(await check(once, NOW * 1000)).toContain("no key");
+  });
+});

@@ -169,8 +169,13 @@ describe("PreparePlacement and LaunchHosts", () => {
       GANGWAY_ATTEMPT: "1",
     });
     expect(run?.argv).toEqual(["python3", "train.py"]);
-    const record = await attemptStore(world.deps.store).record("train-1", 1);
+    const attempts = attemptStore(world.deps.store);
+    const record = await attempts.record("train-1", 1);
     expect(record?.hosts).toHaveLength(4);
+    // Read again it comes from the parsed copy; rewritten, the new text is what counts.
+    expect(await attempts.record("train-1", 1)).toEqual(record);
+    await attempts.writeRecord({ ...(record as NonNullable<typeof record>), hosts: [] });
+    expect((await attempts.record("train-1", 1))?.hosts).toEqual([]);
     expect(await attemptStore(world.deps.store).routeSlice("v4-16-1")).toEqual({
       jobId: "train-1",
       attempt: 1,

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import type { PubSub } from "@google-cloud/pubsub";
 import type { ClusterSlice } from "../../core/cluster-spec.js";
-import { HOST_EVENTS_TOPIC, LAUNCH_REQUESTS_TOPIC, PREEMPTION_NOTICES_TOPIC } from "../../core/host-event.js";
 import type { SliceProvider } from "../../functions/ports.js";
+import { deployPubSub } from "../gcp/pubsub-deploy.js";
 import type { LocalProvider } from "./cluster/local-provider.js";
 
 /** A secret kept in a file of the state dir (made on first start, owner-only), so restarts keep it. */
@@ -55,47 +55,22 @@ export function providerPort(provider: LocalProvider, log: (line: string) => voi
 /** The service account the embedded Pub/Sub pushes as (its OIDC tokens name it). */
 export const PUSH_SERVICE_ACCOUNT = "gangway-push@gangway-local.iam.gserviceaccount.com";
 
-/** Create the topics and push subscriptions (with OIDC tokens) if missing; point pushes at `api`. */
+/**
+ * Create the topics, dead-letter topics and push subscriptions (with OIDC tokens) if missing, and
+ * point the pushes at `api` — the same layout `deployPubSub` makes on Google Cloud.
+ */
 export async function ensureTopicsAndPushes(pubsub: PubSub, api: string): Promise<void> {
-  for (const name of [LAUNCH_REQUESTS_TOPIC, PREEMPTION_NOTICES_TOPIC, HOST_EVENTS_TOPIC]) {
-    const topic = pubsub.topic(name);
-    const [exists] = await topic.exists();
-    if (!exists) await topic.create();
-  }
-  const pushes = [
-    {
-      subscription: `${LAUNCH_REQUESTS_TOPIC}-push`,
-      topic: LAUNCH_REQUESTS_TOPIC,
-      endpoint: `${api}/push/launch-requests`,
-    },
-    {
-      subscription: `${HOST_EVENTS_TOPIC}-push`,
-      topic: HOST_EVENTS_TOPIC,
-      endpoint: `${api}/push/host-events`,
-    },
-    {
-      subscription: `${PREEMPTION_NOTICES_TOPIC}-push`,
-      topic: PREEMPTION_NOTICES_TOPIC,
-      endpoint: `${api}/push/preemption-notices`,
-    },
-  ];
-  for (const p of pushes) {
-    const sub = pubsub.subscription(p.subscription);
-    const [exists] = await sub.exists();
-    // Every push carries an OIDC token the API checks: who pushed, to whom.
-    const pushConfig = {
-      pushEndpoint: p.endpoint,
-      oidcToken: { serviceAccountEmail: PUSH_SERVICE_ACCOUNT, audience: api },
-    };
-    if (!exists) {
-      await pubsub.topic(p.topic).createSubscription(p.subscription, {
-        pushConfig,
-        ackDeadlineSeconds: 30,
-        retryPolicy: { minimumBackoff: { seconds: 0, nanos: 100_000_000 }, maximumBackoff: { seconds: 10 } },
-      });
-    } else {
-      // After a restart the API listens elsewhere: point the pushes at it.
-      await sub.modifyPushConfig(pushConfig);
-    }
-  }
+  await deployPubSub(pubsub, {
+    apiUrl: api,
+    pushServiceAccount: PUSH_SERVICE_ACCOUNT,
+    audience: api,
+    ackDeadlineSeconds: 30,
+    minBackoffSeconds: 0.1,
+    maxBackoffSeconds: 10,
+    // After a restart the pushes fail until they point at the new API port: allow many attempts
+    // (about a quarter of an hour at the 10 s backoff) before a message is dead-lettered.
+    maxDeliveryAttempts: 100,
+    // `gangway up --host` may listen on a private address, over plain http.
+    allowHttp: true,
+  });
 }

@@ -68,7 +68,7 @@ export async function ensureTopicsAndPushes(pubsub: PubSub, api: string): Promis
     minBackoffSeconds: 0.1,
     maxBackoffSeconds: 10,
     // After a restart the pushes fail until they point at the new API port: allow many attempts
-    // (about a quarter of an hour at the 10 s backoff) before a message is dead-lettered.
+    // (a quarter of an hour or more at the 10 s backoff) before a message is dead-lettered.
     maxDeliveryAttempts: 100,
     // `gangway up --host` may listen on a private address, over plain http.
     allowHttp: true,

@@ -11,6 +11,7 @@
  *
  *   npm run bench:control-plane -- [--sizes 1,4,16,64] [--runs 5] [--settle-ms 10000]
  */
+import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -232,11 +233,55 @@ async function benchRss(jobs: number) {
   }
 }
 
+/**
+ * RSS of the same 20 agents alone: `gangway cluster` in a process of its own (the same runtime,
+ * tsx included), so the control plane's share is the stack's RSS less this.
+ */
+async function agentsAloneRss(jobs: number): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), "gangway-bench-agents-"));
+  const child = spawn(
+    process.execPath,
+    [
+      "bin/gangway.mjs",
+      "cluster",
+      "--cluster",
+      `v4-8x${jobs}`,
+      "--work-dir",
+      dir,
+      "--state-file",
+      join(dir, "cluster.json"),
+    ],
+    { stdio: ["ignore", "pipe", "ignore"] },
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('"ready":true')) resolve();
+      });
+      child.once("exit", () => reject(new Error("gangway cluster exited before it was ready")));
+    });
+    await new Promise((r) => setTimeout(r, 3000));
+    const status = await readFile(`/proc/${child.pid}/status`, "utf8");
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) * 1024;
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 console.log(`control-plane benchmark: ${runs} runs per size, node ${process.version}`);
 // RSS first, in a process that has run nothing else yet.
 const rss = await benchRss(20);
+const agentsAlone = await agentsAloneRss(20);
+const mib = (n: number) => (n / 2 ** 20).toFixed(0);
 console.log(
-  `RSS of the whole embedded stack (engine, emulator, functions, 20 agents) in this process: idle ${(rss.idle / 2 ** 20).toFixed(0)} MiB, with 20 concurrent jobs ${(rss.busy / 2 ** 20).toFixed(0)} MiB`,
+  `RSS of the whole embedded stack (engine, emulator, functions, 20 agents) in this process: idle ${mib(rss.idle)} MiB, with 20 concurrent jobs ${mib(rss.busy)} MiB`,
+);
+console.log(
+  `RSS of the 20 agents alone (gangway cluster, own process, idle): ${mib(agentsAlone)} MiB → the control plane's share: idle ${mib(rss.idle - agentsAlone)} MiB, with 20 jobs ${mib(rss.busy - agentsAlone)} MiB`,
 );
 console.log(
   "hosts | launch (state machine) | launch baseline (direct fan-out) | ratio | overhead | notice → old gone | notice → new started",

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { z } from "zod";
 import { HostEventSchema, type PreemptionNotice, PreemptionNoticeSchema } from "../../core/host-event.js";
 import { serializeError } from "../../core/serialized-error.js";
 import { toValidationIssues } from "../../core/validation.js";
@@ -12,7 +13,38 @@ export interface IngestAppOptions {
   authorizePush?: (authorization: string | undefined) => boolean | Promise<boolean>;
 }
 
-/** Turn a pushed payload into a preemption notice: a notice as such, or an agent's `preempted` event. */
+/** The fields read from a Cloud Logging LogEntry (an audit log entry routed here by a log sink). */
+const AuditLogEntrySchema = z.object({
+  protoPayload: z.object({ methodName: z.string().max(300), resourceName: z.string().max(1000) }),
+  timestamp: z.string().max(100).optional(),
+});
+// `projects/P/zones/Z/instances/NAME`, NAME by Compute Engine's rule (at most 63 characters).
+const INSTANCE_RESOURCE = /^projects\/[^/]+\/zones\/[^/]+\/instances\/([a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)$/;
+
+/**
+ * A Compute Engine `compute.instances.preempted` system-event LogEntry as a notice for the host
+ * whose address is the instance's name (GCE's internal DNS resolves it inside the VPC).
+ */
+function noticeFromLogEntry(data: unknown): PreemptionNotice | string {
+  const entry = AuditLogEntrySchema.safeParse(data, { reportInput: true });
+  if (!entry.success) {
+    return `malformed log entry: ${toValidationIssues(entry.error.issues)
+      .map((i) => i.message)
+      .join("; ")}`;
+  }
+  const { methodName, resourceName } = entry.data.protoPayload;
+  if (methodName !== "compute.instances.preempted") return `log entry of ${methodName} is not a preemption`;
+  const instance = INSTANCE_RESOURCE.exec(resourceName)?.[1];
+  if (instance === undefined)
+    return `log entry names ${resourceName.slice(0, 200)}, not a Compute Engine instance`;
+  const at = entry.data.timestamp ? ` at ${entry.data.timestamp}` : "";
+  return { address: instance, reason: `Compute Engine preempted ${resourceName}${at}` };
+}
+
+/**
+ * Turn a pushed payload into a preemption notice: a notice as such, an agent's `preempted` event,
+ * or a Cloud Logging entry of a Compute Engine preemption.
+ */
 export function noticeFrom(data: unknown): PreemptionNotice | string {
   const event = HostEventSchema.safeParse(data);
   if (event.success) {
@@ -25,6 +57,7 @@ export function noticeFrom(data: unknown): PreemptionNotice | string {
       reason: event.data.reason,
     };
   }
+  if (data !== null && typeof data === "object" && "protoPayload" in data) return noticeFromLogEntry(data);
   const notice = PreemptionNoticeSchema.safeParse(data, { reportInput: true });
   if (notice.success) return notice.data;
   return `malformed notice: ${toValidationIssues(notice.error.issues)

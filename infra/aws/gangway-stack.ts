@@ -53,6 +53,12 @@ export function stateMachineNameFor(stackName: string): string {
 /** Lambda function name of a step or the API in a stack (`gangway-init` …, as the embedded engine names them). */
 export const lambdaName = (stackName: string, fn: StepName | "api") => `${stackName}-${fn}`;
 
+/**
+ * The Lambda runtime. Node 22: AWS deprecated nodejs20.x on 2026-04-30 (creation stops
+ * 2027-02-01); the bundles target Node 20 syntax, so they run unchanged on it.
+ */
+export const LAMBDA_RUNTIME = lambda.Runtime.NODEJS_22_X;
+
 /** How long a step may run: teardown waits out graceful shutdowns across hundreds of hosts. */
 const STEP_TIMEOUT = Duration.minutes(5);
 const API_TIMEOUT = Duration.seconds(30);
@@ -60,7 +66,7 @@ const API_TIMEOUT = Duration.seconds(30);
 /**
  * gangway on AWS: the committed state machine definition (its `${…FunctionArn}` placeholders
  * filled in by CloudFormation's DefinitionSubstitutions, the text otherwise untouched), each step
- * function and the API as Node 20 Lambdas, the API behind a Function URL, a results bucket, and
+ * function and the API as Node 22 Lambdas, the API behind a Function URL, a results bucket, and
  * the webhook secret, agent token and API token in Secrets Manager. Each function has its own
  * role with only what its step needs (see STEP_NEEDS); no statement names a `*` action.
  */
@@ -135,7 +141,7 @@ export class GangwayStack extends Stack {
       );
       const fn = new lambda.Function(this, fnId, {
         functionName: fnName,
-        runtime: lambda.Runtime.NODEJS_20_X,
+        runtime: LAMBDA_RUNTIME,
         architecture: lambda.Architecture.X86_64,
         handler: "index.handler",
         code,

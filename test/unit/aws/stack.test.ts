@@ -1,9 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Template } from "aws-cdk-lib/assertions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { synthesizeGangway } from "../../../infra/aws/app.js";
 import { STEP_NAMES, type StepName } from "../../../infra/aws/steps.js";
 import {
   definitionTemplate,
@@ -11,6 +10,7 @@ import {
   functionArns,
   renderDefinition,
 } from "../../../infra/state-machine.js";
+import { synthesizeWithTinyCode } from "./synth-fixture.js";
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DependsOn?: string[] };
 type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
@@ -103,30 +103,14 @@ function grants(name: string): Map<string, string[]> {
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "gangway-stack-test-"));
-  // Tiny stand-ins for the bundles: synthesis only hashes and stages them (the bundle test builds the real ones).
-  for (const b of ["step", "api"]) {
-    mkdirSync(join(dir, b));
-    writeFileSync(join(dir, b, "index.mjs"), `export const handler = async () => "${b}";\n`);
-  }
-  const inventory = join(dir, "inventory.yaml");
-  writeFileSync(
-    inventory,
-    "slices:\n  - name: pod-a\n    type: v4-8\n    hosts:\n      - {address: 10.0.0.2, workerId: 0, agent: '10.0.0.2:7070'}\n",
-  );
-  const { stack } = synthesizeGangway({
-    stackName: "gangway",
-    outdir: join(dir, "cdk.out"),
-    code: { step: join(dir, "step"), api: join(dir, "api") },
-    inventoryFile: inventory,
-    pushServiceAccounts: [PUSHER],
-  });
+  const { stack } = synthesizeWithTinyCode(dir, { inventory: true, pushers: [PUSHER] });
   template = Template.fromStack(stack);
   resources = template.toJSON().Resources as Record<string, Resource>;
 }, 60_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("the synthesized gangway stack", () => {
-  it("has each step and the API as a Node 20 Lambda with its own role and log group", () => {
+  it("has each step and the API as a Node 22 Lambda with its own role and log group", () => {
     template.resourceCountIs("AWS::Lambda::Function", STEP_NAMES.length + 1);
     template.resourceCountIs("AWS::IAM::Role", STEP_NAMES.length + 2);
     template.resourceCountIs("AWS::Logs::LogGroup", STEP_NAMES.length + 1);
@@ -140,7 +124,7 @@ describe("the synthesized gangway stack", () => {
     expect(names).toEqual([...STEP_NAMES.map((s) => `gangway-${s}`), "gangway-api"].sort());
     const roles = new Set<string>();
     for (const [, fn] of ofType("AWS::Lambda::Function")) {
-      expect(fn.Properties).toMatchObject({ Runtime: "nodejs20.x", Handler: "index.handler" });
+      expect(fn.Properties).toMatchObject({ Runtime: "nodejs22.x", Handler: "index.handler" });
       const logGroup = (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
       expect(resources[logGroup]?.Properties.LogGroupName).toBe(`/aws/lambda/${fn.Properties.FunctionName}`);
       roles.add(roleOfFunction(String(fn.Properties.FunctionName)));

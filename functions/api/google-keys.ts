@@ -187,14 +187,18 @@ export function tokenKeyId(authorization: string | undefined): string | undefine
 
 /**
  * A push-token verifier against Google's keys ({@link createOidcVerifier} with Google's issuers by
- * default) that hands the token's key id to the key source, so a rotated key is fetched at once.
+ * default) that first hands the token's key id to the key source, so a rotated key is fetched at
+ * once. Make it once and reuse it: the verifier remembers signatures it has checked.
  * Answers why a token is refused, or `undefined` when it is good.
  */
 export function createGooglePushVerifier(
   keys: GoogleKeySource,
   expect: Omit<OidcExpectations, "issuers"> & { issuers?: readonly string[] },
 ): (authorization: string | undefined, nowMs: number) => Promise<string | undefined> {
-  const expectations: OidcExpectations = { ...expect, issuers: expect.issuers ?? GOOGLE_ISSUERS };
-  return (authorization, nowMs) =>
-    createOidcVerifier(() => keys(tokenKeyId(authorization)), expectations)(authorization, nowMs);
+  const verify = createOidcVerifier(() => keys(), { ...expect, issuers: expect.issuers ?? GOOGLE_ISSUERS });
+  return async (authorization, nowMs) => {
+    // Fetches only for a key id not yet cached (rate-limited); the verifier then finds it cached.
+    await keys(tokenKeyId(authorization));
+    return verify(authorization, nowMs);
+  };
 }

@@ -96,8 +96,14 @@ export const command: CliCommand = {
       { pubsubProject: values["pubsub-project"], eventsFile: values["events-file"] },
       ctx.cwd,
     );
-    // A local cluster owns its local topics (on an emulator nobody else creates them).
-    if (events.pubsub) await ensureEventTopics(events.pubsub);
+    // A local cluster owns its local topics (on an emulator nobody else creates them) — in the
+    // background: the emulator may come up after the cluster (`gangway up --inventory` needs the
+    // cluster's addresses first), and events published before that are retried by the client.
+    if (events.pubsub) {
+      ensureEventTopics(events.pubsub).catch((e: unknown) =>
+        ctx.stderr(`could not create the event topics: ${(e as Error).message}\n`),
+      );
+    }
     const provider = await createLocalProvider({
       pools,
       token,

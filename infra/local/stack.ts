@@ -24,6 +24,7 @@ import type { ControlPlaneDeps } from "../../functions/deps.js";
 import { createIngestApp } from "../../functions/ingest/index.js";
 import { createInitApp } from "../../functions/init/index.js";
 import { createLaunchHostsApp } from "../../functions/launch-hosts/index.js";
+import type { SliceProvider } from "../../functions/ports.js";
 import { createPreparePlacementApp } from "../../functions/prepare-placement/index.js";
 import { createScaleSlicesApp } from "../../functions/scale-slices/index.js";
 import { createTeardownApp } from "../../functions/teardown/index.js";
@@ -32,6 +33,7 @@ import { FUNCTION_SUBSTITUTIONS, renderDefinition, STATE_MACHINE_NAME } from "..
 import { startClusterAdmin } from "./cluster/admin-server.js";
 import { createLocalProvider, type LocalProvider } from "./cluster/local-provider.js";
 import { writeClusterState } from "./cluster/state-file.js";
+import { createStaticProvider, staticProviderPort } from "./cluster/static-provider.js";
 import { startPubSubEmulator } from "./pubsub/emulator.js";
 import { createSfnEngine, type SfnEngine, startSfnServer } from "./sfn/index.js";
 import { announceLostHosts, killLeftoverWorkloads } from "./stack-recovery.js";
@@ -62,6 +64,14 @@ export interface LocalStackOptions {
   webhookSecret?: string;
   /** Directory relative workload paths resolve against (default: the current directory). */
   workloadCwd?: string;
+  /**
+   * Run on real hosts instead of a local cluster: an inventory file of agents (see
+   * docs/static-inventory.md), the agents' bearer token (default: `<stateDir>/agent-token`, made
+   * on first start for you to install on the hosts) and the CA of their TLS certificates.
+   */
+  inventory?: { file: string; agentToken?: string; tlsCa?: string } | undefined;
+  /** Port of the Pub/Sub emulator (default: any): a fixed one for agents on other machines. */
+  pubsubPort?: number;
   log?: (line: string) => void;
 }
 
@@ -72,7 +82,8 @@ export interface LocalStack {
   pubsubEmulatorHost: string;
   stateMachineArn: string;
   projectId: string;
-  provider: LocalProvider;
+  /** The local cluster (throws on a stack over an inventory: there is none). */
+  readonly provider: LocalProvider;
   engine: SfnEngine;
   webhookSecret: string;
   /** The ready line `gangway up` prints. */
@@ -94,7 +105,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const host = options.host ?? "127.0.0.1";
   const projectId = options.projectId ?? "gangway-local";
   await mkdir(stateDir, { recursive: true });
-  const token = await persistentSecret(join(stateDir, "agent-token"));
+  const inventory = options.inventory;
+  const token = inventory?.agentToken ?? (await persistentSecret(join(stateDir, "agent-token")));
   const givenSecret = options.webhookSecret ?? process.env.GANGWAY_WEBHOOK_SECRET;
   const webhookSecret = givenSecret ?? (await persistentSecret(join(stateDir, "webhook-secret")));
   const closers: Array<() => Promise<void> | void> = [];
@@ -108,26 +120,38 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     }
   };
   try {
-    const emulator = await startPubSubEmulator({ host, port: 0, stateDir: join(stateDir, "pubsub") });
+    const emulator = await startPubSubEmulator({
+      host,
+      port: options.pubsubPort ?? 0,
+      stateDir: join(stateDir, "pubsub"),
+    });
     closers.push(() => emulator.close());
     const pubsub = new PubSub({ projectId, apiEndpoint: emulator.host, emulatorMode: true });
     closers.push(() => pubsub.close());
 
-    await killLeftoverWorkloads(join(stateDir, "cluster"), log);
-    const provider = await createLocalProvider({
-      spec: options.cluster,
-      token,
-      workDir: join(stateDir, "cluster"),
-      eventSink: createPubSubEventSink(pubsub),
-      provisioningDelayMs: options.provisioningDelayMs ?? 1000,
-      log,
-    });
-    closers.push(() => provider.close());
-    // `gangway preempt <slice> --state-file <state-dir>/cluster.json` reaches the cluster here.
-    const admin = await startClusterAdmin(provider, { token, host });
-    closers.push(() => admin.close());
-    const clusterState = { admin: admin.url, tokenFile: join(stateDir, "agent-token"), pid: process.pid };
-    writeClusterState(join(stateDir, "cluster.json"), clusterState);
+    let local: LocalProvider | undefined;
+    let slices: SliceProvider;
+    if (inventory) {
+      slices = staticProviderPort(await createStaticProvider({ inventoryFile: inventory.file }), log);
+    } else {
+      await killLeftoverWorkloads(join(stateDir, "cluster"), log);
+      const provider = await createLocalProvider({
+        spec: options.cluster,
+        token,
+        workDir: join(stateDir, "cluster"),
+        eventSink: createPubSubEventSink(pubsub),
+        provisioningDelayMs: options.provisioningDelayMs ?? 1000,
+        log,
+      });
+      closers.push(() => provider.close());
+      // `gangway preempt <slice> --state-file <state-dir>/cluster.json` reaches the cluster here.
+      const admin = await startClusterAdmin(provider, { token, host });
+      closers.push(() => admin.close());
+      const clusterState = { admin: admin.url, tokenFile: join(stateDir, "agent-token"), pid: process.pid };
+      writeClusterState(join(stateDir, "cluster.json"), clusterState);
+      local = provider;
+      slices = providerPort(provider, log);
+    }
 
     const engine = await createSfnEngine({ stateDir: join(stateDir, "sfn"), log });
     closers.push(() => engine.close());
@@ -136,11 +160,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const sfn = createSfnClient({ endpoint: sfnServer.url });
     closers.push(() => sfn.destroy());
 
-    const agents = createAgentConnector({ token, deadlineMs: 30_000 });
+    const agents = createAgentConnector({
+      token,
+      deadlineMs: 30_000,
+      tls: inventory?.tlsCa === undefined ? undefined : { ca: inventory.tlsCa },
+    });
     closers.push(() => agents.close());
     const executionsApi = createSfnExecutionsApi(sfn);
     const deps: ControlPlaneDeps = {
-      provider: providerPort(provider, log),
+      provider: slices,
       agents,
       store: createDirectoryResultsStore(join(stateDir, "results")),
       tokens: createSfnTaskTokens(sfn),
@@ -231,8 +259,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     audience = apiUrl;
     await ensureTopicsAndPushes(pubsub, apiUrl);
 
-    // Jobs that were running when the stack died lost their hosts with it: say so at once.
-    await announceLostHosts(deps.store, pubsub, log);
+    // Jobs that were running when the stack died lost their local hosts with it: say so at once.
+    // Real hosts of an inventory live on; their heartbeats tell.
+    if (!inventory) await announceLostHosts(deps.store, pubsub, log);
 
     // Where CLI commands run beside this stack find it (the secret too, so: owner only).
     await writeFile(
@@ -253,7 +282,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       pubsubEmulatorHost: emulator.host,
       stateMachineArn: arn,
       projectId,
-      provider,
+      get provider(): LocalProvider {
+        if (!local) throw new Error("this stack runs on an inventory of real hosts: it has no local cluster");
+        return local;
+      },
       engine,
       webhookSecret,
       readyLine: () => ({

@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import type { ClusterSlice } from "../../../core/cluster-spec.js";
 import { toValidationIssues } from "../../../core/validation.js";
+import type { SliceProvider } from "../../../functions/ports.js";
 import { InvalidInventory } from "./errors.js";
 import type { ClusterProvider } from "./provider.js";
 
@@ -68,5 +69,22 @@ export async function createStaticProvider(options: { inventoryFile: string }): 
     requestSlices: async () => [],
     releaseSlices: async () => [],
     close: async () => {},
+  };
+}
+
+/**
+ * A static inventory as the control plane's port: every slice is always there; asking for more
+ * cannot be answered (the scale step waits, then fails with InsufficientSlices); preempted
+ * machines are not deleted — they come back when their agents answer again.
+ */
+export function staticProviderPort(provider: ClusterProvider, log: (line: string) => void): SliceProvider {
+  return {
+    listSlices: async () => provider.listSlices(),
+    async requestSlices(type, count) {
+      log(`static inventory: ${count} more ${type} slice(s) wanted; an inventory cannot grow`);
+    },
+    async releaseSlices(slices, reason) {
+      if (reason === "preempted") log(`static inventory: ${slices.map((s) => s.name).join(", ")} preempted`);
+    },
   };
 }

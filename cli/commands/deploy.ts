@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PubSub } from "@google-cloud/pubsub";
-import { bundleAndSynthesize } from "../../infra/aws/app.js";
+import { bundleAndSynthesize, STACK_NAME_PATTERN } from "../../infra/aws/app.js";
 import { deployStack, placeAsset, readStackArtifacts, type StackArtifacts } from "../../infra/aws/deploy.js";
 import {
   createDeployClients,
@@ -104,6 +104,10 @@ async function deployAws(ctx: CliContext, kind: "localstack" | "aws", v: Values)
   const target = awsTarget(kind, v, ctx.env);
   const log = v.verbose ? (line: string) => ctx.stderr(`deploy: ${line}\n`) : () => {};
   const name = v["stack-name"];
+  if (!STACK_NAME_PATTERN.test(name))
+    throw new UsageError(
+      `--stack-name: expected a letter, then up to 37 letters, digits or dashes, got ${JSON.stringify(name)}`,
+    );
   const inventoryFile = v.inventory === undefined ? undefined : resolve(ctx.cwd, v.inventory);
   if (inventoryFile)
     await stat(inventoryFile).catch(() => {

@@ -173,21 +173,9 @@ export function googleCertsKeySource(options: GoogleCertsOptions = {}): GoogleKe
   };
 }
 
-/** The key id (`kid`) named in a bearer token's header, if it has a readable one. */
-export function tokenKeyId(authorization: string | undefined): string | undefined {
-  const m = /^Bearer ([A-Za-z0-9_-]+)\./.exec(authorization ?? "");
-  if (!m?.[1]) return undefined;
-  try {
-    const header = JSON.parse(Buffer.from(m[1], "base64url").toString("utf8")) as { kid?: unknown };
-    return typeof header.kid === "string" && header.kid.length <= 256 ? header.kid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * A push-token verifier against Google's keys ({@link createOidcVerifier} with Google's issuers by
- * default) that first hands the token's key id to the key source, so a rotated key is fetched at
+ * default), whose key source is told each token's key id, so a rotated key is fetched at
  * once. Make it once and reuse it: the verifier remembers signatures it has checked.
  * Answers why a token is refused, or `undefined` when it is good.
  */
@@ -195,10 +183,6 @@ export function createGooglePushVerifier(
   keys: GoogleKeySource,
   expect: Omit<OidcExpectations, "issuers"> & { issuers?: readonly string[] },
 ): (authorization: string | undefined, nowMs: number) => Promise<string | undefined> {
-  const verify = createOidcVerifier(() => keys(), { ...expect, issuers: expect.issuers ?? GOOGLE_ISSUERS });
-  return async (authorization, nowMs) => {
-    // Fetches only for a key id not yet cached (rate-limited); the verifier then finds it cached.
-    await keys(tokenKeyId(authorization));
-    return verify(authorization, nowMs);
-  };
+  // The verifier hands the source the token's key id: it fetches only for one not yet cached.
+  return createOidcVerifier(keys, { ...expect, issuers: expect.issuers ?? GOOGLE_ISSUERS });
 }

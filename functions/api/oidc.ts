@@ -9,8 +9,11 @@ export interface Jwk {
   alg?: string | undefined;
 }
 
-/** Where a verifier gets its keys: Google's certs in production, the emulator's in tests. */
-export type KeySource = () => Promise<{ keys: Jwk[] }> | { keys: Jwk[] };
+/**
+ * Where a verifier gets its keys: Google's certs in production, the emulator's in tests. It is
+ * told the key id the token names, so a source may fetch afresh for one it has not seen.
+ */
+export type KeySource = (kid?: string) => Promise<{ keys: Jwk[] }> | { keys: Jwk[] };
 
 /** What a push token must say. */
 export interface OidcExpectations {
@@ -74,7 +77,8 @@ export function createOidcVerifier(keys: KeySource, expect: OidcExpectations) {
     const claims = b64json(p);
     if (!header || !claims) return "the token is not a JWT";
     if (header.alg !== "RS256") return `unsupported token algorithm ${String(header.alg)}`;
-    const jwk = (await keys()).keys.find((k) => header.kid === undefined || k.kid === header.kid);
+    const kid = typeof header.kid === "string" ? header.kid : undefined;
+    const jwk = (await keys(kid)).keys.find((k) => header.kid === undefined || k.kid === header.kid);
     if (!jwk) return `no key ${String(header.kid)} to check the token with`;
     if (!signatureGood(jwk, `${h}.${p}`, sig)) return "the token's signature does not verify";
     const now = Math.floor(nowMs / 1000);

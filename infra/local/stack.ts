@@ -211,12 +211,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const api = new Hono();
     // The audience is the API's URL, known once it listens; pushes only come after that.
     let audience = "";
-    const checkPush = (authorization: string | undefined) =>
-      createOidcVerifier(() => emulator.jwks(), {
+    // One verifier, made once the audience is known, so its checked-token cache lasts.
+    let verifyPush: ReturnType<typeof createOidcVerifier> | undefined;
+    const checkPush = (authorization: string | undefined) => {
+      verifyPush ??= createOidcVerifier(() => emulator.jwks(), {
         issuers: [emulator.tokenIssuer],
         audience,
         emails: [PUSH_SERVICE_ACCOUNT],
-      })(authorization, Date.now());
+      });
+      return verifyPush(authorization, Date.now());
+    };
     api.route("/", createIngestApp(deps, { authorizePush: async (a) => (await checkPush(a)) === undefined }));
     api.route(
       "/",

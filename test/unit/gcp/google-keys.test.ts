@@ -4,7 +4,6 @@ import {
   createGooglePushVerifier,
   GOOGLE_ISSUERS,
   googleCertsKeySource,
-  tokenKeyId,
 } from "../../../functions/api/google-keys.js";
 import { createOidcVerifier } from "../../../functions/api/oidc.js";
 
@@ -195,14 +194,5 @@ describe("googleCertsKeySource", () => {
     expect((await googleCertsKeySource({ fetch: mixed.fetchImpl })()).keys.map((k) => k.kid)).toEqual(["k2"]);
     const none = fakeCerts({ keys: [{ kty: "EC", kid: "ec" }] });
     await expect(googleCertsKeySource({ fetch: none.fetchImpl })()).rejects.toThrow(/no RSA signing key/);
-  });
-
-  it("reads the key id of a bearer token, and nothing from a malformed one", () => {
-    expect(tokenKeyId(token("abc", k1.privateKey, T0))).toBe("abc");
-    expect(tokenKeyId(undefined)).toBeUndefined();
-    expect(tokenKeyId("Bearer !!!")).toBeUndefined();
-    expect(tokenKeyId(`Bearer ${Buffer.from("not json").toString("base64url")}.x.y`)).toBeUndefined();
-    const long = Buffer.from(JSON.stringify({ kid: "k".repeat(300) })).toString("base64url");
-    expect(tokenKeyId(`Bearer ${long}.x.y`)).toBeUndefined();
   });
 });

@@ -59,8 +59,12 @@ export const lambdaName = (stackName: string, fn: StepName | "api") => `${stackN
  */
 export const LAMBDA_RUNTIME = lambda.Runtime.NODEJS_22_X;
 
-/** How long a step may run: teardown waits out graceful shutdowns across hundreds of hosts. */
-const STEP_TIMEOUT = Duration.minutes(5);
+/**
+ * How long a step may run: Lambda's maximum. Teardown waits out each host's grace period
+ * (`cancelGraceSeconds`, which a job may raise) plus the agent's own minute; Lambda bills only
+ * the time used, so the ceiling costs nothing on the ordinary path.
+ */
+const STEP_TIMEOUT = Duration.minutes(15);
 const API_TIMEOUT = Duration.seconds(30);
 
 /**

@@ -130,11 +130,13 @@ describe("the synthesized gangway stack", () => {
       roles.add(roleOfFunction(String(fn.Properties.FunctionName)));
     }
     expect(roles.size).toBe(STEP_NAMES.length + 1);
+    expect(fnByName("gangway-api")[1].Properties.Timeout).toBe(30);
     for (const step of STEP_NAMES) {
       const env = (
         fnByName(`gangway-${step}`)[1].Properties.Environment as { Variables: Record<string, unknown> }
       ).Variables;
       expect(env.GANGWAY_STEP).toBe(step);
+      expect(fnByName(`gangway-${step}`)[1].Properties.Timeout).toBe(900);
     }
   });
 

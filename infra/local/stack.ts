@@ -153,7 +153,25 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       slices = providerPort(provider, log);
     }
 
-    const engine = await createSfnEngine({ stateDir: join(stateDir, "sfn"), log });
+    // The engine resumes running executions as it starts, before the functions exist (they need
+    // its endpoint): each function name answers once the apps are made, never "not found".
+    let functionsReady: (apps: Record<string, Hono>) => void = () => {};
+    const functions = new Promise<Record<string, Hono>>((resolve) => {
+      functionsReady = resolve;
+    });
+    const lambdas = Object.fromEntries(
+      Object.values(FUNCTION_SUBSTITUTIONS).map((step) => [
+        functionName(step),
+        {
+          fetch: async (request: Request) => {
+            const app = (await functions)[step];
+            if (!app) throw new Error(`no function ${step}`);
+            return app.fetch(request);
+          },
+        },
+      ]),
+    );
+    const engine = await createSfnEngine({ stateDir: join(stateDir, "sfn"), log, lambdas });
     closers.push(() => engine.close());
     const sfnServer = await startSfnServer({ engine, host, port: 0 });
     closers.push(() => sfnServer.close());
@@ -188,7 +206,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       teardown: createTeardownApp(deps),
       "continue-execution": createContinueExecutionApp(deps),
     };
-    for (const [step, app] of Object.entries(apps)) engine.registerLambda(functionName(step), app);
+    functionsReady(apps);
 
     const substitutions = Object.fromEntries(
       Object.entries(FUNCTION_SUBSTITUTIONS).map(([sub, step]) => [sub, functionName(step)]),

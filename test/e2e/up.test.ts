@@ -106,7 +106,7 @@ describe("gangway up", () => {
         return d.status === "RUNNING" ? undefined : d;
       });
       sfn2.destroy();
-      expect(done.status).toBe("SUCCEEDED");
+      expect(done.status, `${done.error}: ${done.cause?.slice(0, 2000)}`).toBe("SUCCEEDED");
       const status = JSON.parse(done.output ?? "{}");
       expect(status.status).toBe("SUCCEEDED");
       expect(status.counters.preemptions).toBeGreaterThanOrEqual(1);

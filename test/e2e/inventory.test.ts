@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -151,6 +151,98 @@ describe("gangway up --inventory", () => {
         await pubsub.close();
         await stop(stack);
         await stop(cluster);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("finds a host whose agent process is killed with SIGKILL mid-run, and retries elsewhere", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gangway-agentkill-"));
+    try {
+      const pubsubPort = await freePort();
+      const tokenFile = join(dir, "token");
+      await writeFile(tokenFile, "agentkill-test-token-0123456789\n", { mode: 0o600 });
+      // Two machines, one `gangway agent` process each, as on real hosts.
+      const agents: Array<{ child: ChildProcess; address: string; agent: string; workDir: string }> = [];
+      for (const address of ["127.0.1.231", "127.0.1.232"]) {
+        const workDir = join(dir, address);
+        const { child, line } = await startGangway(
+          [
+            "agent",
+            "--listen",
+            `${address}:0`,
+            "--token-file",
+            tokenFile,
+            "--work-dir",
+            workDir,
+            "--no-preemption-probe",
+            "--pubsub-project",
+            "gangway-local",
+          ],
+          { PUBSUB_EMULATOR_HOST: `127.0.0.1:${pubsubPort}` },
+        );
+        agents.push({ child, address, agent: String(line.address), workDir });
+      }
+      const slices = agents.map((a, i) => ({
+        name: `pod-${i}`,
+        type: "v4-8",
+        hosts: [{ address: a.address, workerId: 0, agent: a.agent }],
+      }));
+      await writeFile(join(dir, "inventory.json"), JSON.stringify({ slices }));
+      const { child: stack, line } = await startGangway([
+        "up",
+        "--inventory",
+        join(dir, "inventory.json"),
+        "--agent-token-file",
+        tokenFile,
+        "--pubsub-port",
+        String(pubsubPort),
+        "--state-dir",
+        join(dir, "state"),
+      ]);
+      const ready = line as { sfnEndpoint: string; stateMachineArn: string };
+      const sfn = createSfnClient({ endpoint: ready.sfnEndpoint });
+      try {
+        const jobId = `agentkill-${Date.now()}`;
+        const { executionArn } = await sfn.send(
+          new StartExecutionCommand({
+            stateMachineArn: ready.stateMachineArn,
+            name: jobId,
+            input: JSON.stringify(
+              behaveJob(
+                "agentkill",
+                { kind: "tpu", type: "v4-8", slices: 1 },
+                ["--first-sleep", "120000", "--sleep", "200"],
+                { timeouts: { heartbeatSeconds: 4 } },
+              ),
+            ),
+          }),
+        );
+        let workload: number[] = [];
+        for (let i = 0; workload.length === 0; i++) {
+          if (i > 600) throw new Error("the workload did not start");
+          await new Promise((r) => setTimeout(r, 50));
+          workload = await processesOfJob(jobId);
+        }
+        // The machine dies: its agent with SIGKILL (nothing said, nothing published), its workload too.
+        const environ = await readFile(`/proc/${workload[0]}/environ`, "latin1");
+        const victim = agents.find((a) => environ.includes(`GANGWAY_RESULT_FILE=${a.workDir}`));
+        expect(victim).toBeDefined();
+        victim?.child.kill("SIGKILL");
+        for (const pid of workload) process.kill(pid, "SIGKILL");
+        let done: { status?: string; output?: string } | undefined;
+        for (let i = 0; i < 1800 && (done === undefined || done.status === "RUNNING"); i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          done = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+        }
+        expect(done?.status).toBe("SUCCEEDED");
+        expect(JSON.parse(done?.output ?? "{}")).toMatchObject({ counters: { preemptions: 1, failures: 0 } });
+        expect(await processesOfJob(jobId)).toEqual([]);
+      } finally {
+        sfn.destroy();
+        await stop(stack);
+        for (const a of agents) await stop(a.child);
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

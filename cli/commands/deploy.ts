@@ -32,6 +32,7 @@ AWS and LocalStack:
   --region REGION             default $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1 on LocalStack
   --stack-name NAME           CloudFormation stack, and prefix of every name (default gangway)
   --inventory FILE            the hosts running \`gangway agent\` (JSON or YAML); none: no slices
+  --agent-ca FILE             CA certificate (PEM) of the agents' TLS certificates; none: plain gRPC
   --push-service-account SA   accept Pub/Sub pushes signed for this service account (repeatable)
   --push-audience URL         audience of push tokens when not the Function URL itself
   --out DIR                   keep the cloud assembly in DIR (default: a temporary directory)
@@ -50,6 +51,7 @@ type Values = {
   region?: string;
   "stack-name": string;
   inventory?: string;
+  "agent-ca"?: string;
   "push-service-account"?: string[];
   "push-audience"?: string;
   out?: string;
@@ -108,11 +110,17 @@ async function deployAws(ctx: CliContext, kind: "localstack" | "aws", v: Values)
     throw new UsageError(
       `--stack-name: expected a letter, then up to 37 letters, digits or dashes, got ${JSON.stringify(name)}`,
     );
-  const inventoryFile = v.inventory === undefined ? undefined : resolve(ctx.cwd, v.inventory);
-  if (inventoryFile)
-    await stat(inventoryFile).catch(() => {
-      throw new UsageError(`--inventory: no file ${inventoryFile}`);
+  const file = async (flag: "inventory" | "agent-ca") => {
+    const given = v[flag];
+    if (given === undefined) return undefined;
+    const path = resolve(ctx.cwd, given);
+    await stat(path).catch(() => {
+      throw new UsageError(`--${flag}: no file ${path}`);
     });
+    return path;
+  };
+  const inventoryFile = await file("inventory");
+  const agentCaFile = await file("agent-ca");
   // Before the slow part: a LocalStack that is not there is said at once.
   if (target.kind === "localstack" && !v["dry-run"]) await probeLocalStack(target.endpoint);
 
@@ -125,6 +133,7 @@ async function deployAws(ctx: CliContext, kind: "localstack" | "aws", v: Values)
       outdir: join(outdir, "assembly"),
       bundleDir: join(outdir, "bundles"),
       inventoryFile,
+      agentCaFile,
       pushServiceAccounts: v["push-service-account"],
       pushAudience: v["push-audience"],
     });
@@ -201,6 +210,7 @@ export const command: CliCommand = {
           region: { type: "string" },
           "stack-name": { type: "string", default: "gangway" },
           inventory: { type: "string" },
+          "agent-ca": { type: "string" },
           "push-service-account": { type: "string", multiple: true },
           "push-audience": { type: "string" },
           out: { type: "string" },

@@ -14,6 +14,7 @@ export interface GangwaySynthOptions {
   outdir: string;
   code: LambdaCodeDirs;
   inventoryFile?: string | undefined;
+  agentCaFile?: string | undefined;
   pushServiceAccounts?: readonly string[] | undefined;
   pushAudience?: string | undefined;
 }
@@ -38,6 +39,7 @@ export function synthesizeGangway(options: GangwaySynthOptions): {
     stackName: options.stackName,
     code: options.code,
     inventoryFile: options.inventoryFile && resolve(options.inventoryFile),
+    agentCaFile: options.agentCaFile && resolve(options.agentCaFile),
     pushServiceAccounts: options.pushServiceAccounts,
     pushAudience: options.pushAudience,
     description: "gangway: gang-scheduled training jobs on Step Functions and Lambda",
@@ -62,6 +64,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
     stackName,
     outdir,
     inventoryFile: process.env.GANGWAY_INVENTORY,
+    agentCaFile: process.env.GANGWAY_AGENT_CA,
     pushServiceAccounts: process.env.GANGWAY_PUSH_SERVICE_ACCOUNTS?.split(",").filter(Boolean),
   });
   console.log(

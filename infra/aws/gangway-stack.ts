@@ -35,6 +35,8 @@ export interface GangwayStackProps extends StackProps {
   code: LambdaCodeDirs;
   /** An inventory (JSON or YAML) of the hosts running `gangway agent`; none: no slices to use. */
   inventoryFile?: string | undefined;
+  /** The CA certificate (PEM) that signed the agents' TLS certificates; none: plain-text gRPC. */
+  agentCaFile?: string | undefined;
   /** Service accounts whose Google-signed Pub/Sub pushes the API accepts; none: pushes refused. */
   pushServiceAccounts?: readonly string[] | undefined;
   /** Audience of push tokens, when not the Function URL itself (e.g. behind a custom domain). */
@@ -125,6 +127,8 @@ export class GangwayStack extends Stack {
     const inventory = props.inventoryFile
       ? new Asset(this, "Inventory", { path: props.inventoryFile })
       : undefined;
+    const agentCa = props.agentCaFile ? new Asset(this, "AgentCa", { path: props.agentCaFile }) : undefined;
+    const objectArn = (a: Asset) => `arn:${this.partition}:s3:::${a.s3BucketName}/${a.s3ObjectKey}`;
 
     const stepCode = lambda.Code.fromAsset(props.code.step);
     const fnOf = (fnId: string, fnName: string, code: lambda.Code, timeout: Duration) => {
@@ -170,6 +174,15 @@ export class GangwayStack extends Stack {
       fn.addEnvironment(env, s.secretArn);
       allow(role, ["secretsmanager:GetSecretValue"], [s.secretArn]);
     };
+    const allowAsset = (fn: lambda.Function, role: iam.Role, a: Asset, bucketEnv: string, keyEnv: string) => {
+      fn.addEnvironment(bucketEnv, a.s3BucketName);
+      fn.addEnvironment(keyEnv, a.s3ObjectKey);
+      allow(role, ["s3:GetObject"], [objectArn(a)]);
+    };
+    const allowAgents = (fn: lambda.Function, role: iam.Role) => {
+      allowSecret(fn, role, LAMBDA_ENV.agentTokenSecretArn, this.secrets.agentToken);
+      if (agentCa) allowAsset(fn, role, agentCa, LAMBDA_ENV.agentCaBucket, LAMBDA_ENV.agentCaKey);
+    };
     const allowTokens = (role: iam.Role) =>
       allow(
         role,
@@ -183,19 +196,11 @@ export class GangwayStack extends Stack {
       const { fn, role } = fnOf(`${id}Function`, lambdaName(name, step), stepCode, STEP_TIMEOUT);
       fn.addEnvironment(LAMBDA_ENV.step, step);
       if (stepNeeds(step, "store")) allowStore(role);
-      if (stepNeeds(step, "agents"))
-        allowSecret(fn, role, LAMBDA_ENV.agentTokenSecretArn, this.secrets.agentToken);
+      if (stepNeeds(step, "agents")) allowAgents(fn, role);
       if (stepNeeds(step, "tokens")) allowTokens(role);
       if (stepNeeds(step, "executions")) allow(role, ["states:StartExecution"], [stateMachineArn]);
-      if (stepNeeds(step, "provider") && inventory) {
-        fn.addEnvironment(LAMBDA_ENV.inventoryBucket, inventory.s3BucketName);
-        fn.addEnvironment(LAMBDA_ENV.inventoryKey, inventory.s3ObjectKey);
-        allow(
-          role,
-          ["s3:GetObject"],
-          [`arn:${this.partition}:s3:::${inventory.s3BucketName}/${inventory.s3ObjectKey}`],
-        );
-      }
+      if (stepNeeds(step, "provider") && inventory)
+        allowAsset(fn, role, inventory, LAMBDA_ENV.inventoryBucket, LAMBDA_ENV.inventoryKey);
       functions[step] = fn;
     }
     this.functions = functions;
@@ -213,7 +218,7 @@ export class GangwayStack extends Stack {
     if (props.pushAudience) api.fn.addEnvironment(LAMBDA_ENV.pushAudience, props.pushAudience);
     allowStore(api.role);
     allowTokens(api.role);
-    allowSecret(api.fn, api.role, LAMBDA_ENV.agentTokenSecretArn, this.secrets.agentToken);
+    allowAgents(api.fn, api.role);
     allowSecret(api.fn, api.role, LAMBDA_ENV.webhookSecretArn, this.secrets.webhook);
     allowSecret(api.fn, api.role, LAMBDA_ENV.apiTokenSecretArn, this.secrets.apiToken);
     allow(api.role, ["states:StartExecution", "states:ListExecutions"], [stateMachineArn]);

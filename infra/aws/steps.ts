@@ -39,6 +39,8 @@ export const LAMBDA_ENV = {
   apiTokenSecretArn: "GANGWAY_API_TOKEN_SECRET_ARN",
   inventoryBucket: "GANGWAY_INVENTORY_BUCKET",
   inventoryKey: "GANGWAY_INVENTORY_KEY",
+  agentCaBucket: "GANGWAY_AGENT_CA_BUCKET",
+  agentCaKey: "GANGWAY_AGENT_CA_KEY",
   stateMachineArn: "GANGWAY_STATE_MACHINE_ARN",
   pushEmails: "GANGWAY_PUSH_EMAILS",
   pushAudience: "GANGWAY_PUSH_AUDIENCE",

@@ -34,23 +34,28 @@ export function staticSliceProvider(slices: readonly ClusterSlice[]): SliceProvi
   };
 }
 
+/** The text of an S3 object the stack published as an asset. */
+async function readObject(s3: S3Sender, location: { bucket: string; key: string }): Promise<string> {
+  const out = await s3.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key }));
+  return out.Body ? await out.Body.transformToString("utf8") : "";
+}
+
 /** The inventory the stack published as an S3 object, or none when the stack was given none. */
 export async function readInventory(
   s3: S3Sender,
   location: { bucket: string; key: string } | undefined,
 ): Promise<ClusterSlice[]> {
   if (!location) return [];
-  const out = await s3.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key }));
-  const text = out.Body ? await out.Body.transformToString("utf8") : "";
-  return parseInventory(text, `s3://${location.bucket}/${location.key}`);
+  return parseInventory(await readObject(s3, location), `s3://${location.bucket}/${location.key}`);
 }
 
-/** The agent connector, its bearer token read from Secrets Manager. */
+/** The agent connector: its bearer token from Secrets Manager, the agents' CA (TLS) from S3 when given. */
 export async function agentConnector(config: LambdaConfig, clients: AwsClients) {
-  const token = await clients.readSecret(
-    required(config.agentTokenSecretArn, LAMBDA_ENV.agentTokenSecretArn),
-  );
-  return createAgentConnector({ token, deadlineMs: AGENT_DEADLINE_MS });
+  const [token, ca] = await Promise.all([
+    clients.readSecret(required(config.agentTokenSecretArn, LAMBDA_ENV.agentTokenSecretArn)),
+    config.agentCa ? readObject(clients.s3, config.agentCa) : undefined,
+  ]);
+  return createAgentConnector({ token, deadlineMs: AGENT_DEADLINE_MS, tls: ca ? { ca } : undefined });
 }
 
 /** The results store in the stack's bucket. */

@@ -33,6 +33,8 @@ const ConfigSchema = z.object({
   [LAMBDA_ENV.apiTokenSecretArn]: optional(arn),
   [LAMBDA_ENV.inventoryBucket]: optional(z.string().min(3)),
   [LAMBDA_ENV.inventoryKey]: optional(z.string().min(1)),
+  [LAMBDA_ENV.agentCaBucket]: optional(z.string().min(3)),
+  [LAMBDA_ENV.agentCaKey]: optional(z.string().min(1)),
   [LAMBDA_ENV.stateMachineArn]: optional(arn),
   [LAMBDA_ENV.pushEmails]: list,
   [LAMBDA_ENV.pushAudience]: optional(z.string().url()),
@@ -46,6 +48,8 @@ export interface LambdaConfig {
   webhookSecretArn?: string | undefined;
   apiTokenSecretArn?: string | undefined;
   inventory?: { bucket: string; key: string } | undefined;
+  /** The CA (PEM) that signed the agents' TLS certificates; none: agents are dialled in plain text. */
+  agentCa?: { bucket: string; key: string } | undefined;
   stateMachineArn?: string | undefined;
   pushEmails: string[];
   pushAudience?: string | undefined;
@@ -62,26 +66,26 @@ export function readLambdaConfig(env: Record<string, string | undefined>): Lambd
   if (!parsed.success) throw new InvalidLambdaConfig(toValidationIssues(parsed.error.issues));
   const c = parsed.data as Record<string, unknown>;
   const s = (name: string) => c[name] as string | undefined;
-  const bucket = s(LAMBDA_ENV.inventoryBucket);
-  const key = s(LAMBDA_ENV.inventoryKey);
-  if ((bucket === undefined) !== (key === undefined)) {
-    const missing = bucket === undefined ? LAMBDA_ENV.inventoryBucket : LAMBDA_ENV.inventoryKey;
-    throw new InvalidLambdaConfig([
-      {
-        path: missing,
-        expected: "set with its pair",
-        got: "nothing",
-        message: `${missing}: expected set with its pair, got nothing`,
-      },
-    ]);
-  }
+  const pair = (bucketVar: string, keyVar: string) => {
+    const bucket = s(bucketVar);
+    const key = s(keyVar);
+    if ((bucket === undefined) !== (key === undefined)) {
+      const missing = bucket === undefined ? bucketVar : keyVar;
+      const message = `${missing}: expected set with its pair, got nothing`;
+      throw new InvalidLambdaConfig([
+        { path: missing, expected: "set with its pair", got: "nothing", message },
+      ]);
+    }
+    return bucket !== undefined && key !== undefined ? { bucket, key } : undefined;
+  };
   return {
     step: c[LAMBDA_ENV.step] as StepName | undefined,
     resultsBucket: s(LAMBDA_ENV.resultsBucket),
     agentTokenSecretArn: s(LAMBDA_ENV.agentTokenSecretArn),
     webhookSecretArn: s(LAMBDA_ENV.webhookSecretArn),
     apiTokenSecretArn: s(LAMBDA_ENV.apiTokenSecretArn),
-    inventory: bucket !== undefined && key !== undefined ? { bucket, key } : undefined,
+    inventory: pair(LAMBDA_ENV.inventoryBucket, LAMBDA_ENV.inventoryKey),
+    agentCa: pair(LAMBDA_ENV.agentCaBucket, LAMBDA_ENV.agentCaKey),
     stateMachineArn: s(LAMBDA_ENV.stateMachineArn),
     pushEmails: (c[LAMBDA_ENV.pushEmails] as string[] | undefined) ?? [],
     pushAudience: s(LAMBDA_ENV.pushAudience),

@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -76,8 +77,23 @@ describe("the Lambda bundles, built with esbuild", () => {
     expect(JSON.parse((invalid as Error).message)).toMatchObject({ code: "InvalidStepInput" });
   });
 
-  it("reach a real host agent over gRPC from the bundle: the token from Secrets Manager, the inventory from S3", async () => {
-    const agent = await startTestAgent({ token: SECRETS[secretArn("agent-token")] });
+  it("reach a real host agent over gRPC and TLS from the bundle: token from Secrets Manager, inventory and CA from S3", async () => {
+    // A throwaway self-signed cert for 127.0.1.1, made now and deleted with the directory.
+    execFileSync(
+      "openssl",
+      [
+        ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"],
+        ...["-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1"],
+        ...["-subj", "/CN=gangway-agent", "-addext", "subjectAltName=IP:127.0.1.1"],
+      ],
+      { stdio: "ignore" },
+    );
+    const cert = readFileSync(join(dir, "cert.pem"), "utf8");
+    aws.objects.set("assets/agents-ca.pem", Buffer.from(cert));
+    const agent = await startTestAgent({
+      token: SECRETS[secretArn("agent-token")],
+      tls: { cert, key: readFileSync(join(dir, "key.pem")) },
+    });
     try {
       const inventory = {
         slices: [
@@ -101,6 +117,8 @@ describe("the Lambda bundles, built with esbuild", () => {
           GANGWAY_AGENT_TOKEN_SECRET_ARN: secretArn("agent-token"),
           GANGWAY_INVENTORY_BUCKET: "assets",
           GANGWAY_INVENTORY_KEY: "inventory.json",
+          GANGWAY_AGENT_CA_BUCKET: "assets",
+          GANGWAY_AGENT_CA_KEY: "agents-ca.pem",
         },
         "scale",
       );
@@ -109,6 +127,7 @@ describe("the Lambda bundles, built with esbuild", () => {
       // The bundled step leased the host through the agent's gRPC API, with the token it read.
       const client = createAgentClient(agent.server.address, {
         token: SECRETS[secretArn("agent-token")] ?? "",
+        tls: { ca: cert },
       });
       try {
         expect((await client.status()).lease?.jobId).toBe("job-b2");

@@ -103,7 +103,7 @@ function grants(name: string): Map<string, string[]> {
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "gangway-stack-test-"));
-  const { stack } = synthesizeWithTinyCode(dir, { inventory: true, pushers: [PUSHER] });
+  const { stack } = synthesizeWithTinyCode(dir, { inventory: true, agentCa: true, pushers: [PUSHER] });
   template = Template.fromStack(stack);
   resources = template.toJSON().Resources as Record<string, Resource>;
 }, 60_000);
@@ -206,18 +206,21 @@ describe("the synthesized gangway stack", () => {
       "states:SendTaskFailure": [sm],
       "states:SendTaskHeartbeat": [sm],
     };
+    const caObject = `arn:aws:s3:::${env("gangway-launch-hosts").GANGWAY_AGENT_CA_BUCKET}/${env("gangway-launch-hosts").GANGWAY_AGENT_CA_KEY}`;
+    const read = (...objects: string[]) => ({ "s3:GetObject": [`${bucket}/*`, ...objects].sort() });
     const expected: Record<StepName | "api", Record<string, string[]>> = {
       init: { ...store },
-      "scale-slices": { ...store, ...agentToken, "s3:GetObject": [`${bucket}/*`, inventoryObject].sort() },
-      "prepare-placement": { ...store, ...agentToken },
-      "launch-hosts": { ...store, ...agentToken },
+      "scale-slices": { ...store, ...agentToken, ...read(inventoryObject, caObject) },
+      "prepare-placement": { ...store, ...agentToken, ...read(caObject) },
+      "launch-hosts": { ...store, ...agentToken, ...read(caObject) },
       "await-attempt": { ...store, ...tokens },
-      "check-results": { ...store, ...agentToken },
-      teardown: { ...store, ...agentToken, "s3:GetObject": [`${bucket}/*`, inventoryObject].sort() },
+      "check-results": { ...store, ...agentToken, ...read(caObject) },
+      teardown: { ...store, ...agentToken, ...read(inventoryObject, caObject) },
       "continue-execution": { "states:StartExecution": [sm] },
       api: {
         ...store,
         ...tokens,
+        ...read(caObject),
         "secretsmanager:GetSecretValue": [
           secret("AgentToken"),
           secret("WebhookSecret"),
@@ -229,6 +232,8 @@ describe("the synthesized gangway stack", () => {
         "states:GetExecutionHistory": [executions],
       },
     };
+    // The CA is a separate object from the inventory, and both are outside the results bucket.
+    expect(new Set([caObject, inventoryObject, `${bucket}/*`]).size).toBe(3);
     for (const [fn, want] of Object.entries(expected)) {
       const name = `gangway-${fn}`;
       const all = { ...want, "logs:CreateLogStream": [logs(name)], "logs:PutLogEvents": [logs(name)] };

@@ -162,16 +162,25 @@ describe("the step adapter", () => {
         },
       ],
     });
-    const { clients, secretReads, s3 } = fakeClients({ "inventory/abc.json": inventory });
+    const { clients, secretReads, s3 } = fakeClients({
+      "inventory/abc.json": inventory,
+      "agents-ca.pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    });
     const config = readLambdaConfig(
-      env("scale-slices", { GANGWAY_INVENTORY_BUCKET: BUCKET, GANGWAY_INVENTORY_KEY: "inventory/abc.json" }),
+      env("scale-slices", {
+        GANGWAY_INVENTORY_BUCKET: BUCKET,
+        GANGWAY_INVENTORY_KEY: "inventory/abc.json",
+        GANGWAY_AGENT_CA_BUCKET: BUCKET,
+        GANGWAY_AGENT_CA_KEY: "agents-ca.pem",
+      }),
     );
     const deps = await buildStepDeps("scale-slices", config, clients, () => {});
     expect((await deps.provider.listSlices()).map((s) => [s.name, s.hosts.length])).toEqual([["pod-a", 2]]);
     expect(secretReads).toEqual([TOKEN_ARN]);
     expect(typeof deps.agents.agent("10.0.0.2:7070").health).toBe("function");
     (deps.agents as unknown as { close(): void }).close();
-    expect(s3.requests.find((r) => r.command === "GetObjectCommand")?.input.Key).toBe("inventory/abc.json");
+    const reads = s3.requests.filter((r) => r.command === "GetObjectCommand").map((r) => r.input.Key);
+    expect(reads.sort()).toEqual(["agents-ca.pem", "inventory/abc.json"]);
 
     // Continue-execution starts the next execution through SFN and needs nothing else.
     const cont = fakeClients();

@@ -8,7 +8,7 @@ import { synthesizeGangway } from "../../../infra/aws/app.js";
  */
 export function synthesizeWithTinyCode(
   dir: string,
-  options: { inventory?: boolean; pushers?: string[] } = {},
+  options: { inventory?: boolean; agentCa?: boolean; pushers?: string[] } = {},
 ) {
   for (const b of ["step", "api"]) {
     mkdirSync(join(dir, b), { recursive: true });
@@ -22,12 +22,21 @@ export function synthesizeWithTinyCode(
       "slices:\n  - name: pod-a\n    type: v4-8\n    hosts:\n      - {address: 10.0.0.2, workerId: 0, agent: '10.0.0.2:7070'}\n",
     );
   }
+  let agentCaFile: string | undefined;
+  if (options.agentCa) {
+    agentCaFile = join(dir, "agents-ca.pem");
+    writeFileSync(
+      agentCaFile,
+      "-----BEGIN CERTIFICATE-----\nnot checked at synthesis\n-----END CERTIFICATE-----\n",
+    );
+  }
   const outdir = join(dir, "cdk.out");
   const { stack } = synthesizeGangway({
     stackName: "gangway",
     outdir,
     code: { step: join(dir, "step"), api: join(dir, "api") },
     inventoryFile,
+    agentCaFile,
     pushServiceAccounts: options.pushers,
   });
   return { stack, outdir };

@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import { parseDefinition, type StatesBlock } from "./definition.js";
 import { apiErrors, SfnApiError } from "./errors.js";
 import { ExecutionRun, type RunnerHost } from "./execution.js";
-import { decodeEvent, Journal } from "./journal.js";
+import { decodeEvent, decodeRun, Journal } from "./journal.js";
 import { LambdaRegistry, type LambdaTarget } from "./lambda.js";
 import type { ExecutionData, HistoryEvent, JournalRecord, StateMachineData } from "./model.js";
 import {
@@ -114,6 +114,7 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
     region,
     accountId,
     record: (r) => journal.append(r),
+    recordStateEvent: (x, b, events, id) => journal.appendStateEvent(x, b, events, id),
     flush: () => journal.flush(),
     invokeLambda: (name, payload, timeoutMs, signal) =>
       lambdas.invoke(
@@ -162,6 +163,7 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
             const [b, ev] = decodeEvent(x);
             replayEvent(e, b, ev);
           }
+        else if (r.k === "sr") for (const [b, ev] of decodeRun(r)) replayEvent(e, b, ev);
         else if (r.k === "cp") e.branches.set(r.b, r.c);
         else if (r.k === "done") e.branches.set(r.b, { done: r.d });
         else if (r.k === "clear") {
@@ -480,6 +482,10 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
       const operation = op as Operation;
       const handler = ops[operation] as (b: unknown) => unknown;
       const result = handler(parseRequest(operation, body));
+      // A settled token's task records its outcome in the microtasks that follow: let them run,
+      // or a crash right after the acknowledgement would leave the task waiting on its token.
+      if (operation === "SendTaskSuccess" || operation === "SendTaskFailure")
+        await new Promise((r) => setImmediate(r));
       // Acknowledge only what is durable.
       journal.flush();
       return result;

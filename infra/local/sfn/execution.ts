@@ -9,7 +9,14 @@ import { errorMatches, runtimeError, STATES, StatesError } from "./errors.js";
 import { runMap, runParallel } from "./fanout.js";
 import { evaluateIntrinsic, isIntrinsic } from "./intrinsics.js";
 import { jsonataCatch, runJsonataState } from "./jsonata.js";
-import type { BranchCheckpoint, BranchDone, ExecutionData, HistoryEvent, JournalRecord } from "./model.js";
+import {
+  type BranchCheckpoint,
+  type BranchDone,
+  type ExecutionData,
+  type HistoryEvent,
+  type JournalRecord,
+  NOT_TRUNCATED,
+} from "./model.js";
 import {
   applyFilterPath,
   applyResultPath,
@@ -44,6 +51,8 @@ export interface RunnerHost {
   region: string;
   accountId: string;
   record(r: JournalRecord): void;
+  /** Journal event `id` of execution `x`'s `events`: a plain StateEntered/StateExited of branch `b`. */
+  recordStateEvent(x: number, b: string, events: readonly HistoryEvent[], id: number): void;
   flush(): void;
   invokeLambda(
     functionName: string,
@@ -270,19 +279,20 @@ export class ExecutionRun {
     return e;
   }
 
-  /** Append a `…StateEntered` (kind 0) or `…StateExited` (kind 1) event, journaled in compact form. */
-  private emitState(b: string, kind: 0 | 1, type: string, name: string, text: string): HistoryEvent {
+  /** Append a `…StateEntered` (kind 0) or `…StateExited` (kind 1) event, journaled by reference. */
+  private emitState(b: string, kind: 0 | 1, stateType: string, name: string, text: string): HistoryEvent {
+    const type = stateEventType(stateType, kind);
     if (b.includes(QUIET) || this.exec.events.length >= MAX_HISTORY_EVENTS - 1)
       return kind === 0
         ? this.emit(b, type, {
-            stateEnteredEventDetails: { name, input: text, inputDetails: { truncated: false } },
+            stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
           })
         : this.emit(b, type, {
-            stateExitedEventDetails: { name, output: text, outputDetails: { truncated: false } },
+            stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
           });
     const events = this.exec.events;
     const id = events.length + 1;
-    const prev = this.exec.lastEvent.get(b) ?? events.length;
+    const previousEventId = this.exec.lastEvent.get(b) ?? events.length;
     const timestamp = this.host.now();
     const e: HistoryEvent =
       kind === 0
@@ -290,19 +300,19 @@ export class ExecutionRun {
             timestamp,
             type,
             id,
-            previousEventId: prev,
-            stateEnteredEventDetails: { name, input: text, inputDetails: { truncated: false } },
+            previousEventId,
+            stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
           }
         : {
             timestamp,
             type,
             id,
-            previousEventId: prev,
-            stateExitedEventDetails: { name, output: text, outputDetails: { truncated: false } },
+            previousEventId,
+            stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
           };
     events.push(e);
     this.exec.lastEvent.set(b, id);
-    this.host.record({ k: "evt", x: this.exec.seq, t: [b, kind, timestamp, type, id, prev, name, text] });
+    this.host.recordStateEvent(this.exec.seq, b, events, id);
     return e;
   }
 
@@ -390,19 +400,23 @@ export class ExecutionRun {
     let inputText: string | undefined;
     for (;;) {
       if (b.signal.aborted) throw new Aborted();
-      // Yield to the event loop now and then so a long chain never starves other executions.
-      if (++this.transitions % 64 === 0 && Date.now() - lastYield > YIELD_EVERY_MS) {
-        await new Promise((r) => setImmediate(r));
-        lastYield = Date.now();
-      }
       const st = block.States[name] as StateDef;
       // The input was size-checked already when it was the previous state's output.
       const checkInput = inputText === undefined;
       if (!cp) {
         inputText ??= JSON.stringify(stateInput) ?? "null";
-        const e = this.emitState(b.id, 0, `${st.Type}StateEntered`, name, inputText);
+        const e = this.emitState(b.id, 0, st.Type, name, inputText);
         cp = { state: name, input: stateInput, entered: e.id, vars: variables, phase: "enter" };
         this.checkpoint(b.id, cp);
+      }
+      // Yield to the event loop now and then so a long chain never starves other executions. Only
+      // here, once the next state is entered: a flush (at a macrotask's end) never falls between a
+      // state's exit and the next entry, where a restart would resume at the exited state and run
+      // it again (the journal places a branch by its last entry).
+      if (++this.transitions % 64 === 0 && Date.now() - lastYield > YIELD_EVERY_MS) {
+        await new Promise((r) => setImmediate(r));
+        lastYield = Date.now();
+        if (b.signal.aborted) throw new Aborted();
       }
       let out: { output: unknown; next?: string; vars: Record<string, unknown> };
       try {
@@ -424,10 +438,17 @@ export class ExecutionRun {
         if (!caught) throw err;
         out = caught;
       }
-      const outputText = JSON.stringify(out.output) ?? "null";
-      checkTextSize(name, outputText);
+      let outputText: string;
+      // A state that hands on its input unchanged (same object; the engine never mutates a payload)
+      // hands on its text too, already serialized and size-checked: no second serialization.
+      if (out.output === stateInput && inputText !== undefined && PASS_THROUGH.has(st.Type))
+        outputText = inputText;
+      else {
+        outputText = JSON.stringify(out.output) ?? "null";
+        checkTextSize(name, outputText);
+      }
       if (st.Type !== "Fail") {
-        this.emitState(b.id, 1, `${st.Type}StateExited`, name, outputText);
+        this.emitState(b.id, 1, st.Type, name, outputText);
       }
       if (out.next === undefined) return out.output;
       name = out.next;
@@ -726,6 +747,22 @@ export class ExecutionRun {
       }
     }
   }
+}
+
+// States whose output, when it is their input object, is unchanged since entry: no outside code
+// (a Lambda target given the payload by reference) ran in between.
+const PASS_THROUGH = new Set(["Pass", "Choice", "Succeed", "Wait"]);
+
+// One string per event type, not a new one per event (they are kept in every history).
+const STATE_EVENT_TYPES = new Map<string, readonly [string, string]>();
+function stateEventType(stateType: string, kind: 0 | 1): string {
+  let pair = STATE_EVENT_TYPES.get(stateType);
+  if (!pair) {
+    pair = [`${stateType}StateEntered`, `${stateType}StateExited`];
+    // Only the few ASL types reach here; the bound is a guard, not a cache policy.
+    if (STATE_EVENT_TYPES.size < 64) STATE_EVENT_TYPES.set(stateType, pair);
+  }
+  return pair[kind];
 }
 
 /** Did this error come out of a child branch (rather than from evaluating the state's own fields)? */

@@ -15,7 +15,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import type { HistoryEvent, JournalRecord } from "./model.js";
+import { type HistoryEvent, type JournalRecord, NOT_TRUNCATED } from "./model.js";
 
 const FILE = "journal.log";
 
@@ -53,26 +53,173 @@ export function decodeEvent(x: EncodedEvent): [string, HistoryEvent] {
           type,
           id,
           previousEventId,
-          stateEnteredEventDetails: { name, input: text, inputDetails: { truncated: false } },
+          stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
         }
       : {
           timestamp,
           type,
           id,
           previousEventId,
-          stateExitedEventDetails: { name, output: text, outputDetails: { truncated: false } },
+          stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
         };
   return [b, e];
 }
 
 /**
- * Serialize a batch: a branch checkpoint superseded later in the same batch is dropped (only the
- * last one matters), and runs of events of one execution are written as one record.
+ * Plain StateEntered/StateExited events of one branch with consecutive ids, queued by reference to
+ * the execution's history (nothing is copied per event) and serialized only at flush.
  */
-export function encodeBatch(batch: JournalRecord[]): string {
+export interface StateRun {
+  k: "run";
+  x: number;
+  b: string;
+  events: readonly HistoryEvent[];
+  /** Ids of the first and last event of the run. */
+  from: number;
+  to: number;
+}
+
+/** What the journal queues between flushes. */
+export type QueuedRecord = JournalRecord | StateRun;
+
+/**
+ * A state run as written: `{k:"sr", x, b, i: first id, p: its previousEventId, t: its timestamp,
+ * l: tokens}`. Every event after the first follows the one before it (previousEventId = id − 1)
+ * and is written as what differs from a prediction made from the event before it — same name,
+ * same text (a state's input is the output of the state before it), no time elapsed, and Entered
+ * after Exited of the same state type or the reverse: a bit mask (1 type, 2 name, 4 text, 8 time)
+ * followed by those fields. A string token alone stands for the commonest pair, a state entered
+ * under that new name and then left, with everything else as predicted. A Pass chain thus costs
+ * one token a transition: serialization time grows with the count of tokens, so this is several
+ * times cheaper than writing every field of every event.
+ */
+function encodeRun(r: StateRun): string {
+  const events = r.events;
+  const first = events[r.from - 1] as HistoryEvent;
+  const l: Array<string | number> = [];
+  let type = "";
+  let name = "";
+  let text = "";
+  let time = first.timestamp;
+  // An event whose only difference is its name waits here to see whether the next one differs in nothing.
+  let held: string | undefined;
+  for (let id = r.from; id <= r.to; id++) {
+    const e = events[id - 1] as HistoryEvent;
+    const entered = e.stateEnteredEventDetails as StateDetails | undefined;
+    const d = entered ?? (e.stateExitedEventDetails as StateDetails);
+    const t = (entered ? d.input : d.output) as string;
+    const mask =
+      (e.type === predictType(type) ? 0 : 1) |
+      (d.name === name ? 0 : 2) |
+      (t === text ? 0 : 4) |
+      (e.timestamp === time ? 0 : 8);
+    if (held !== undefined && mask === 0) l.push(held);
+    else {
+      if (held !== undefined) l.push(2, held);
+      if (mask === 2) held = d.name;
+      else {
+        l.push(mask);
+        if (mask & 1) l.push(e.type);
+        if (mask & 2) l.push(d.name);
+        if (mask & 4) l.push(t);
+        if (mask & 8) l.push(e.timestamp - time);
+      }
+    }
+    if (mask !== 2) held = undefined;
+    type = e.type;
+    name = d.name;
+    text = t;
+    time = e.timestamp;
+  }
+  if (held !== undefined) l.push(2, held);
+  return JSON.stringify({
+    k: "sr",
+    x: r.x,
+    b: r.b,
+    i: r.from,
+    p: first.previousEventId,
+    t: first.timestamp,
+    l,
+  });
+}
+
+const predicted = new Map<string, string>();
+/** The type expected after `type`: a state's exit after its entry, the same type's entry after an exit. */
+function predictType(type: string): string {
+  let p = predicted.get(type);
+  if (p === undefined) {
+    if (type.endsWith("StateEntered")) p = `${type.slice(0, -"StateEntered".length)}StateExited`;
+    else if (type.endsWith("StateExited")) p = `${type.slice(0, -"StateExited".length)}StateEntered`;
+    else p = "";
+    if (predicted.size < 1000) predicted.set(type, p);
+  }
+  return p;
+}
+
+/** The events of an `sr` record, as `[branch, event]` pairs; throws on a malformed record. */
+export function decodeRun(r: Extract<JournalRecord, { k: "sr" }>): Array<[string, HistoryEvent]> {
+  const out: Array<[string, HistoryEvent]> = [];
+  let type = "";
+  let name = "";
+  let text = "";
+  let timestamp = r.t;
+  let id = r.i;
+  const l = r.l;
+  const field = <T>(j: number, kind: "string" | "number"): T => {
+    const v = l[j];
+    if (typeof v !== kind) throw new Error(`journal: malformed state run of execution ${r.x} at token ${j}`);
+    return v as T;
+  };
+  const push = () => {
+    const previousEventId = id === r.i ? r.p : id - 1;
+    const e: HistoryEvent = type.endsWith("StateEntered")
+      ? {
+          timestamp,
+          type,
+          id,
+          previousEventId,
+          stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
+        }
+      : {
+          timestamp,
+          type,
+          id,
+          previousEventId,
+          stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
+        };
+    out.push([r.b, e]);
+    id++;
+  };
+  for (let j = 0; j < l.length; ) {
+    const token = l[j++];
+    if (typeof token === "string") {
+      // An entry under a new name and its exit.
+      name = token;
+      type = predictType(type);
+      push();
+      type = predictType(type);
+      push();
+      continue;
+    }
+    const mask = field<number>(j - 1, "number");
+    type = mask & 1 ? field<string>(j++, "string") : predictType(type);
+    if (mask & 2) name = field<string>(j++, "string");
+    if (mask & 4) text = field<string>(j++, "string");
+    if (mask & 8) timestamp += field<number>(j++, "number");
+    push();
+  }
+  return out;
+}
+
+/**
+ * Serialize a batch: a branch checkpoint superseded later in the same batch is dropped (only the
+ * last one matters), runs of events of one execution are written as one record, and state runs as
+ * `sr` records.
+ */
+export function encodeBatch(batch: QueuedRecord[]): string {
   const lastCp = new Map<string, number>();
   for (let i = 0; i < batch.length; i++) {
-    const r = batch[i] as JournalRecord;
+    const r = batch[i] as QueuedRecord;
     if (r.k === "cp") lastCp.set(`${r.x}|${r.b}`, i);
   }
   const lines: string[] = [];
@@ -82,16 +229,16 @@ export function encodeBatch(batch: JournalRecord[]): string {
     run = undefined;
   };
   for (let i = 0; i < batch.length; i++) {
-    const r = batch[i] as JournalRecord;
-    if (r.k === "ev" || r.k === "evt") {
+    const r = batch[i] as QueuedRecord;
+    if (r.k === "ev") {
       if (run && run.x !== r.x) endRun();
       run ??= { x: r.x, l: [] };
-      run.l.push(r.k === "evt" ? r.t : encodeEvent(r.b, r.e));
+      run.l.push(encodeEvent(r.b, r.e));
       continue;
     }
     if (r.k === "cp" && lastCp.get(`${r.x}|${r.b}`) !== i) continue;
     endRun();
-    lines.push(JSON.stringify(r));
+    lines.push(r.k === "run" ? encodeRun(r) : JSON.stringify(r));
   }
   endRun();
   return `${lines.join("\n")}\n`;
@@ -100,7 +247,7 @@ export function encodeBatch(batch: JournalRecord[]): string {
 /** The journal. `stateDir` undefined keeps nothing (an in-memory engine). */
 export class Journal {
   private fd: number | undefined;
-  private buffer: JournalRecord[] = [];
+  private buffer: QueuedRecord[] = [];
   private scheduled = false;
   private bytes = 0;
 
@@ -168,13 +315,33 @@ export class Journal {
   }
 
   /** Queue a record; it becomes durable at the next flush (at the latest on the next macrotask). */
-  append(r: JournalRecord): void {
+  append(r: QueuedRecord): void {
     if (!this.stateDir) return;
     this.buffer.push(r);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
     }
+  }
+
+  /**
+   * Queue event `id` of execution `x`'s history `events`, a plain StateEntered/StateExited of
+   * branch `b`: it extends the run queued last when it follows that run's last event.
+   */
+  appendStateEvent(x: number, b: string, events: readonly HistoryEvent[], id: number): void {
+    if (!this.stateDir) return;
+    const tail = this.buffer[this.buffer.length - 1];
+    if (
+      tail?.k === "run" &&
+      tail.x === x &&
+      tail.b === b &&
+      tail.to === id - 1 &&
+      events[id - 1]?.previousEventId === id - 1
+    ) {
+      tail.to = id;
+      return;
+    }
+    this.append({ k: "run", x, b, events, from: id, to: id });
   }
 
   /** Write everything queued, in one write. */

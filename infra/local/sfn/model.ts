@@ -9,6 +9,9 @@ export interface HistoryEvent {
   [details: string]: unknown;
 }
 
+/** The `inputDetails`/`outputDetails` of the events the engine records: shared, never changed. */
+export const NOT_TRUNCATED: { readonly truncated: false } = Object.freeze({ truncated: false });
+
 /** Where a branch (the machine, a Parallel branch or a Map iteration) stands; persisted on every move. */
 export interface BranchCheckpoint {
   /** The state the branch is in and that state's raw input. */
@@ -87,8 +90,8 @@ export type JournalRecord =
       exec: Omit<ExecutionData, "events" | "branches" | "lastEvent" | "status">;
     }
   | { k: "ev"; x: number; b: string; e: HistoryEvent }
-  /** A state entry or exit, already in its compact journal form. */
-  | { k: "evt"; x: number; t: [string, 0 | 1, number, string, number, number, string, string] }
+  /** Plain StateEntered/StateExited events of one branch, ids consecutive (see journal.ts). */
+  | { k: "sr"; x: number; b: string; i: number; p: number; t: number; l: Array<string | number> }
   | {
       k: "evs";
       x: number;

@@ -1,18 +1,9 @@
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { PubSub } from "@google-cloud/pubsub";
-import { bundleAndSynthesize, STACK_NAME_PATTERN } from "../../infra/aws/app.js";
-import { deployStack, placeAsset, readStackArtifacts, type StackArtifacts } from "../../infra/aws/deploy.js";
-import {
-  createDeployClients,
-  type DeployTarget,
-  LOCALSTACK_ENDPOINT,
-  probeLocalStack,
-  templateUrlFor,
-} from "../../infra/aws/deploy-target.js";
-import { zipDirectory } from "../../infra/aws/zip.js";
-import { deployPubSub } from "../../infra/gcp/pubsub-deploy.js";
+import type { StackArtifacts } from "../../infra/aws/deploy.js";
+import type { DeployTarget } from "../../infra/aws/deploy-target.js";
+import { STACK_NAME_PATTERN } from "../../infra/aws/steps.js";
 import { type CliCommand, type CliContext, EXIT, parseCommandArgs, UsageError } from "../command.js";
 
 const USAGE = `usage: gangway deploy --target localstack|aws|gcp-pubsub [options]
@@ -28,7 +19,7 @@ would be deployed (nothing is contacted then).
                           --api-url (project from --project or the Google client's default)
 
 AWS and LocalStack:
-  --endpoint URL              LocalStack's endpoint (default ${LOCALSTACK_ENDPOINT})
+  --endpoint URL              LocalStack's endpoint (default http://localhost:4566)
   --region REGION             default $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1 on LocalStack
   --stack-name NAME           CloudFormation stack, and prefix of every name (default gangway)
   --inventory FILE            the hosts running \`gangway agent\` (JSON or YAML); none: no slices
@@ -67,7 +58,7 @@ const camel = (key: string) => key.charAt(0).toLowerCase() + key.slice(1);
 function awsTarget(kind: "localstack" | "aws", v: Values, env: CliContext["env"]): DeployTarget {
   const region = v.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
   if (kind === "localstack") {
-    const endpoint = v.endpoint ?? LOCALSTACK_ENDPOINT;
+    const endpoint = v.endpoint ?? "http://localhost:4566";
     if (!/^https?:\/\/[^/\s]+\/?$/.test(endpoint))
       throw new UsageError(`--endpoint: expected http(s)://host:port, got ${JSON.stringify(endpoint)}`);
     return { kind, endpoint: endpoint.replace(/\/+$/, ""), region: region ?? "us-east-1" };
@@ -79,6 +70,8 @@ function awsTarget(kind: "localstack" | "aws", v: Values, env: CliContext["env"]
 
 /** What a dry run reports: the template's resources and each asset with its size and place. */
 async function describePlan(artifacts: StackArtifacts, target: DeployTarget) {
+  const { placeAsset } = await import("../../infra/aws/deploy.js");
+  const { zipDirectory } = await import("../../infra/aws/zip.js");
   const template = JSON.parse(await readFile(artifacts.templateFile, "utf8")) as {
     Resources: Record<string, { Type: string }>;
     Outputs?: Record<string, unknown>;
@@ -103,6 +96,12 @@ async function describePlan(artifacts: StackArtifacts, target: DeployTarget) {
 }
 
 async function deployAws(ctx: CliContext, kind: "localstack" | "aws", v: Values): Promise<number> {
+  // Loaded here, not at the top: \`gangway --help\` loads every command, and the CDK is heavy.
+  const { bundleAndSynthesize } = await import("../../infra/aws/app.js");
+  const { deployStack, readStackArtifacts } = await import("../../infra/aws/deploy.js");
+  const { createDeployClients, probeLocalStack, templateUrlFor } = await import(
+    "../../infra/aws/deploy-target.js"
+  );
   const target = awsTarget(kind, v, ctx.env);
   const log = v.verbose ? (line: string) => ctx.stderr(`deploy: ${line}\n`) : () => {};
   const name = v["stack-name"];
@@ -178,6 +177,8 @@ async function deployGcpPubSub(ctx: CliContext, v: Values): Promise<number> {
     throw new UsageError(
       "--target gcp-pubsub: give exactly one --push-service-account (the one Pub/Sub pushes as)",
     );
+  const { PubSub } = await import("@google-cloud/pubsub");
+  const { deployPubSub } = await import("../../infra/gcp/pubsub-deploy.js");
   const pubsub = new PubSub(v.project ? { projectId: v.project } : {});
   try {
     const report = await deployPubSub(pubsub, {

@@ -6,6 +6,7 @@ import { App } from "aws-cdk-lib";
 import type { CloudAssembly } from "aws-cdk-lib/cx-api";
 import { buildLambdaBundles } from "./bundle.js";
 import { GangwayStack, type LambdaCodeDirs } from "./gangway-stack.js";
+import { STACK_NAME_PATTERN } from "./steps.js";
 
 /** What to synthesize: the stack's name, where its code is, and what it is configured with. */
 export interface GangwaySynthOptions {
@@ -18,9 +19,6 @@ export interface GangwaySynthOptions {
   pushServiceAccounts?: readonly string[] | undefined;
   pushAudience?: string | undefined;
 }
-
-/** The stack names CloudFormation accepts (and short enough for `<stack>-continue-execution`). */
-export const STACK_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9-]{0,37}$/;
 
 /**
  * Synthesize the gangway CDK app in-process: one {@link GangwayStack}, environment-agnostic (the

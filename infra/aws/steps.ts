@@ -45,3 +45,6 @@ export const LAMBDA_ENV = {
   pushEmails: "GANGWAY_PUSH_EMAILS",
   pushAudience: "GANGWAY_PUSH_AUDIENCE",
 } as const;
+
+/** The stack names CloudFormation accepts (and short enough for `<stack>-continue-execution`). */
+export const STACK_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9-]{0,37}$/;

@@ -14,8 +14,17 @@ import { once } from "./step-handler.js";
 function googlePushVerifier(config: LambdaConfig): PushVerifier | undefined {
   if (config.pushEmails.length === 0) return undefined;
   const keys = googleCertsKeySource();
-  return (authorization, nowMs, audience) =>
-    createGooglePushVerifier(keys, { audience, emails: config.pushEmails })(authorization, nowMs);
+  // One verifier per audience (a Function URL has one or two), so its checked-token cache lasts.
+  const byAudience = new Map<string, ReturnType<typeof createGooglePushVerifier>>();
+  return (authorization, nowMs, audience) => {
+    let verify = byAudience.get(audience);
+    if (!verify) {
+      verify = createGooglePushVerifier(keys, { audience, emails: config.pushEmails });
+      if (byAudience.size >= 8) byAudience.clear();
+      byAudience.set(audience, verify);
+    }
+    return verify(authorization, nowMs);
+  };
 }
 
 /** The API app with AWS deps: secrets read once per container. */

@@ -7,17 +7,21 @@ import { type CliContext, EXIT, UsageError } from "./command.js";
 export interface ApiConnection {
   api: string;
   webhookSecret?: string | undefined;
+  /** Bearer token of reads and cancels, where the API asks for one (a deployed stack does). */
+  apiToken?: string | undefined;
 }
 
 /** Options every API command takes. */
 export const CONNECTION_OPTIONS = {
   api: { type: "string" },
   "webhook-secret": { type: "string" },
+  "api-token": { type: "string" },
   "state-dir": { type: "string" },
 } as const;
 
 export const CONNECTION_USAGE = `  --api URL                 the API (default: $GANGWAY_API, else the one \`gangway up\` in --state-dir runs)
   --webhook-secret S        signs submissions (default: $GANGWAY_WEBHOOK_SECRET, else gangway up's)
+  --api-token T             bearer token of reads and cancels on a deployed API (default: $GANGWAY_API_TOKEN)
   --state-dir DIR           where \`gangway up\` keeps its state (default .gangway)`;
 
 /** Find the API: flags, then the environment, then the ready file `gangway up` leaves in its state dir. */
@@ -25,6 +29,7 @@ export async function resolveConnection(
   values: {
     api?: string | undefined;
     "webhook-secret"?: string | undefined;
+    "api-token"?: string | undefined;
     "state-dir"?: string | undefined;
   },
   env: Readonly<Record<string, string | undefined>>,
@@ -47,7 +52,7 @@ export async function resolveConnection(
   }
   if (api === undefined)
     throw new UsageError("no API to talk to: give --api URL, set GANGWAY_API, or run `gangway up` first");
-  return { api, webhookSecret };
+  return { api, webhookSecret, apiToken: values["api-token"] ?? env.GANGWAY_API_TOKEN };
 }
 
 /** Run an API command; an API refusal is printed as `gangway <command>: <status> <code>: <message>`, exit 1. */

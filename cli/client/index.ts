@@ -14,7 +14,7 @@ export {
 
 /** Where the control plane is: its API, or the state machine directly through the SFN client. */
 export type Connection =
-  | { api: string; webhookSecret?: string | undefined }
+  | { api: string; webhookSecret?: string | undefined; apiToken?: string | undefined }
   | { sfnEndpoint?: string | undefined; region?: string | undefined; stateMachineArn: string }
   | { transport: Transport };
 

@@ -32,10 +32,14 @@ export class GangwayApiError extends Error {
   }
 }
 
-/** Call the gangway API at `api` (signing job submissions with `webhookSecret`). */
+/**
+ * Call the gangway API at `api`, signing job submissions with `webhookSecret` and sending
+ * `apiToken` (a deployed stack's reads and cancels need it) as a bearer token.
+ */
 export function apiTransport(options: {
   api: string;
   webhookSecret?: string | undefined;
+  apiToken?: string | undefined;
   fetch?: typeof fetch;
 }): Transport & {
   request<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
@@ -50,6 +54,7 @@ export function apiTransport(options: {
   ): Promise<T> {
     const text = body === undefined ? undefined : JSON.stringify(body);
     const h: Record<string, string> = { ...headers };
+    if (options.apiToken) h.authorization = `Bearer ${options.apiToken}`;
     if (text !== undefined) {
       h["content-type"] = "application/json";
       if (options.webhookSecret) {

@@ -12,7 +12,14 @@ import { apiErrors, SfnApiError } from "./errors.js";
 import { ExecutionRun, type RunnerHost } from "./execution.js";
 import { decodeEvent, decodeRun, Journal } from "./journal.js";
 import { LambdaRegistry, type LambdaTarget } from "./lambda.js";
-import type { ExecutionData, HistoryEvent, JournalRecord, StateMachineData } from "./model.js";
+import {
+  type ExecutionData,
+  type HistoryEvent,
+  type JournalRecord,
+  plainEvent,
+  StateEvent,
+  type StateMachineData,
+} from "./model.js";
 import {
   checkName,
   checkRoleArn,
@@ -77,9 +84,14 @@ function readPageToken(token: string | undefined, scope: string): number {
 function replayEvent(e: ExecutionData, b: string, ev: HistoryEvent): void {
   e.events.push(ev);
   e.lastEvent.set(b, ev.id);
-  const entered = ev.stateEnteredEventDetails as { name?: string } | undefined;
-  if (entered?.name !== undefined)
-    e.branches.set(b, { state: entered.name, input: undefined, entered: ev.id, vars: {}, phase: "enter" });
+  const entered =
+    ev instanceof StateEvent
+      ? ev.kind === 0
+        ? ev.name
+        : undefined
+      : (ev.stateEnteredEventDetails as { name?: string } | undefined)?.name;
+  if (entered !== undefined)
+    e.branches.set(b, { state: entered, input: undefined, entered: ev.id, vars: {}, phase: "enter" });
 }
 
 /** Create the engine, replay its journal and resume every execution that was running. */
@@ -443,7 +455,7 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
       const size = b.maxResults || 100;
       const strip = b.includeExecutionData === false;
       const page = events.slice(from, from + size).map((ev) => {
-        const out: Record<string, unknown> = { ...ev, timestamp: ev.timestamp / 1000 };
+        const out: Record<string, unknown> = { ...plainEvent(ev), timestamp: ev.timestamp / 1000 };
         if (strip) {
           for (const [k, v] of Object.entries(out)) {
             if (k.endsWith("EventDetails") && v && typeof v === "object") {

@@ -16,6 +16,7 @@ import {
   type HistoryEvent,
   type JournalRecord,
   NOT_TRUNCATED,
+  StateEvent,
 } from "./model.js";
 import {
   applyFilterPath,
@@ -280,8 +281,14 @@ export class ExecutionRun {
   }
 
   /** Append a `…StateEntered` (kind 0) or `…StateExited` (kind 1) event, journaled by reference. */
-  private emitState(b: string, kind: 0 | 1, stateType: string, name: string, text: string): HistoryEvent {
-    const type = stateEventType(stateType, kind);
+  private emitState(
+    b: string,
+    kind: 0 | 1,
+    type: string,
+    name: string,
+    text: string,
+    at: number | undefined,
+  ): HistoryEvent {
     if (b.includes(QUIET) || this.exec.events.length >= MAX_HISTORY_EVENTS - 1)
       return kind === 0
         ? this.emit(b, type, {
@@ -293,23 +300,8 @@ export class ExecutionRun {
     const events = this.exec.events;
     const id = events.length + 1;
     const previousEventId = this.exec.lastEvent.get(b) ?? events.length;
-    const timestamp = this.host.now();
-    const e: HistoryEvent =
-      kind === 0
-        ? {
-            timestamp,
-            type,
-            id,
-            previousEventId,
-            stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
-          }
-        : {
-            timestamp,
-            type,
-            id,
-            previousEventId,
-            stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
-          };
+    const timestamp = at ?? this.host.now();
+    const e = new StateEvent(timestamp, type, id, previousEventId, kind, name, text);
     events.push(e);
     this.exec.lastEvent.set(b, id);
     this.host.recordStateEvent(this.exec.seq, b, events, id);
@@ -398,14 +390,18 @@ export class ExecutionRun {
     let variables = cp?.vars ?? vars;
     // The JSON text of the state's input, when known (the previous state's output): serialized once.
     let inputText: string | undefined;
+    // When the previous state was left: the next one is entered at that same instant (a clock read
+    // is dear on some machines, and the two events are written back to back).
+    let leftAt: number | undefined;
     for (;;) {
       if (b.signal.aborted) throw new Aborted();
       const st = block.States[name] as StateDef;
+      const types = stateEventTypes(st.Type);
       // The input was size-checked already when it was the previous state's output.
       const checkInput = inputText === undefined;
       if (!cp) {
         inputText ??= JSON.stringify(stateInput) ?? "null";
-        const e = this.emitState(b.id, 0, st.Type, name, inputText);
+        const e = this.emitState(b.id, 0, types[0], name, inputText, leftAt);
         cp = { state: name, input: stateInput, entered: e.id, vars: variables, phase: "enter" };
         this.checkpoint(b.id, cp);
       }
@@ -448,7 +444,7 @@ export class ExecutionRun {
         checkTextSize(name, outputText);
       }
       if (st.Type !== "Fail") {
-        this.emitState(b.id, 1, st.Type, name, outputText);
+        leftAt = this.emitState(b.id, 1, types[1], name, outputText, undefined).timestamp;
       }
       if (out.next === undefined) return out.output;
       name = out.next;
@@ -755,14 +751,14 @@ const PASS_THROUGH = new Set(["Pass", "Choice", "Succeed", "Wait"]);
 
 // One string per event type, not a new one per event (they are kept in every history).
 const STATE_EVENT_TYPES = new Map<string, readonly [string, string]>();
-function stateEventType(stateType: string, kind: 0 | 1): string {
+function stateEventTypes(stateType: string): readonly [string, string] {
   let pair = STATE_EVENT_TYPES.get(stateType);
   if (!pair) {
     pair = [`${stateType}StateEntered`, `${stateType}StateExited`];
     // Only the few ASL types reach here; the bound is a guard, not a cache policy.
     if (STATE_EVENT_TYPES.size < 64) STATE_EVENT_TYPES.set(stateType, pair);
   }
-  return pair[kind];
+  return pair;
 }
 
 /** Did this error come out of a child branch (rather than from evaluating the state's own fields)? */

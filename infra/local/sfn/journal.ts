@@ -15,7 +15,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { type HistoryEvent, type JournalRecord, NOT_TRUNCATED } from "./model.js";
+import { type HistoryEvent, type JournalRecord, NOT_TRUNCATED, StateEvent } from "./model.js";
 
 const FILE = "journal.log";
 
@@ -101,33 +101,51 @@ function encodeRun(r: StateRun): string {
   let name = "";
   let text = "";
   let time = first.timestamp;
+  let from1 = "";
+  let to1 = predictType("");
+  let from2 = "";
+  let to2 = to1;
   // An event whose only difference is its name waits here to see whether the next one differs in nothing.
   let held: string | undefined;
   for (let id = r.from; id <= r.to; id++) {
     const e = events[id - 1] as HistoryEvent;
-    const entered = e.stateEnteredEventDetails as StateDetails | undefined;
-    const d = entered ?? (e.stateExitedEventDetails as StateDetails);
-    const t = (entered ? d.input : d.output) as string;
+    let n: string;
+    let t: string;
+    if (e instanceof StateEvent) {
+      n = e.name;
+      t = e.text;
+    } else {
+      const entered = e.stateEnteredEventDetails as StateDetails | undefined;
+      const d = entered ?? (e.stateExitedEventDetails as StateDetails);
+      n = d.name;
+      t = (entered ? d.input : d.output) as string;
+    }
+    // The types alternate between two (a state type's entry and exit): remember both predictions.
+    if (type !== from1) {
+      const f = from1;
+      const p = to1;
+      from1 = type;
+      to1 = type === from2 ? to2 : predictType(type);
+      from2 = f;
+      to2 = p;
+    }
     const mask =
-      (e.type === predictType(type) ? 0 : 1) |
-      (d.name === name ? 0 : 2) |
-      (t === text ? 0 : 4) |
-      (e.timestamp === time ? 0 : 8);
+      (e.type === to1 ? 0 : 1) | (n === name ? 0 : 2) | (t === text ? 0 : 4) | (e.timestamp === time ? 0 : 8);
     if (held !== undefined && mask === 0) l.push(held);
     else {
       if (held !== undefined) l.push(2, held);
-      if (mask === 2) held = d.name;
+      if (mask === 2) held = n;
       else {
         l.push(mask);
         if (mask & 1) l.push(e.type);
-        if (mask & 2) l.push(d.name);
+        if (mask & 2) l.push(n);
         if (mask & 4) l.push(t);
         if (mask & 8) l.push(e.timestamp - time);
       }
     }
     if (mask !== 2) held = undefined;
     type = e.type;
-    name = d.name;
+    name = n;
     text = t;
     time = e.timestamp;
   }
@@ -172,21 +190,8 @@ export function decodeRun(r: Extract<JournalRecord, { k: "sr" }>): Array<[string
   };
   const push = () => {
     const previousEventId = id === r.i ? r.p : id - 1;
-    const e: HistoryEvent = type.endsWith("StateEntered")
-      ? {
-          timestamp,
-          type,
-          id,
-          previousEventId,
-          stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
-        }
-      : {
-          timestamp,
-          type,
-          id,
-          previousEventId,
-          stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
-        };
+    const kind = type.endsWith("StateEntered") ? 0 : 1;
+    const e = new StateEvent(timestamp, type, id, previousEventId, kind, name, text);
     out.push([r.b, e]);
     id++;
   };

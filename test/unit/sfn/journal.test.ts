@@ -3,7 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeRun, encodeBatch, Journal } from "../../../infra/local/sfn/journal.js";
-import { type HistoryEvent, type JournalRecord, NOT_TRUNCATED } from "../../../infra/local/sfn/model.js";
+import {
+  type HistoryEvent,
+  type JournalRecord,
+  NOT_TRUNCATED,
+  plainEvent,
+  StateEvent,
+} from "../../../infra/local/sfn/model.js";
 
 type StateRunRecord = Extract<JournalRecord, { k: "sr" }>;
 
@@ -84,9 +90,37 @@ describe("state runs in the journal", () => {
     const [record, ...rest] = runLines(text);
     expect(rest).toHaveLength(0);
     expect(record).toMatchObject({ k: "sr", x: 7, b: "r.4.0.2" });
+    // The engine's own compact events encode to the very same record.
+    const compact = events.map((e) => {
+      const d = (e.stateEnteredEventDetails ?? e.stateExitedEventDetails) as { name: string };
+      const kind = e.stateEnteredEventDetails ? 0 : 1;
+      const text = (e.stateEnteredEventDetails as { input?: string } | undefined)?.input;
+      const out = (e.stateExitedEventDetails as { output?: string } | undefined)?.output;
+      return new StateEvent(
+        e.timestamp,
+        e.type,
+        e.id,
+        e.previousEventId,
+        kind,
+        d.name,
+        (text ?? out) as string,
+      );
+    });
+    const again = encodeBatch([
+      {
+        k: "run",
+        x: 7,
+        b: "r.4.0.2",
+        events: [{}, {}, {}, {}, ...compact] as HistoryEvent[],
+        from: 5,
+        to: 5 + events.length - 1,
+      },
+    ]);
+    expect(again).toBe(text);
+    expect(compact.map(plainEvent)).toEqual(events);
     const decoded = decodeRun(record as StateRunRecord);
     expect(decoded.map(([b]) => b).every((b) => b === "r.4.0.2")).toBe(true);
-    expect(decoded.map(([, e]) => e)).toEqual(events);
+    expect(decoded.map(([, e]) => plainEvent(e))).toEqual(events);
   });
 
   it("write a Pass chain as one token a transition", () => {
@@ -99,7 +133,7 @@ describe("state runs in the journal", () => {
     const [record] = runLines(encodeBatch([{ k: "run", x: 1, b: "r", events, from: 1, to: 200 }]));
     // The first entry carries every field; each later transition is its state's name.
     expect((record as StateRunRecord).l.length).toBeLessThanOrEqual(100 + 5);
-    expect(decodeRun(record as StateRunRecord).map(([, e]) => e)).toEqual(events);
+    expect(decodeRun(record as StateRunRecord).map(([, e]) => plainEvent(e))).toEqual(events);
   });
 
   it("refuse a malformed run instead of inventing events", () => {

@@ -3,50 +3,18 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { PubSub } from "@google-cloud/pubsub";
 import { afterAll, describe, expect, it } from "vitest";
 import { PREEMPTION_NOTICES_TOPIC } from "../../core/host-event.js";
 import { createSfnClient } from "../../functions/clients/sfn.js";
 import { behaveJob, processesOfJob, REPO } from "./harness.js";
+import { killStartedGangways, startGangway, stopGangway, untilEnded } from "./processes.js";
 
 // `gangway up --inventory`: the control plane in one process, the hosts' agents in another (as
 // `gangway agent`s on real machines would be), their events reaching it through Pub/Sub only.
 
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-});
-
-/** Start `gangway <args>` and resolve with its first stdout line, parsed. */
-function startGangway(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
-  const child = spawn(process.execPath, ["bin/gangway.mjs", ...args], {
-    cwd: REPO,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let stderr = "";
-  child.stderr?.on("data", (d) => {
-    stderr += d;
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line in time; stderr: ${stderr}`)), 30_000);
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", (line) => {
-      clearTimeout(timer);
-      try {
-        resolve({ child, line: JSON.parse(line) as Record<string, unknown> });
-      } catch (e) {
-        reject(e);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`gangway ${args[0]} exited ${code}: ${stderr}`)));
-  });
-}
+afterAll(killStartedGangways);
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -56,12 +24,28 @@ const freePort = () =>
     });
   });
 
-const stop = (child: ChildProcess) =>
-  new Promise<void>((done) => {
-    if (child.exitCode !== null || child.signalCode !== null) return done();
-    child.once("exit", () => done());
-    child.kill("SIGINT");
-  });
+/** `gangway up` over an inventory of `slices`, its agents' events coming to `pubsubPort`. */
+async function upOnInventory(dir: string, slices: unknown[], tokenFile: string, pubsubPort: number) {
+  await writeFile(join(dir, "inventory.json"), JSON.stringify({ slices }));
+  const { child, line } = await startGangway([
+    "up",
+    "--inventory",
+    join(dir, "inventory.json"),
+    "--agent-token-file",
+    tokenFile,
+    "--pubsub-port",
+    String(pubsubPort),
+    "--state-dir",
+    join(dir, "state"),
+  ]);
+  const ready = line as {
+    sfnEndpoint: string;
+    stateMachineArn: string;
+    pubsubEmulatorHost: string;
+    projectId: string;
+  };
+  return { stack: child, ready, sfn: createSfnClient({ endpoint: ready.sfnEndpoint }) };
+}
 
 describe("gangway up --inventory", () => {
   it("runs a job on another process's agents and retries it through a notice", async () => {
@@ -92,28 +76,12 @@ describe("gangway up --inventory", () => {
         type: s.type,
         hosts: s.hosts,
       }));
-      await writeFile(join(dir, "inventory.json"), JSON.stringify({ slices }));
-
-      const { child: stack, line } = await startGangway([
-        "up",
-        "--inventory",
-        join(dir, "inventory.json"),
-        "--agent-token-file",
-        tokenFile,
-        "--pubsub-port",
-        String(pubsubPort),
-        "--state-dir",
-        join(dir, "state"),
-      ]);
-      const ready = line as {
-        sfnEndpoint: string;
-        stateMachineArn: string;
-        pubsubEmulatorHost: string;
-        projectId: string;
-      };
-      expect(ready.pubsubEmulatorHost).toBe(`127.0.0.1:${pubsubPort}`);
-      const sfn = createSfnClient({ endpoint: ready.sfnEndpoint });
-      const pubsub = new PubSub({ projectId: ready.projectId, apiEndpoint: ready.pubsubEmulatorHost });
+      const { stack, ready, sfn } = await upOnInventory(dir, slices, tokenFile, pubsubPort);
+      const pubsub = new PubSub({
+        projectId: ready.projectId,
+        apiEndpoint: ready.pubsubEmulatorHost,
+        emulatorMode: true,
+      });
       try {
         const jobId = `inventory-${Date.now()}`;
         const { executionArn } = await sfn.send(
@@ -135,13 +103,9 @@ describe("gangway up --inventory", () => {
           await new Promise((r) => setTimeout(r, 50));
         }
         await pubsub.topic(PREEMPTION_NOTICES_TOPIC).publishMessage({ json: { slice: slices[1]?.name } });
-        let done: { status?: string; output?: string } | undefined;
-        for (let i = 0; i < 1200 && (done === undefined || done.status === "RUNNING"); i++) {
-          await new Promise((r) => setTimeout(r, 50));
-          done = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-        }
-        expect(done?.status).toBe("SUCCEEDED");
-        const output = JSON.parse(done?.output ?? "{}");
+        const done = await untilEnded(sfn, executionArn, 60_000);
+        expect(done.status).toBe("SUCCEEDED");
+        const output = JSON.parse(done.output ?? "{}");
         expect(output).toMatchObject({ status: "SUCCEEDED", counters: { preemptions: 1 } });
         // Retried on the same machines: an inventory's hosts are not deleted when preempted.
         expect(output.result).toHaveLength(2);
@@ -149,8 +113,8 @@ describe("gangway up --inventory", () => {
       } finally {
         sfn.destroy();
         await pubsub.close();
-        await stop(stack);
-        await stop(cluster);
+        expect(await stopGangway(stack)).toBe(0);
+        expect(await stopGangway(cluster)).toBe(0);
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -189,20 +153,7 @@ describe("gangway up --inventory", () => {
         type: "v4-8",
         hosts: [{ address: a.address, workerId: 0, agent: a.agent }],
       }));
-      await writeFile(join(dir, "inventory.json"), JSON.stringify({ slices }));
-      const { child: stack, line } = await startGangway([
-        "up",
-        "--inventory",
-        join(dir, "inventory.json"),
-        "--agent-token-file",
-        tokenFile,
-        "--pubsub-port",
-        String(pubsubPort),
-        "--state-dir",
-        join(dir, "state"),
-      ]);
-      const ready = line as { sfnEndpoint: string; stateMachineArn: string };
-      const sfn = createSfnClient({ endpoint: ready.sfnEndpoint });
+      const { stack, ready, sfn } = await upOnInventory(dir, slices, tokenFile, pubsubPort);
       try {
         const jobId = `agentkill-${Date.now()}`;
         const { executionArn } = await sfn.send(
@@ -231,18 +182,14 @@ describe("gangway up --inventory", () => {
         expect(victim).toBeDefined();
         victim?.child.kill("SIGKILL");
         for (const pid of workload) process.kill(pid, "SIGKILL");
-        let done: { status?: string; output?: string } | undefined;
-        for (let i = 0; i < 1800 && (done === undefined || done.status === "RUNNING"); i++) {
-          await new Promise((r) => setTimeout(r, 50));
-          done = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-        }
-        expect(done?.status).toBe("SUCCEEDED");
-        expect(JSON.parse(done?.output ?? "{}")).toMatchObject({ counters: { preemptions: 1, failures: 0 } });
+        const done = await untilEnded(sfn, executionArn, 90_000);
+        expect(done.status).toBe("SUCCEEDED");
+        expect(JSON.parse(done.output ?? "{}")).toMatchObject({ counters: { preemptions: 1, failures: 0 } });
         expect(await processesOfJob(jobId)).toEqual([]);
       } finally {
         sfn.destroy();
-        await stop(stack);
-        for (const a of agents) await stop(a.child);
+        await stopGangway(stack);
+        for (const a of agents) await stopGangway(a.child);
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

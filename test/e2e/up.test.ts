@@ -2,11 +2,11 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { afterAll, describe, expect, it } from "vitest";
 import { createSfnClient } from "../../functions/clients/sfn.js";
 import { behaveJob, processesOfJob, REPO } from "./harness.js";
+import { killStartedGangways, startGangway } from "./processes.js";
 
 // `gangway up` as users run it: a real process that prints one ready line, survives `kill -9`
 // of itself mid-job (started again on the same state directory, the job completes), and leaves
@@ -21,34 +21,19 @@ interface Ready {
   projectId: string;
 }
 
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-});
+afterAll(killStartedGangways);
 
-function up(stateDir: string): Promise<{ child: ChildProcess; ready: Ready }> {
-  const child = spawn(
-    process.execPath,
-    ["bin/gangway.mjs", "up", "--cluster", "v4-8x1", "--state-dir", stateDir, "--provisioning-delay", "200"],
-    { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  children.push(child);
-  let stderr = "";
-  child.stderr?.on("data", (d) => {
-    stderr += d;
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line in time; stderr: ${stderr}`)), 30_000);
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", (line) => {
-      clearTimeout(timer);
-      try {
-        resolve({ child, ready: JSON.parse(line) as Ready });
-      } catch (e) {
-        reject(e);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`gangway up exited ${code}: ${stderr}`)));
-  });
+async function up(stateDir: string): Promise<{ child: ChildProcess; ready: Ready }> {
+  const { child, line } = await startGangway([
+    "up",
+    "--cluster",
+    "v4-8x1",
+    "--state-dir",
+    stateDir,
+    "--provisioning-delay",
+    "200",
+  ]);
+  return { child, ready: line as unknown as Ready };
 }
 
 async function workloadsUnder(dir: string): Promise<number[]> {

@@ -10,16 +10,10 @@ import { randomUUID } from "node:crypto";
 import { parseDefinition, type StatesBlock } from "./definition.js";
 import { apiErrors, SfnApiError } from "./errors.js";
 import { ExecutionRun, type RunnerHost } from "./execution.js";
-import { decodeEvent, decodeRun, Journal } from "./journal.js";
+import { History } from "./history.js";
+import { decodeEvent, Journal, readRun } from "./journal.js";
 import { LambdaRegistry, type LambdaTarget } from "./lambda.js";
-import {
-  type ExecutionData,
-  type HistoryEvent,
-  type JournalRecord,
-  plainEvent,
-  StateEvent,
-  type StateMachineData,
-} from "./model.js";
+import type { ExecutionData, HistoryEvent, JournalRecord, StateMachineData } from "./model.js";
 import {
   checkName,
   checkRoleArn,
@@ -82,14 +76,9 @@ function readPageToken(token: string | undefined, scope: string): number {
 
 /** Replay one event: it extends the history and, if it enters a state, places its branch there. */
 function replayEvent(e: ExecutionData, b: string, ev: HistoryEvent): void {
-  e.events.push(ev);
+  e.events.add(ev);
   e.lastEvent.set(b, ev.id);
-  const entered =
-    ev instanceof StateEvent
-      ? ev.kind === 0
-        ? ev.name
-        : undefined
-      : (ev.stateEnteredEventDetails as { name?: string } | undefined)?.name;
+  const entered = (ev.stateEnteredEventDetails as { name?: string } | undefined)?.name;
   if (entered !== undefined)
     e.branches.set(b, { state: entered, input: undefined, entered: ev.id, vars: {}, phase: "enter" });
 }
@@ -161,10 +150,21 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
         machines.delete(r.arn);
         break;
       case "exec":
-        addExecution({ ...r.exec, branches: new Map(r.exec.branches), lastEvent: new Map(r.exec.lastEvent) });
+        addExecution({
+          ...r.exec,
+          events: History.from(r.exec.events),
+          branches: new Map(r.exec.branches),
+          lastEvent: new Map(r.exec.lastEvent),
+        });
         break;
       case "start":
-        addExecution({ ...r.exec, status: "RUNNING", events: [], branches: new Map(), lastEvent: new Map() });
+        addExecution({
+          ...r.exec,
+          status: "RUNNING",
+          events: new History(),
+          branches: new Map(),
+          lastEvent: new Map(),
+        });
         break;
       default: {
         const e = bySeq.get(r.x);
@@ -175,7 +175,13 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
             const [b, ev] = decodeEvent(x);
             replayEvent(e, b, ev);
           }
-        else if (r.k === "sr") for (const [b, ev] of decodeRun(r)) replayEvent(e, b, ev);
+        else if (r.k === "sr")
+          readRun(r, (timestamp, type, id, previousEventId, kind, name, text) => {
+            e.events.addState(timestamp, type, previousEventId, kind, name, text);
+            e.lastEvent.set(r.b, id);
+            if (kind === 0)
+              e.branches.set(r.b, { state: name, input: undefined, entered: id, vars: {}, phase: "enter" });
+          });
         else if (r.k === "cp") e.branches.set(r.b, r.c);
         else if (r.k === "done") e.branches.set(r.b, { done: r.d });
         else if (r.k === "clear") {
@@ -198,14 +204,16 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
   for (const e of executions.values()) {
     for (const c of e.branches.values()) {
       if (!("state" in c) || c.input !== undefined) continue;
-      const entered = e.events[c.entered - 1]?.stateEnteredEventDetails as { input?: string } | undefined;
-      c.input = JSON.parse(entered?.input ?? "null");
+      c.input = JSON.parse(e.events.entryOf(c.entered)?.input ?? "null");
     }
   }
   const compact = function* (): Generator<JournalRecord> {
     for (const sm of machines.values()) yield { k: "sm", sm };
     for (const e of executions.values())
-      yield { k: "exec", exec: { ...e, branches: [...e.branches], lastEvent: [...e.lastEvent] } };
+      yield {
+        k: "exec",
+        exec: { ...e, events: e.events.toJSON(), branches: [...e.branches], lastEvent: [...e.lastEvent] },
+      };
   };
   journal.rewrite(compact());
   // The journal is compacted again whenever it has grown by this much since the last time.
@@ -372,7 +380,7 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
         input,
         startDate: now(),
         status: "RUNNING",
-        events: [],
+        events: new History(),
         branches: new Map(),
         lastEvent: new Map(),
       };
@@ -449,13 +457,15 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
     },
     GetExecutionHistory: (b) => {
       const e = execution(b.executionArn);
-      const events = b.reverseOrder ? [...e.events].reverse() : e.events;
+      const n = e.events.length;
       const scope = `h:${e.executionArn}:${b.reverseOrder ? 1 : 0}`;
       const from = readPageToken(b.nextToken, scope);
       const size = b.maxResults || 100;
       const strip = b.includeExecutionData === false;
-      const page = events.slice(from, from + size).map((ev) => {
-        const out: Record<string, unknown> = { ...plainEvent(ev), timestamp: ev.timestamp / 1000 };
+      const page: Array<Record<string, unknown>> = [];
+      for (let i = from; i < Math.min(from + size, n); i++) {
+        const ev = e.events.get(b.reverseOrder ? n - i : i + 1) as HistoryEvent;
+        const out: Record<string, unknown> = { ...ev, timestamp: ev.timestamp / 1000 };
         if (strip) {
           for (const [k, v] of Object.entries(out)) {
             if (k.endsWith("EventDetails") && v && typeof v === "object") {
@@ -464,10 +474,10 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
             }
           }
         }
-        return out;
-      });
+        page.push(out);
+      }
       const out: Record<string, unknown> = { events: page };
-      if (from + size < events.length) out.nextToken = pageToken(from + size, scope);
+      if (from + size < n) out.nextToken = pageToken(from + size, scope);
       return out;
     },
     SendTaskSuccess: (b) => {

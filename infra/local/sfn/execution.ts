@@ -7,6 +7,7 @@ import { evaluateRule, parseTimestamp } from "./choice.js";
 import type { StateDef, StatesBlock } from "./definition.js";
 import { errorMatches, runtimeError, STATES, StatesError } from "./errors.js";
 import { runMap, runParallel } from "./fanout.js";
+import type { History } from "./history.js";
 import { evaluateIntrinsic, isIntrinsic } from "./intrinsics.js";
 import { jsonataCatch, runJsonataState } from "./jsonata.js";
 import {
@@ -16,7 +17,6 @@ import {
   type HistoryEvent,
   type JournalRecord,
   NOT_TRUNCATED,
-  StateEvent,
 } from "./model.js";
 import {
   applyFilterPath,
@@ -52,8 +52,8 @@ export interface RunnerHost {
   region: string;
   accountId: string;
   record(r: JournalRecord): void;
-  /** Journal event `id` of execution `x`'s `events`: a plain StateEntered/StateExited of branch `b`. */
-  recordStateEvent(x: number, b: string, events: readonly HistoryEvent[], id: number): void;
+  /** Journal event `id` of execution `x`'s `history`: a plain StateEntered/StateExited of branch `b`. */
+  recordStateEvent(x: number, b: string, history: History, id: number): void;
   flush(): void;
   invokeLambda(
     functionName: string,
@@ -274,38 +274,33 @@ export class ExecutionRun {
       previousEventId: prev,
       ...details,
     };
-    events.push(e);
+    events.add(e);
     this.exec.lastEvent.set(b, e.id);
     this.host.record({ k: "ev", x: this.exec.seq, b, e });
     return e;
   }
 
-  /** Append a `…StateEntered` (kind 0) or `…StateExited` (kind 1) event, journaled by reference. */
-  private emitState(
-    b: string,
-    kind: 0 | 1,
-    type: string,
-    name: string,
-    text: string,
-    at: number | undefined,
-  ): HistoryEvent {
-    if (b.includes(QUIET) || this.exec.events.length >= MAX_HISTORY_EVENTS - 1)
-      return kind === 0
-        ? this.emit(b, type, {
-            stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
-          })
-        : this.emit(b, type, {
-            stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
-          });
+  /**
+   * Append a `…StateEntered` (kind 0) or `…StateExited` (kind 1) event at time `at`, kept in the
+   * history's columns and journaled by reference; returns its id.
+   */
+  private emitState(b: string, kind: 0 | 1, type: string, name: string, text: string, at: number): number {
     const events = this.exec.events;
-    const id = events.length + 1;
+    if (b.includes(QUIET) || events.length >= MAX_HISTORY_EVENTS - 1)
+      return (
+        kind === 0
+          ? this.emit(b, type, {
+              stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
+            })
+          : this.emit(b, type, {
+              stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
+            })
+      ).id;
     const previousEventId = this.exec.lastEvent.get(b) ?? events.length;
-    const timestamp = at ?? this.host.now();
-    const e = new StateEvent(timestamp, type, id, previousEventId, kind, name, text);
-    events.push(e);
+    const id = events.addState(at, type, previousEventId, kind, name, text);
     this.exec.lastEvent.set(b, id);
     this.host.recordStateEvent(this.exec.seq, b, events, id);
-    return e;
+    return id;
   }
 
   /** Persist a branch checkpoint (journaled with the events before it, atomically per flush). */
@@ -348,7 +343,7 @@ export class ExecutionRun {
       },
       StateMachine: { Id: this.exec.stateMachineArn, Name: this.exec.stateMachineName },
       State: {
-        EnteredTime: iso(this.exec.events[cp.entered - 1]?.timestamp ?? this.host.now()),
+        EnteredTime: iso(this.exec.events.timestampOf(cp.entered) ?? this.host.now()),
         Name: cp.state,
       },
     };
@@ -401,8 +396,8 @@ export class ExecutionRun {
       const checkInput = inputText === undefined;
       if (!cp) {
         inputText ??= JSON.stringify(stateInput) ?? "null";
-        const e = this.emitState(b.id, 0, types[0], name, inputText, leftAt);
-        cp = { state: name, input: stateInput, entered: e.id, vars: variables, phase: "enter" };
+        const entered = this.emitState(b.id, 0, types[0], name, inputText, leftAt ?? this.host.now());
+        cp = { state: name, input: stateInput, entered, vars: variables, phase: "enter" };
         this.checkpoint(b.id, cp);
       }
       // Yield to the event loop now and then so a long chain never starves other executions. Only
@@ -444,7 +439,8 @@ export class ExecutionRun {
         checkTextSize(name, outputText);
       }
       if (st.Type !== "Fail") {
-        leftAt = this.emitState(b.id, 1, types[1], name, outputText, undefined).timestamp;
+        leftAt = this.host.now();
+        this.emitState(b.id, 1, types[1], name, outputText, leftAt);
       }
       if (out.next === undefined) return out.output;
       name = out.next;

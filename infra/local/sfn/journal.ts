@@ -15,7 +15,8 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { type HistoryEvent, type JournalRecord, NOT_TRUNCATED, StateEvent } from "./model.js";
+import type { History } from "./history.js";
+import { type HistoryEvent, type JournalRecord, NOT_TRUNCATED } from "./model.js";
 
 const FILE = "journal.log";
 
@@ -73,7 +74,7 @@ export interface StateRun {
   k: "run";
   x: number;
   b: string;
-  events: readonly HistoryEvent[];
+  history: History;
   /** Ids of the first and last event of the run. */
   from: number;
   to: number;
@@ -94,13 +95,13 @@ export type QueuedRecord = JournalRecord | StateRun;
  * times cheaper than writing every field of every event.
  */
 function encodeRun(r: StateRun): string {
-  const events = r.events;
-  const first = events[r.from - 1] as HistoryEvent;
+  const { time: times, prev, types, names, texts } = r.history.columns();
   const l: Array<string | number> = [];
+  const start = times[r.from - 1] as number;
   let type = "";
   let name = "";
   let text = "";
-  let time = first.timestamp;
+  let time = start;
   let from1 = "";
   let to1 = predictType("");
   let from2 = "";
@@ -108,18 +109,10 @@ function encodeRun(r: StateRun): string {
   // An event whose only difference is its name waits here to see whether the next one differs in nothing.
   let held: string | undefined;
   for (let id = r.from; id <= r.to; id++) {
-    const e = events[id - 1] as HistoryEvent;
-    let n: string;
-    let t: string;
-    if (e instanceof StateEvent) {
-      n = e.name;
-      t = e.text;
-    } else {
-      const entered = e.stateEnteredEventDetails as StateDetails | undefined;
-      const d = entered ?? (e.stateExitedEventDetails as StateDetails);
-      n = d.name;
-      t = (entered ? d.input : d.output) as string;
-    }
+    const ty = types[id - 1] as string;
+    const n = names[id - 1] as string;
+    const t = texts[id - 1] as string;
+    const at = times[id - 1] as number;
     // The types alternate between two (a state type's entry and exit): remember both predictions.
     if (type !== from1) {
       const f = from1;
@@ -129,36 +122,27 @@ function encodeRun(r: StateRun): string {
       from2 = f;
       to2 = p;
     }
-    const mask =
-      (e.type === to1 ? 0 : 1) | (n === name ? 0 : 2) | (t === text ? 0 : 4) | (e.timestamp === time ? 0 : 8);
+    const mask = (ty === to1 ? 0 : 1) | (n === name ? 0 : 2) | (t === text ? 0 : 4) | (at === time ? 0 : 8);
     if (held !== undefined && mask === 0) l.push(held);
     else {
       if (held !== undefined) l.push(2, held);
       if (mask === 2) held = n;
       else {
         l.push(mask);
-        if (mask & 1) l.push(e.type);
+        if (mask & 1) l.push(ty);
         if (mask & 2) l.push(n);
         if (mask & 4) l.push(t);
-        if (mask & 8) l.push(e.timestamp - time);
+        if (mask & 8) l.push(at - time);
       }
     }
     if (mask !== 2) held = undefined;
-    type = e.type;
+    type = ty;
     name = n;
     text = t;
-    time = e.timestamp;
+    time = at;
   }
   if (held !== undefined) l.push(2, held);
-  return JSON.stringify({
-    k: "sr",
-    x: r.x,
-    b: r.b,
-    i: r.from,
-    p: first.previousEventId,
-    t: first.timestamp,
-    l,
-  });
+  return JSON.stringify({ k: "sr", x: r.x, b: r.b, i: r.from, p: prev[r.from - 1], t: start, l });
 }
 
 const predicted = new Map<string, string>();
@@ -174,9 +158,19 @@ function predictType(type: string): string {
   return p;
 }
 
-/** The events of an `sr` record, as `[branch, event]` pairs; throws on a malformed record. */
-export function decodeRun(r: Extract<JournalRecord, { k: "sr" }>): Array<[string, HistoryEvent]> {
-  const out: Array<[string, HistoryEvent]> = [];
+/** What `readRun` hands each event of a state run to. */
+export type StateEventVisitor = (
+  timestamp: number,
+  type: string,
+  id: number,
+  previousEventId: number,
+  kind: 0 | 1,
+  name: string,
+  text: string,
+) => void;
+
+/** Hand each event of an `sr` record to `visit`, in order; throws on a malformed record. */
+export function readRun(r: Extract<JournalRecord, { k: "sr" }>, visit: StateEventVisitor): void {
   let type = "";
   let name = "";
   let text = "";
@@ -189,10 +183,7 @@ export function decodeRun(r: Extract<JournalRecord, { k: "sr" }>): Array<[string
     return v as T;
   };
   const push = () => {
-    const previousEventId = id === r.i ? r.p : id - 1;
-    const kind = type.endsWith("StateEntered") ? 0 : 1;
-    const e = new StateEvent(timestamp, type, id, previousEventId, kind, name, text);
-    out.push([r.b, e]);
+    visit(timestamp, type, id, id === r.i ? r.p : id - 1, type.endsWith("StateEntered") ? 0 : 1, name, text);
     id++;
   };
   for (let j = 0; j < l.length; ) {
@@ -213,6 +204,30 @@ export function decodeRun(r: Extract<JournalRecord, { k: "sr" }>): Array<[string
     if (mask & 8) timestamp += field<number>(j++, "number");
     push();
   }
+}
+
+/** The events of an `sr` record in AWS's shape, as `[branch, event]` pairs. */
+export function decodeRun(r: Extract<JournalRecord, { k: "sr" }>): Array<[string, HistoryEvent]> {
+  const out: Array<[string, HistoryEvent]> = [];
+  readRun(r, (timestamp, type, id, previousEventId, kind, name, text) => {
+    const e: HistoryEvent =
+      kind === 0
+        ? {
+            timestamp,
+            type,
+            id,
+            previousEventId,
+            stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
+          }
+        : {
+            timestamp,
+            type,
+            id,
+            previousEventId,
+            stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
+          };
+    out.push([r.b, e]);
+  });
   return out;
 }
 
@@ -330,23 +345,28 @@ export class Journal {
   }
 
   /**
-   * Queue event `id` of execution `x`'s history `events`, a plain StateEntered/StateExited of
-   * branch `b`: it extends the run queued last when it follows that run's last event.
+   * Queue event `id` of execution `x`'s `history`, a plain StateEntered/StateExited of branch `b`:
+   * it extends the run queued last when it follows that run's last event.
    */
-  appendStateEvent(x: number, b: string, events: readonly HistoryEvent[], id: number): void {
+  appendStateEvent(x: number, b: string, history: History, id: number): void {
     if (!this.stateDir) return;
+    if (!history.isState(id)) {
+      this.append({ k: "ev", x, b, e: history.get(id) as HistoryEvent });
+      return;
+    }
     const tail = this.buffer[this.buffer.length - 1];
     if (
       tail?.k === "run" &&
       tail.x === x &&
       tail.b === b &&
+      tail.history === history &&
       tail.to === id - 1 &&
-      events[id - 1]?.previousEventId === id - 1
+      history.previousOf(id) === id - 1
     ) {
       tail.to = id;
       return;
     }
-    this.append({ k: "run", x, b, events, from: id, to: id });
+    this.append({ k: "run", x, b, history, from: id, to: id });
   }
 
   /** Write everything queued, in one write. */

@@ -1,4 +1,5 @@
 /** Shapes shared by the engine's parts: executions, history events, checkpoints, journal records. */
+import type { History } from "./history.js";
 
 /** One history event, AWS's shape: `{timestamp, type, id, previousEventId, <kind>EventDetails}`. */
 export interface HistoryEvent {
@@ -11,50 +12,6 @@ export interface HistoryEvent {
 
 /** The `inputDetails`/`outputDetails` of the events the engine records: shared, never changed. */
 export const NOT_TRUNCATED: { readonly truncated: false } = Object.freeze({ truncated: false });
-
-/**
- * A plain `…StateEntered` (kind 0) or `…StateExited` (kind 1) event, the commonest by far, held
- * as one object: its details object is built only when read (history API, compaction, replay),
- * which spares an allocation per event that every history would otherwise keep alive.
- */
-export class StateEvent {
-  [details: string]: unknown;
-  constructor(
-    readonly timestamp: number,
-    readonly type: string,
-    readonly id: number,
-    readonly previousEventId: number,
-    readonly kind: 0 | 1,
-    readonly name: string,
-    /** The state's input (entered) or output (exited), as JSON text. */
-    readonly text: string,
-  ) {}
-
-  get stateEnteredEventDetails():
-    | { name: string; input: string; inputDetails: typeof NOT_TRUNCATED }
-    | undefined {
-    return this.kind === 0 ? { name: this.name, input: this.text, inputDetails: NOT_TRUNCATED } : undefined;
-  }
-
-  get stateExitedEventDetails():
-    | { name: string; output: string; outputDetails: typeof NOT_TRUNCATED }
-    | undefined {
-    return this.kind === 1 ? { name: this.name, output: this.text, outputDetails: NOT_TRUNCATED } : undefined;
-  }
-
-  /** The event in AWS's shape (also what `JSON.stringify` writes). */
-  toJSON(): HistoryEvent {
-    const { timestamp, type, id, previousEventId } = this;
-    return this.kind === 0
-      ? { timestamp, type, id, previousEventId, stateEnteredEventDetails: this.stateEnteredEventDetails }
-      : { timestamp, type, id, previousEventId, stateExitedEventDetails: this.stateExitedEventDetails };
-  }
-}
-
-/** An event in AWS's shape, whichever way it is held. */
-export function plainEvent(e: HistoryEvent): HistoryEvent {
-  return e instanceof StateEvent ? e.toJSON() : e;
-}
 
 /** Where a branch (the machine, a Parallel branch or a Map iteration) stands; persisted on every move. */
 export interface BranchCheckpoint {
@@ -104,7 +61,7 @@ export interface ExecutionData {
   output?: string;
   error?: string;
   cause?: string;
-  events: HistoryEvent[];
+  events: History;
   /** Running branches' checkpoints and finished children, by branch id. */
   branches: Map<string, BranchCheckpoint | { done: BranchDone }>;
   /** Last event id of each branch, for `previousEventId`. */
@@ -155,7 +112,8 @@ export type JournalRecord =
     };
 
 /** An execution as written in a compacted journal (maps as arrays). */
-export interface SerializedExecution extends Omit<ExecutionData, "branches" | "lastEvent"> {
+export interface SerializedExecution extends Omit<ExecutionData, "events" | "branches" | "lastEvent"> {
+  events: HistoryEvent[];
   branches: Array<[string, BranchCheckpoint | { done: BranchDone }]>;
   lastEvent: Array<[string, number]>;
 }

@@ -2,14 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { History } from "../../../infra/local/sfn/history.js";
 import { decodeRun, encodeBatch, Journal } from "../../../infra/local/sfn/journal.js";
-import {
-  type HistoryEvent,
-  type JournalRecord,
-  NOT_TRUNCATED,
-  plainEvent,
-  StateEvent,
-} from "../../../infra/local/sfn/model.js";
+import { type HistoryEvent, type JournalRecord, NOT_TRUNCATED } from "../../../infra/local/sfn/model.js";
 
 type StateRunRecord = Extract<JournalRecord, { k: "sr" }>;
 
@@ -77,50 +72,22 @@ describe("state runs in the journal", () => {
       specs.push({ type: `${i % 23 === 0 ? "Pass" : stateType}StateExited`, name, text: out, timestamp: t });
     }
     const events = stateEvents(specs, 5, 3);
-    const text = encodeBatch([
-      {
-        k: "run",
-        x: 7,
-        b: "r.4.0.2",
-        events: [{}, {}, {}, {}, ...events] as HistoryEvent[],
-        from: 5,
-        to: 5 + events.length - 1,
-      },
-    ]);
+    // Four other events first, so the run starts at id 5 after a previousEventId of 3.
+    const others = [1, 2, 3, 4].map((id) => ({
+      timestamp: t,
+      type: "TaskScheduled",
+      id,
+      previousEventId: id - 1,
+    }));
+    const history = History.from([...others, ...events]);
+    expect(history.toJSON()).toEqual([...others, ...events]);
+    const text = encodeBatch([{ k: "run", x: 7, b: "r.4.0.2", history, from: 5, to: 5 + events.length - 1 }]);
     const [record, ...rest] = runLines(text);
     expect(rest).toHaveLength(0);
     expect(record).toMatchObject({ k: "sr", x: 7, b: "r.4.0.2" });
-    // The engine's own compact events encode to the very same record.
-    const compact = events.map((e) => {
-      const d = (e.stateEnteredEventDetails ?? e.stateExitedEventDetails) as { name: string };
-      const kind = e.stateEnteredEventDetails ? 0 : 1;
-      const text = (e.stateEnteredEventDetails as { input?: string } | undefined)?.input;
-      const out = (e.stateExitedEventDetails as { output?: string } | undefined)?.output;
-      return new StateEvent(
-        e.timestamp,
-        e.type,
-        e.id,
-        e.previousEventId,
-        kind,
-        d.name,
-        (text ?? out) as string,
-      );
-    });
-    const again = encodeBatch([
-      {
-        k: "run",
-        x: 7,
-        b: "r.4.0.2",
-        events: [{}, {}, {}, {}, ...compact] as HistoryEvent[],
-        from: 5,
-        to: 5 + events.length - 1,
-      },
-    ]);
-    expect(again).toBe(text);
-    expect(compact.map(plainEvent)).toEqual(events);
     const decoded = decodeRun(record as StateRunRecord);
     expect(decoded.map(([b]) => b).every((b) => b === "r.4.0.2")).toBe(true);
-    expect(decoded.map(([, e]) => plainEvent(e))).toEqual(events);
+    expect(decoded.map(([, e]) => e)).toEqual(events);
   });
 
   it("write a Pass chain as one token a transition", () => {
@@ -130,10 +97,11 @@ describe("state runs in the journal", () => {
       specs.push({ type: "PassStateExited", name: `S${i}`, text: "{}", timestamp: 5 });
     }
     const events = stateEvents(specs);
-    const [record] = runLines(encodeBatch([{ k: "run", x: 1, b: "r", events, from: 1, to: 200 }]));
+    const history = History.from(events);
+    const [record] = runLines(encodeBatch([{ k: "run", x: 1, b: "r", history, from: 1, to: 200 }]));
     // The first entry carries every field; each later transition is its state's name.
     expect((record as StateRunRecord).l.length).toBeLessThanOrEqual(100 + 5);
-    expect(decodeRun(record as StateRunRecord).map(([, e]) => plainEvent(e))).toEqual(events);
+    expect(decodeRun(record as StateRunRecord).map(([, e]) => e)).toEqual(events);
   });
 
   it("refuse a malformed run instead of inventing events", () => {
@@ -146,19 +114,22 @@ describe("state runs in the journal", () => {
     dir = mkdtempSync(join(tmpdir(), "gangway-sfn-journal-"));
     const journal = new Journal(dir);
     journal.rewrite([]);
-    const events = stateEvents([
-      { type: "PassStateEntered", name: "A", text: "{}", timestamp: 1 },
-      { type: "PassStateExited", name: "A", text: "{}", timestamp: 1 },
-      { type: "PassStateEntered", name: "B", text: "{}", timestamp: 2 },
-      { type: "PassStateExited", name: "B", text: "{}", timestamp: 2 },
-    ]);
+    const events = History.from(
+      stateEvents([
+        { type: "PassStateEntered", name: "A", text: "{}", timestamp: 1 },
+        { type: "PassStateExited", name: "A", text: "{}", timestamp: 1 },
+        { type: "PassStateEntered", name: "B", text: "{}", timestamp: 2 },
+        { type: "PassStateExited", name: "B", text: "{}", timestamp: 2 },
+      ]),
+    );
+    const other = History.from(events.toJSON());
     // Another branch's events, a record in between and a gap in ids each start a new run.
     journal.appendStateEvent(1, "r", events, 1);
     journal.appendStateEvent(1, "r", events, 2);
     journal.appendStateEvent(1, "r.1", events, 3);
     journal.append({ k: "clear", x: 1, b: "r.1" });
     journal.appendStateEvent(1, "r", events, 4);
-    journal.appendStateEvent(2, "r", events, 1);
+    journal.appendStateEvent(2, "r", other, 1);
     journal.close();
     const records = new Journal(dir).read();
     expect(records.map((r) => r.k)).toEqual(["sr", "sr", "clear", "sr", "sr"]);
@@ -171,5 +142,70 @@ describe("state runs in the journal", () => {
       [1, "r", [4]],
       [2, "r", [1]],
     ]);
+  });
+});
+
+describe("an execution's history", () => {
+  it("gives back every event exactly as it was added, plain state events or not", () => {
+    const entered = {
+      timestamp: 1_700_000_000_123,
+      type: "PassStateEntered",
+      id: 2,
+      previousEventId: 1,
+      stateEnteredEventDetails: { name: "P", input: '{"a":1}', inputDetails: { truncated: false } },
+    };
+    const events: HistoryEvent[] = [
+      {
+        timestamp: 1_700_000_000_000,
+        type: "ExecutionStarted",
+        id: 1,
+        previousEventId: 0,
+        executionStartedEventDetails: { input: "{}" },
+      },
+      entered,
+      // Not plain: an extra field, a truncated payload. Kept whole, returned as they are.
+      { ...entered, id: 3, previousEventId: 2, extra: true },
+      {
+        timestamp: 1_700_000_000_124,
+        type: "PassStateExited",
+        id: 4,
+        previousEventId: 3,
+        stateExitedEventDetails: { name: "P", output: "{}", outputDetails: { truncated: true } },
+      },
+      {
+        timestamp: 1_700_000_000_125,
+        type: "PassStateExited",
+        id: 5,
+        previousEventId: 4,
+        stateExitedEventDetails: { name: "P", output: "[]", outputDetails: { truncated: false } },
+      },
+    ];
+    const h = History.from(events);
+    expect(h.length).toBe(5);
+    expect(h.toJSON()).toEqual(events);
+    expect(h.slice(2, 3)).toEqual(events.slice(1, 3));
+    expect(h.get(0)).toBeUndefined();
+    expect(h.get(6)).toBeUndefined();
+    expect([1, 2, 3, 4, 5].map((id) => h.isState(id))).toEqual([false, true, false, false, true]);
+    expect(h.entryOf(2)).toEqual({ name: "P", input: '{"a":1}' });
+    expect(h.entryOf(5)).toBeUndefined();
+    expect(h.timestampOf(5)).toBe(1_700_000_000_125);
+    // A returned state event is a copy: changing it changes nothing kept.
+    (h.get(2) as { type: string }).type = "changed";
+    expect(h.get(2)).toEqual(entered);
+  });
+
+  it("grows past its first capacity without losing anything", () => {
+    const h = new History();
+    for (let i = 0; i < 1000; i++)
+      h.addState(1_700_000_000_000 + i, "PassStateEntered", i, 0, `S${i}`, `${i}`);
+    expect(h.length).toBe(1000);
+    expect(h.get(777)).toEqual({
+      timestamp: 1_700_000_000_776,
+      type: "PassStateEntered",
+      id: 777,
+      previousEventId: 776,
+      stateEnteredEventDetails: { name: "S776", input: "776", inputDetails: { truncated: false } },
+    });
   });
 });

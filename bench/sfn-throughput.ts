@@ -4,7 +4,8 @@
  * same definitions. Prints median and spread (min–max) over several runs, taken after both sides
  * have warmed up the same way, and each side's first (cold) run apart.
  *
- * Run: `npm run bench:sfn` (options: --runs=N, default 5; --warmup=N runs of each workload, default 10).
+ * Run: `npm run bench:sfn` (options: --runs=N, default 5; --warmup=N rounds of both workloads on
+ * both sides, default 10, and for at least --warmup-ms=T, default 3000).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,6 +17,7 @@ import { startSfnServer } from "../infra/local/sfn/server.js";
 
 const RUNS = Number(process.argv.find((a) => a.startsWith("--runs="))?.slice(7) ?? 5);
 const WARMUP = Number(process.argv.find((a) => a.startsWith("--warmup="))?.slice(9) ?? 10);
+const WARMUP_MS = Number(process.argv.find((a) => a.startsWith("--warmup-ms="))?.slice(12) ?? 3000);
 const ROLE = "arn:aws:iam::123456789012:role/bench";
 
 const passChain = (n: number) => {
@@ -115,14 +117,18 @@ const mapArn = await o.machine(bigMap);
 // Each side's first run, before the JIT has compiled anything of it: what a fresh process sees.
 const coldOurs = 1000 / ((await o.run(chainArn, {})) / 1000);
 const coldPeer = 1000 / ((await peerRun(passChain(1000), {})) / 1000);
-// Then both warm up alike: JIT tiering takes several runs on a busy machine (more for the engine,
-// whose hot loop is larger), and the measured runs compare steady states.
-for (let i = 0; i < WARMUP; i++) {
+// Then both warm up alike, by rounds and by time: the JIT compiles hot code on a background thread,
+// which on a busy machine takes seconds to get to (the engine's larger loop comes last), and the
+// measured runs compare steady states.
+const warmupStart = performance.now();
+let rounds = 0;
+for (; rounds < WARMUP || performance.now() - warmupStart < WARMUP_MS; rounds++) {
   await o.run(chainArn, {});
   await peerRun(passChain(1000), {});
   await o.run(mapArn, mapInput);
   await peerRun(bigMap, mapInput);
 }
+const warmupSeconds = (performance.now() - warmupStart) / 1000;
 
 const chainOurs: number[] = [];
 const chainPeer: number[] = [];
@@ -136,7 +142,7 @@ for (let r = 0; r < RUNS; r++) {
   mapPeer.push(2000 / ((await peerRun(bigMap, mapInput)) / 1000));
 }
 console.log(
-  `runs: ${RUNS} after ${WARMUP} warm-up runs of each workload on each side (durable engine journals to ${o.dir}; peer is in memory)`,
+  `runs: ${RUNS} after ${rounds} warm-up rounds (${warmupSeconds.toFixed(1)} s) of both workloads on both sides (durable engine journals to ${o.dir}; peer is in memory)`,
 );
 line("1,000-state Pass chain, transitions/s — gangway (durable)", chainOurs, "/s");
 line("1,000-state Pass chain, transitions/s — aws-local-stepfunctions", chainPeer, "/s");

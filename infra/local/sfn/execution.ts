@@ -409,35 +409,20 @@ export class ExecutionRun {
         lastYield = Date.now();
         if (b.signal.aborted) throw new Aborted();
       }
-      let out: { output: unknown; next?: string; vars: Record<string, unknown> };
+      let out: StateOutcome;
       try {
         if (checkInput) checkTextSize(name, inputText ?? JSON.stringify(stateInput) ?? "null");
         const r = this.runState(b, st, cp);
         out = r instanceof Promise ? await r : r;
       } catch (e) {
-        if (e instanceof Aborted || b.signal.aborted) throw new Aborted();
-        const err =
-          e instanceof StatesError ? e : new StatesError(STATES.runtime, String((e as Error)?.message ?? e));
-        if (err.name === "States.QueryEvaluationError" && this.isJsonata(st)) {
-          // AWS records a failed evaluation as its own event (and, for a Map, the Map's failure).
-          const details: Record<string, unknown> = { error: err.name, state: cp.state };
-          if (err.cause !== undefined) details.cause = err.cause;
-          this.emit(b.id, "EvaluationFailed", { evaluationFailedEventDetails: details });
-          if (st.Type === "Map") this.emit(b.id, "MapStateFailed");
-        }
-        const caught = await this.tryCatch(b, st, cp, err);
-        if (!caught) throw err;
-        out = caught;
+        out = await this.failed(b, st, cp, e);
       }
-      let outputText: string;
       // A state that hands on its input unchanged (same object; the engine never mutates a payload)
       // hands on its text too, already serialized and size-checked: no second serialization.
-      if (out.output === stateInput && inputText !== undefined && PASS_THROUGH.has(st.Type))
-        outputText = inputText;
-      else {
-        outputText = JSON.stringify(out.output) ?? "null";
-        checkTextSize(name, outputText);
-      }
+      const outputText =
+        out.output === stateInput && inputText !== undefined && PASS_THROUGH.has(st.Type)
+          ? inputText
+          : serialized(name, out.output);
       if (st.Type !== "Fail") {
         leftAt = this.host.now();
         this.emitState(b.id, 1, types[1], name, outputText, leftAt);
@@ -449,6 +434,23 @@ export class ExecutionRun {
       variables = out.vars;
       cp = undefined;
     }
+  }
+
+  /** A state's failure: its `Catch` handles it (the outcome), or it is thrown on (or `Aborted`). */
+  private async failed(b: Branch, st: StateDef, cp: BranchCheckpoint, e: unknown): Promise<StateOutcome> {
+    if (e instanceof Aborted || b.signal.aborted) throw new Aborted();
+    const err =
+      e instanceof StatesError ? e : new StatesError(STATES.runtime, String((e as Error)?.message ?? e));
+    if (err.name === "States.QueryEvaluationError" && this.isJsonata(st)) {
+      // AWS records a failed evaluation as its own event (and, for a Map, the Map's failure).
+      const details: Record<string, unknown> = { error: err.name, state: cp.state };
+      if (err.cause !== undefined) details.cause = err.cause;
+      this.emit(b.id, "EvaluationFailed", { evaluationFailedEventDetails: details });
+      if (st.Type === "Map") this.emit(b.id, "MapStateFailed");
+    }
+    const caught = await this.tryCatch(b, st, cp, err);
+    if (!caught) throw err;
+    return caught;
   }
 
   private async tryCatch(
@@ -765,6 +767,13 @@ function isChildFailure(e: unknown): boolean {
 function isEmpty(o: Record<string, unknown>): boolean {
   for (const _ in o) return false;
   return true;
+}
+
+/** A state's output as JSON text, size-checked. */
+function serialized(stateName: string, output: unknown): string {
+  const text = JSON.stringify(output) ?? "null";
+  checkTextSize(stateName, text);
+  return text;
 }
 
 /** Throw `States.DataLimitExceeded` when a payload's JSON text is over 256 KiB. */

@@ -229,3 +229,37 @@ describe("sfn-local survives kill -9", () => {
     await kill9(second);
   });
 });
+
+describe("sfn-local killed in the middle of a long Pass chain", () => {
+  it("resumes the chain where it was, then its task: no event missing or written twice", async () => {
+    const n = 3000;
+    const states: Record<string, unknown> = {};
+    for (let i = 0; i < n; i++) states[`S${i}`] = { Type: "Pass", Next: i + 1 < n ? `S${i + 1}` : "T" };
+    states.T = { ...tokenTask("chain"), Next: "P" };
+    states.P = { Type: "Pass", End: true };
+    const first = await startEngine();
+    const arn = await createMachine(first.client, { StartAt: "S0", States: states });
+    const exec = (
+      await first.client.send(new StartExecutionCommand({ stateMachineArn: arn, name: "chainRun" }))
+    ).executionArn as string;
+    // Killed as soon as the start is acknowledged: the chain runs on in slices between flushes.
+    await kill9(first);
+    const second = await startEngine();
+    const c2 = second.client;
+    const token = await until(() => tokens.get("chain"));
+    await c2.send(new SendTaskSuccessCommand({ taskToken: token, output: '{"done":true}' }));
+    const d = await waitDone(c2, exec);
+    expect(d.status).toBe("SUCCEEDED");
+    expect(JSON.parse(d.output as string)).toEqual({ done: true });
+    const h = await history(c2, exec);
+    expect(h.map((e) => e.id)).toEqual(h.map((_, i) => i + 1));
+    expect(h.map((e) => e.previousEventId)).toEqual(h.map((_, i) => i));
+    const entered = h.filter((e) => e.stateEnteredEventDetails).map((e) => e.stateEnteredEventDetails?.name);
+    expect(entered).toEqual([...Array.from({ length: n }, (_, i) => `S${i}`), "T", "P"]);
+    const exited = h.filter((e) => e.stateExitedEventDetails).map((e) => e.stateExitedEventDetails?.name);
+    expect(exited).toEqual([...Array.from({ length: n }, (_, i) => `S${i}`), "T", "P"]);
+    expect(h.filter((e) => e.type === "TaskScheduled")).toHaveLength(1);
+    expect(h.filter((e) => e.type === "TaskSucceeded")).toHaveLength(1);
+    await kill9(second);
+  });
+});

@@ -119,6 +119,9 @@ class ForkQueue {
 
 const forks = new ForkQueue();
 
+/** Past this many agents in one process, refills wait for a quiet second. */
+const MANY_AGENTS = 8;
+
 export class Prefork {
   private ready: ChildProcess | undefined;
   private closed = false;
@@ -128,13 +131,23 @@ export class Prefork {
     return process.platform === "linux" && existsSync(SHELL) && existsSync(ENV_BINARY);
   }
 
+  private readonly quietMs: number;
+
   /**
    * `quietMs`: how long the process must have started no workload before the next shell is
-   * forked (off the Run path). The first one is forked as soon as the queue allows.
+   * forked (off the Run path). By default 5 ms for an agent alone in its process (a fork there
+   * is cheap, the Run's answer has gone by then, and the next Run should find its shell), a second where many agents share one (a
+   * simulated cluster: hundreds of forks would hold up the Runs still coming). The first shell
+   * is forked as soon as the queue allows.
    */
-  constructor(private readonly quietMs = 1000) {
+  constructor(quietMs?: number) {
+    Prefork.live++;
+    this.quietMs = quietMs ?? (Prefork.live > MANY_AGENTS ? 1000 : 5);
     forks.request(this, 0);
   }
+
+  /** Preforks open in this process. */
+  private static live = 0;
 
   /**
    * Hand the waiting shell its workload. Returns the child (already spawned: `pid`, stdio and
@@ -172,6 +185,7 @@ export class Prefork {
 
   /** Kill the waiting shell and fork no more. */
   close(): void {
+    if (!this.closed) Prefork.live--;
     this.closed = true;
     forks.cancel(this);
     this.ready?.kill("SIGKILL");

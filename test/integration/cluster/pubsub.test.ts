@@ -48,6 +48,10 @@ describe("gangway cluster --pubsub-project", () => {
     const pubsub = new PubSub({ projectId: PROJECT, apiEndpoint: emulator.host, emulatorMode: true });
     try {
       await expect.poll(() => stdout.includes('"ready":true'), { timeout: 30_000 }).toBe(true);
+      // The topics are made in the background (the emulator may come up after the cluster).
+      await expect
+        .poll(async () => (await pubsub.topic(PREEMPTION_NOTICES_TOPIC).exists())[0], { timeout: 20_000 })
+        .toBe(true);
       const [sub] = await pubsub.topic(PREEMPTION_NOTICES_TOPIC).createSubscription("notices-test");
       const received: Message[] = [];
       sub.on("message", (m: Message) => {

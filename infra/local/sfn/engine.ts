@@ -160,6 +160,7 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
       case "start":
         addExecution({
           ...r.exec,
+          definition: r.exec.definition ?? machines.get(r.exec.stateMachineArn)?.definition ?? "",
           status: "RUNNING",
           events: new History(),
           branches: new Map(),
@@ -228,7 +229,15 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
   let resumed = 0;
   for (const e of executions.values()) {
     if (e.status !== "RUNNING") continue;
-    const run = new ExecutionRun(e, definitionOf(e.definition), host);
+    let machine: StatesBlock;
+    try {
+      machine = definitionOf(e.definition);
+    } catch (err) {
+      // Only a damaged journal gets here (a start without its machine): keep the rest running.
+      log(`execution ${e.executionArn} cannot resume: ${String(err)}`);
+      continue;
+    }
+    const run = new ExecutionRun(e, machine, host);
     running.set(e.executionArn, run);
     resumed++;
     void run.resume().catch((err) => log(`execution ${e.executionArn} crashed: ${String(err)}`));
@@ -384,7 +393,9 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
         branches: new Map(),
         lastEvent: new Map(),
       };
-      const { events: _e, branches: _b, lastEvent: _l, status: _s, ...meta } = e;
+      // The definition is the machine's, journaled with it already: the start need not repeat it
+      // (replay reads it from the machine as it stood at that point of the journal).
+      const { events: _e, branches: _b, lastEvent: _l, status: _s, definition: _d, ...meta } = e;
       journal.append({ k: "start", x: e.seq, exec: meta });
       addExecution(e);
       const run = new ExecutionRun(e, definitionOf(sm.definition), host);

@@ -31,9 +31,24 @@ import {
 import { runTask } from "./task.js";
 import type { TokenRegistry } from "./tokens.js";
 
-// Executions yield to the event loop after this long of uninterrupted transitions (shared by all).
+// Executions yield to the event loop once a stretch of uninterrupted transitions (shared by all)
+// has lasted this long: measured from the stretch's first check, not from the last yield, so an
+// execution that starts after a quiet spell does not yield at once for nothing.
 const YIELD_EVERY_MS = 5;
-let lastYield = Date.now();
+let stretchStart: number | undefined;
+const endStretch = () => {
+  stretchStart = undefined;
+};
+function stretchIsLong(): boolean {
+  const now = Date.now();
+  if (stretchStart === undefined) {
+    stretchStart = now;
+    // The stretch ends when the event loop next gets a turn.
+    setImmediate(endStretch).unref();
+    return false;
+  }
+  return now - stretchStart > YIELD_EVERY_MS;
+}
 
 /** Marks branch ids whose events are not recorded (DISTRIBUTED Map iterations). */
 export const QUIET = "~";
@@ -404,9 +419,8 @@ export class ExecutionRun {
       // here, once the next state is entered: a flush (at a macrotask's end) never falls between a
       // state's exit and the next entry, where a restart would resume at the exited state and run
       // it again (the journal places a branch by its last entry).
-      if (++this.transitions % 64 === 0 && Date.now() - lastYield > YIELD_EVERY_MS) {
+      if (++this.transitions % 64 === 0 && stretchIsLong()) {
         await new Promise((r) => setImmediate(r));
-        lastYield = Date.now();
         if (b.signal.aborted) throw new Aborted();
       }
       let out: StateOutcome;

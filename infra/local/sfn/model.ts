@@ -88,7 +88,10 @@ export type JournalRecord =
   | {
       k: "start";
       x: number;
-      exec: Omit<ExecutionData, "events" | "branches" | "lastEvent" | "status">;
+      /** Without `definition` when it is its state machine's at that point of the journal. */
+      exec: Omit<ExecutionData, "events" | "branches" | "lastEvent" | "status" | "definition"> & {
+        definition?: string;
+      };
     }
   | { k: "ev"; x: number; b: string; e: HistoryEvent }
   /** Plain StateEntered/StateExited events of one branch, ids consecutive (see journal.ts). */

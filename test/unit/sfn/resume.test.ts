@@ -123,6 +123,46 @@ describe("resume after a restart", () => {
   });
 });
 
+describe("executions of a machine updated between their starts", () => {
+  it("resume each with the definition it started with", async () => {
+    const first = await engineAt(0);
+    const version = (v: string) =>
+      JSON.stringify({
+        StartAt: "W",
+        States: { W: { Type: "Wait", Seconds: 3600, Next: "P" }, P: { Type: "Pass", Result: v, End: true } },
+      });
+    const { stateMachineArn } = (await first.call("CreateStateMachine", {
+      name: "versions",
+      roleArn: ROLE,
+      definition: version("v1"),
+    })) as { stateMachineArn: string };
+    const started = async () =>
+      ((await first.call("StartExecution", { stateMachineArn })) as { executionArn: string }).executionArn;
+    const a = await started();
+    await first.call("UpdateStateMachine", { stateMachineArn, definition: version("v2") });
+    const b = await started();
+    await first.close();
+    const second = await engineAt(HOUR_MS);
+    for (const [arn, v] of [
+      [a, "v1"],
+      [b, "v2"],
+    ] as const) {
+      const d = await until(async () => {
+        const x = (await second.call("DescribeExecution", { executionArn: arn })) as {
+          status: string;
+          output?: string;
+        };
+        return x.status === "RUNNING" ? undefined : x;
+      });
+      expect(d).toMatchObject({ status: "SUCCEEDED", output: JSON.stringify(v) });
+      const sm = (await second.call("DescribeStateMachineForExecution", { executionArn: arn })) as {
+        definition: string;
+      };
+      expect(sm.definition).toBe(version(v));
+    }
+  });
+});
+
 describe("replay of a journal cut in the middle of pure transitions", () => {
   it("resumes at the last entered state without repeating an event", async () => {
     const { readFileSync, writeFileSync } = await import("node:fs");

@@ -5,7 +5,7 @@
  * to trace or copy. Any other event is kept as the object it was recorded as. `get`, `slice` and
  * `toJSON` give AWS's shape.
  */
-import { type HistoryEvent, NOT_TRUNCATED } from "./model.js";
+import { type HistoryEvent, plainStateEvent } from "./model.js";
 
 /** Kinds of stored event: a plain state entry, a plain state exit, or any other event. */
 const ENTERED = 0;
@@ -89,21 +89,7 @@ export class History {
     const previousEventId = this.prev[i] as number;
     const name = this.names[i] as string;
     const text = this.texts[i] as string;
-    return k === ENTERED
-      ? {
-          timestamp,
-          type,
-          id,
-          previousEventId,
-          stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
-        }
-      : {
-          timestamp,
-          type,
-          id,
-          previousEventId,
-          stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
-        };
+    return plainStateEvent(k === ENTERED ? 0 : 1, timestamp, type, id, previousEventId, name, text);
   }
 
   /** Events `from`..`to` (ids, inclusive) in AWS's shape. */

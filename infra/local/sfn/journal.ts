@@ -16,7 +16,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import type { History } from "./history.js";
-import { type HistoryEvent, type JournalRecord, NOT_TRUNCATED } from "./model.js";
+import { type HistoryEvent, type JournalRecord, plainStateEvent } from "./model.js";
 
 const FILE = "journal.log";
 
@@ -47,23 +47,7 @@ function encodeEvent(b: string, e: HistoryEvent): EncodedEvent {
 export function decodeEvent(x: EncodedEvent): [string, HistoryEvent] {
   if (x.length === 2) return x;
   const [b, kind, timestamp, type, id, previousEventId, name, text] = x;
-  const e: HistoryEvent =
-    kind === 0
-      ? {
-          timestamp,
-          type,
-          id,
-          previousEventId,
-          stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
-        }
-      : {
-          timestamp,
-          type,
-          id,
-          previousEventId,
-          stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
-        };
-  return [b, e];
+  return [b, plainStateEvent(kind, timestamp, type, id, previousEventId, name, text)];
 }
 
 /**
@@ -210,23 +194,7 @@ export function readRun(r: Extract<JournalRecord, { k: "sr" }>, visit: StateEven
 export function decodeRun(r: Extract<JournalRecord, { k: "sr" }>): Array<[string, HistoryEvent]> {
   const out: Array<[string, HistoryEvent]> = [];
   readRun(r, (timestamp, type, id, previousEventId, kind, name, text) => {
-    const e: HistoryEvent =
-      kind === 0
-        ? {
-            timestamp,
-            type,
-            id,
-            previousEventId,
-            stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
-          }
-        : {
-            timestamp,
-            type,
-            id,
-            previousEventId,
-            stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
-          };
-    out.push([r.b, e]);
+    out.push([r.b, plainStateEvent(kind, timestamp, type, id, previousEventId, name, text)]);
   });
   return out;
 }

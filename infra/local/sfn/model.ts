@@ -13,6 +13,36 @@ export interface HistoryEvent {
 /** The `inputDetails`/`outputDetails` of the events the engine records: shared, never changed. */
 export const NOT_TRUNCATED: { readonly truncated: false } = Object.freeze({ truncated: false });
 
+/**
+ * A plain state event in AWS's shape: `kind` 0 is a state entered (its input), 1 a state exited
+ * (its output). The journal and the columnar history both rebuild events through this.
+ */
+export function plainStateEvent(
+  kind: number,
+  timestamp: number,
+  type: string,
+  id: number,
+  previousEventId: number,
+  name: string,
+  text: string,
+): HistoryEvent {
+  return kind === 0
+    ? {
+        timestamp,
+        type,
+        id,
+        previousEventId,
+        stateEnteredEventDetails: { name, input: text, inputDetails: NOT_TRUNCATED },
+      }
+    : {
+        timestamp,
+        type,
+        id,
+        previousEventId,
+        stateExitedEventDetails: { name, output: text, outputDetails: NOT_TRUNCATED },
+      };
+}
+
 /** Where a branch (the machine, a Parallel branch or a Map iteration) stands; persisted on every move. */
 export interface BranchCheckpoint {
   /** The state the branch is in and that state's raw input. */

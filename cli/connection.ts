@@ -1,7 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { GangwayApiError } from "./client/transport.js";
-import { type CliContext, EXIT, UsageError } from "./command.js";
+import type { ParseArgsConfig } from "node:util";
+import { apiTransport, GangwayApiError } from "./client/transport.js";
+import { type CliContext, EXIT, parseCommandArgs, UsageError } from "./command.js";
 
 /** How the CLI reaches a running control plane. */
 export interface ApiConnection {
@@ -70,4 +71,26 @@ export async function reportingApiErrors(
     );
     return EXIT.failed;
   }
+}
+
+/**
+ * Parse an API command that takes one job id (its own `options` plus the connection's) and
+ * connect: the flags' values, the job id and the API transport.
+ *
+ * @example
+ * const { values, jobId, api } = await jobCommand(ctx, "logs", USAGE, { json: { type: "boolean" } });
+ */
+export async function jobCommand<O extends NonNullable<ParseArgsConfig["options"]>>(
+  ctx: CliContext,
+  name: string,
+  usage: string,
+  options: O,
+) {
+  const { values, positionals } = parseCommandArgs(
+    { args: ctx.argv, allowPositionals: true, options: { ...options, ...CONNECTION_OPTIONS } },
+    usage,
+  );
+  if (positionals.length !== 1) throw new UsageError(`${name} takes exactly one job id\n\n${usage}`);
+  const jobId = positionals[0] ?? "";
+  return { values, jobId, api: apiTransport(await resolveConnection(values, ctx.env, ctx.cwd)) };
 }

@@ -1,11 +1,5 @@
-import { apiTransport } from "../client/transport.js";
-import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
-import {
-  CONNECTION_OPTIONS,
-  CONNECTION_USAGE,
-  reportingApiErrors,
-  resolveConnection,
-} from "../connection.js";
+import { type CliCommand, EXIT } from "../command.js";
+import { CONNECTION_USAGE, jobCommand, reportingApiErrors } from "../connection.js";
 
 const USAGE = `usage: gangway cancel <job-id> [--reason TEXT] [--wait] [--json] [connection options]
 
@@ -22,23 +16,11 @@ export const command: CliCommand = {
   summary: "cancel a job (teardown runs, status CANCELLED)",
   usage: USAGE,
   async run(ctx) {
-    const parsed = parseCommandArgs(
-      {
-        args: ctx.argv,
-        allowPositionals: true,
-        options: {
-          reason: { type: "string" },
-          wait: { type: "boolean" },
-          json: { type: "boolean" },
-          ...CONNECTION_OPTIONS,
-        },
-      },
-      USAGE,
-    );
-    const { values, positionals } = parsed;
-    if (positionals.length !== 1) throw new UsageError(`cancel takes exactly one job id\n\n${USAGE}`);
-    const jobId = positionals[0] ?? "";
-    const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
+    const { values, jobId, api } = await jobCommand(ctx, "cancel", USAGE, {
+      reason: { type: "string" },
+      wait: { type: "boolean" },
+      json: { type: "boolean" },
+    });
     return reportingApiErrors("cancel", ctx, async () => {
       const reason = values.reason ? `?reason=${encodeURIComponent(values.reason)}` : "";
       await api.request("DELETE", `/v1/jobs/${encodeURIComponent(jobId)}${reason}`);

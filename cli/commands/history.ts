@@ -1,13 +1,7 @@
 import type { HistoryEvent } from "@aws-sdk/client-sfn";
 import { failureOf, groupByAttempt } from "../../functions/console/history.js";
-import { apiTransport } from "../client/transport.js";
-import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
-import {
-  CONNECTION_OPTIONS,
-  CONNECTION_USAGE,
-  reportingApiErrors,
-  resolveConnection,
-} from "../connection.js";
+import { type CliCommand, EXIT } from "../command.js";
+import { CONNECTION_USAGE, jobCommand, reportingApiErrors } from "../connection.js";
 
 const USAGE = `usage: gangway history <job-id> [--json] [connection options]
 
@@ -30,21 +24,11 @@ export const command: CliCommand = {
   summary: "show a job's execution history, grouped by attempt",
   usage: USAGE,
   async run(ctx) {
-    const parsed = parseCommandArgs(
-      {
-        args: ctx.argv,
-        allowPositionals: true,
-        options: { json: { type: "boolean" }, ...CONNECTION_OPTIONS },
-      },
-      USAGE,
-    );
-    const { values, positionals } = parsed;
-    if (positionals.length !== 1) throw new UsageError(`history takes exactly one job id\n\n${USAGE}`);
-    const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
+    const { values, jobId, api } = await jobCommand(ctx, "history", USAGE, { json: { type: "boolean" } });
     return reportingApiErrors("history", ctx, async () => {
       const h = await api.request<{ events: HistoryEvent[] }>(
         "GET",
-        `/v1/jobs/${encodeURIComponent(positionals[0] ?? "")}/history`,
+        `/v1/jobs/${encodeURIComponent(jobId)}/history`,
       );
       const groups = groupByAttempt(h.events);
       if (values.json) {

@@ -1,11 +1,5 @@
-import { apiTransport } from "../client/transport.js";
-import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
-import {
-  CONNECTION_OPTIONS,
-  CONNECTION_USAGE,
-  reportingApiErrors,
-  resolveConnection,
-} from "../connection.js";
+import { type CliCommand, EXIT } from "../command.js";
+import { CONNECTION_USAGE, jobCommand, reportingApiErrors } from "../connection.js";
 
 const USAGE = `usage: gangway logs <job-id> [--slice S] [--host H] [--max-bytes N] [--json] [connection options]
 
@@ -35,32 +29,18 @@ export const command: CliCommand = {
   summary: "show the stdout/stderr tails of a job's hosts",
   usage: USAGE,
   async run(ctx) {
-    const parsed = parseCommandArgs(
-      {
-        args: ctx.argv,
-        allowPositionals: true,
-        options: {
-          slice: { type: "string" },
-          host: { type: "string" },
-          "max-bytes": { type: "string" },
-          json: { type: "boolean" },
-          ...CONNECTION_OPTIONS,
-        },
-      },
-      USAGE,
-    );
-    const { values, positionals } = parsed;
-    if (positionals.length !== 1) throw new UsageError(`logs takes exactly one job id\n\n${USAGE}`);
-    const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
+    const { values, jobId, api } = await jobCommand(ctx, "logs", USAGE, {
+      slice: { type: "string" },
+      host: { type: "string" },
+      "max-bytes": { type: "string" },
+      json: { type: "boolean" },
+    });
     const q = new URLSearchParams();
     if (values.slice !== undefined) q.set("slice", values.slice);
     if (values.host !== undefined) q.set("host", values.host);
     if (values["max-bytes"] !== undefined) q.set("maxBytes", values["max-bytes"]);
     return reportingApiErrors("logs", ctx, async () => {
-      const logs = await api.request<Logs>(
-        "GET",
-        `/v1/jobs/${encodeURIComponent(positionals[0] ?? "")}/logs?${q}`,
-      );
+      const logs = await api.request<Logs>("GET", `/v1/jobs/${encodeURIComponent(jobId)}/logs?${q}`);
       if (values.json) {
         ctx.stdout(`${JSON.stringify(logs)}\n`);
         return EXIT.ok;

@@ -98,6 +98,7 @@ export async function startPubSubEmulator(options: PubSubEmulatorOptions = {}): 
       pushWorkers.delete(name);
       return;
     }
+    if (config?.pushConfig?.oidcToken?.serviceAccountEmail && wantsPush) void signer.prepare();
     if (existing && config) existing.update(config);
     if (!existing && wantsPush && q && config) {
       const worker = new PushWorker(config, q, broker, signer, logger, options.pushConcurrency ?? 32, () =>

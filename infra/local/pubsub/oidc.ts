@@ -1,4 +1,4 @@
-import { generateKeyPairSync, type KeyObject, randomUUID, sign } from "node:crypto";
+import { generateKeyPair, generateKeyPairSync, type KeyObject, randomUUID, sign } from "node:crypto";
 
 /** Issuer of the tokens, as on Google's push tokens. */
 export const PUSH_TOKEN_ISSUER = "https://accounts.google.com";
@@ -38,20 +38,37 @@ const b64url = (data: Buffer | string) => Buffer.from(data).toString("base64url"
 export class PushTokenSigner {
   readonly kid = randomUUID();
   private keys: { privateKey: KeyObject; jwk: PublicJwk } | undefined;
+  private preparing: Promise<void> | undefined;
   private readonly cache = new Map<string, { token: string; exp: number }>();
 
   constructor(private readonly nowMs: () => number = Date.now) {}
 
-  // Generated on first use: an RSA key pair costs a few hundred milliseconds, and most emulator
-  // runs never push with a token.
+  /**
+   * Generate the key pair off the event loop (an RSA key costs a few hundred milliseconds of CPU,
+   * which would otherwise stall the first push); resolves at once when it exists.
+   */
+  prepare(): Promise<void> {
+    if (this.keys) return Promise.resolve();
+    this.preparing ??= new Promise<void>((resolve) => {
+      generateKeyPair("rsa", { modulusLength: 2048 }, (err, publicKey, privateKey) => {
+        if (!err && !this.keys) this.keys = this.keysOf(privateKey, publicKey);
+        resolve(); // on error, keyPair() makes one synchronously
+      });
+    });
+    return this.preparing;
+  }
+
+  private keysOf(privateKey: KeyObject, publicKey: KeyObject) {
+    const pub = publicKey.export({ format: "jwk" }) as { kty: string; n: string; e: string };
+    const jwk: PublicJwk = { kty: pub.kty, n: pub.n, e: pub.e, kid: this.kid, alg: "RS256", use: "sig" };
+    return { privateKey, jwk };
+  }
+
+  // Made on first use when prepare() was not awaited: most emulator runs never push with a token.
   private keyPair(): { privateKey: KeyObject; jwk: PublicJwk } {
     if (!this.keys) {
       const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-      const pub = publicKey.export({ format: "jwk" }) as { kty: string; n: string; e: string };
-      this.keys = {
-        privateKey,
-        jwk: { kty: pub.kty, n: pub.n, e: pub.e, kid: this.kid, alg: "RS256", use: "sig" },
-      };
+      this.keys = this.keysOf(privateKey, publicKey);
     }
     return this.keys;
   }

@@ -136,6 +136,7 @@ export class PushWorker implements Consumer {
         headers["content-type"] = "application/json";
       }
       if (push.oidcToken?.serviceAccountEmail) {
+        await this.signer.prepare();
         const audience = push.oidcToken.audience || endpoint;
         headers.authorization = `Bearer ${this.signer.token(push.oidcToken.serviceAccountEmail, audience)}`;
       }

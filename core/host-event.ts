@@ -11,7 +11,8 @@ export const LAUNCH_REQUESTS_TOPIC = "gangway-launch-requests";
 /**
  * One event of a host agent, published as JSON on the host-events topic (and, for `preempted`,
  * on the notices topic too):
- * - `exited`: the workload ended (on its own, cancelled, replaced) or could not start;
+ * - `exited`: the workload ended on its own, was cancelled by its agent shutting down, or could
+ *   not start (a run its lease holder ended is not published: the holder has the reply);
  * - `preempted`: the host is being preempted (metadata probe TRUE, or injected);
  * - `lost`: the lease expired unrenewed and the host freed itself, killing the workload;
  * - `heartbeat`: the workload of a lease is still running (keeps the attempt alive).

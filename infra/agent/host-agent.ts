@@ -41,7 +41,7 @@ import {
 } from "./run-record.js";
 import { prepareAndStart } from "./run-start.js";
 import { Serial } from "./serial.js";
-import { type PeerClientFactory, type PeerState, SliceMonitor } from "./slice-monitor.js";
+import { type PeerClientFactory, type PeerState, SliceMonitor, sharedPeerClients } from "./slice-monitor.js";
 
 /** Version reported by Health. */
 export const AGENT_VERSION = "gangway-agent/1";
@@ -121,7 +121,7 @@ export class HostAgent {
     baseEnv: Record<string, string>;
   };
   private readonly serial = new Serial();
-  private readonly peerClients: PeerClientFactory | undefined;
+  private readonly peerClients: (PeerClientFactory & { closeAll(): void }) | undefined;
   private readonly cwd: string;
   private readonly askMetadata: (() => Promise<boolean>) | undefined;
   private readonly sliceMonitorOptions: { intervalMs?: number; failuresToLost?: number };
@@ -153,7 +153,7 @@ export class HostAgent {
     };
     this.startedAt = this.o.clock.now();
     this.events = new EventPublisher(this.o.eventSink, this.o.log);
-    this.peerClients = options.peerClients;
+    this.peerClients = options.peerClients ? sharedPeerClients(options.peerClients) : undefined;
     this.cwd = options.cwd ?? process.cwd();
     this.askMetadata = options.metadataPreempted;
     this.sliceMonitorOptions = options.sliceMonitor ?? {};
@@ -302,6 +302,7 @@ export class HostAgent {
     return this.serial.run(async () => {
       this.assertServing();
       await this.expireIfDue();
+      if (req.takeOverTtlMs > 0) this.takeOver(req);
       this.requireLease(req.leaseId, req.epoch);
       const prev = this.run;
       if (prev && sameRun(prev.req, req) && !this.isStale(prev)) return this.runReply(prev, true);
@@ -333,6 +334,18 @@ export class HostAgent {
       this.changed();
       return this.runReply(record, false);
     });
+  }
+
+  /**
+   * An in-place restart: this job's lease of an older epoch becomes the run's lease. Only the
+   * same job at a newer epoch may (as in {@link acquireLease}'s takeover); anything else is left
+   * to {@link requireLease} to refuse.
+   */
+  private takeOver(req: RunRequest): void {
+    const cur = this.lease;
+    if (!cur || (cur.leaseId === req.leaseId && cur.epoch === req.epoch)) return;
+    if (cur.jobId !== req.jobId || req.epoch <= cur.epoch) return;
+    this.setLease(req.leaseId, req.jobId, req.epoch, req.takeOverTtlMs);
   }
 
   /** A run of an older lease or epoch than the current lease is never handed back as current. */
@@ -375,10 +388,11 @@ export class HostAgent {
 
   /**
    * End the current run (if it runs): SIGTERM the group, grace, SIGKILL, wait until /proc shows
-   * none of it, then wait for its end to be recorded.
+   * none of it, then wait for its end to be recorded. `cancelled`: its lease holder asked;
+   * `shutdown`: the agent stops; `lost`: the lease expired.
    */
   private async stopRun(
-    kind: "cancelled" | "lost",
+    kind: "cancelled" | "shutdown" | "lost",
     graceMs?: number,
     reason?: string,
     beforeEvent?: () => void,
@@ -388,16 +402,19 @@ export class HostAgent {
       beforeEvent?.();
       return [];
     }
-    run.cancelled = kind === "cancelled";
+    run.cancelled = kind !== "lost";
     run.endKind = kind === "lost" ? "lost" : "exited";
-    run.reason = reason ?? (kind === "cancelled" ? "cancelled" : undefined);
+    run.reason = reason ?? (kind === "lost" ? undefined : "cancelled");
     run.holdEvent = true;
     const left = await run.workload.terminate(graceMs || this.o.graceMs);
     if (left.length === 0) await run.finished;
     beforeEvent?.();
     run.holdEvent = false;
-    // Published now that the host's state says what the event says (a freed host after a loss).
-    if (run.exited) this.publishEnd(run);
+    // A run its lease holder ended (Cancel, ReleaseLease, a new Run or takeover) is not published:
+    // the holder has the answer in its reply, and in a recovery hundreds of such events would
+    // queue ahead of the ones that matter. Others are published once the host's state says what
+    // the event says (a freed host after a loss).
+    if (run.exited && kind !== "cancelled") this.publishEnd(run);
     return left;
   }
 
@@ -554,6 +571,7 @@ export class HostAgent {
     this.prefork?.close();
     this.lease?.cancelTimer();
     this.run?.monitor?.stop();
+    this.peerClients?.closeAll();
     await this.run?.workload?.kill();
     this.watchers.clear();
   }
@@ -563,9 +581,10 @@ export class HostAgent {
     this.stopping = true;
     this.prefork?.close();
     await this.serial.run(async () => {
-      await this.stopRun("cancelled", graceMs, "agent shutting down");
+      await this.stopRun("shutdown", graceMs, "agent shutting down");
       this.lease?.cancelTimer();
       this.run?.monitor?.stop();
+      this.peerClients?.closeAll();
     });
     await this.events.drain();
     this.watchers.clear();

@@ -46,6 +46,26 @@ export function resolveExecutable(file: string, env: Readonly<Record<string, str
   return undefined;
 }
 
+/** Launches found possible lately (cwd, command, PATH) → until when (`performance.now()`). */
+const launchable = new Map<string, number>();
+/** How long a launch found possible is taken as possible without looking again. */
+const LAUNCHABLE_MS = 1000;
+
+/**
+ * Throw the spawn-like ENOENT error when `cwd` is not a directory or `file` is not found. A
+ * success is remembered for a second: the hosts of one machine (a simulated cluster) all start
+ * the same command at once; a command removed in that second fails in the shell instead (127).
+ */
+function checkLaunchable(file: string, env: Readonly<Record<string, string>>, cwd: string): void {
+  const key = `${cwd}\0${file}\0${env.PATH ?? ""}`;
+  const now = performance.now();
+  if ((launchable.get(key) ?? 0) > now) return;
+  if (!existsSync(cwd) || !statSync(cwd).isDirectory()) throw spawnError(file, `no directory ${cwd}`);
+  if (resolveExecutable(file, env, cwd) === undefined) throw spawnError(file, "no such executable");
+  if (launchable.size >= 256) launchable.clear();
+  launchable.set(key, now + LAUNCHABLE_MS);
+}
+
 /** An error shaped like the one `child_process.spawn` gives for a missing command or cwd. */
 function spawnError(file: string, what: string): NodeJS.ErrnoException {
   const e: NodeJS.ErrnoException = new Error(`spawn ${file} ENOENT (${what})`);
@@ -165,8 +185,7 @@ export class Prefork {
       return undefined;
     if (unsuitable(argv, env) !== undefined) return undefined;
     const file = argv[0] as string;
-    if (!existsSync(cwd) || !statSync(cwd).isDirectory()) throw spawnError(file, `no directory ${cwd}`);
-    if (resolveExecutable(file, env, cwd) === undefined) throw spawnError(file, "no such executable");
+    checkLaunchable(file, env, cwd);
     this.ready = undefined;
     child.removeAllListeners("exit");
     // From now on it is a workload: it keeps the agent's process alive like any other.

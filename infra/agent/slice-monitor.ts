@@ -60,9 +60,13 @@ export class SliceMonitor {
     }));
   }
 
-  /** Start polling (the first round at once). */
+  /**
+   * Start polling. The first round comes after one interval: at a launch every head of a job
+   * starts at once, and its peers have only just been asked to run.
+   */
   start(): this {
-    void this.round();
+    this.timer = setTimeout(() => void this.round(), this.options.intervalMs ?? 2000);
+    this.timer.unref();
     return this;
   }
 
@@ -110,11 +114,35 @@ export class SliceMonitor {
     return this.peers.map((p) => this.view(p));
   }
 
-  /** Stop polling and close the peers' clients; the last snapshot stays readable. */
+  /** Stop polling and close the peers' clients (see {@link sharedPeerClients}); the last snapshot stays readable. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     for (const p of this.peers) p.client.close();
   }
+}
+
+/**
+ * A factory whose clients are made once per peer and kept across runs (a slice head watches the
+ * same peers attempt after attempt; a new channel per run costs a connection each). Closing a
+ * client it gave out does nothing; `closeAll` closes them.
+ */
+export function sharedPeerClients(factory: PeerClientFactory): PeerClientFactory & { closeAll(): void } {
+  const clients = new Map<string, PeerClient>();
+  const shared = (agent: string): PeerClient => {
+    let client = clients.get(agent);
+    if (!client) {
+      client = factory(agent);
+      clients.set(agent, client);
+    }
+    const c = client;
+    return { status: () => c.status(), close: () => {} };
+  };
+  return Object.assign(shared, {
+    closeAll() {
+      for (const c of clients.values()) c.close();
+      clients.clear();
+    },
+  });
 }

@@ -50,6 +50,8 @@ export interface RunParams {
   slicePeers?: string[];
   /** Period of `heartbeat` events while the run lasts (default: the agent's, 15 s). */
   heartbeatMs?: number;
+  /** An in-place restart: take over this job's lease of an older epoch, lasting this long. */
+  takeOverTtlMs?: number;
 }
 
 /** A Watch in progress: an async iterator of statuses; `close()` ends it. */
@@ -146,7 +148,11 @@ export function createAgentClient(address: string, options: AgentClientOptions):
     renewLease: (r) => call("RenewLease", r),
     releaseLease: (r) => call("ReleaseLease", { graceMs: 0, ...r }, r.graceMs ?? 0),
     run: (r) =>
-      call("Run", { env: {}, cwd: "", graceMs: 0, slicePeers: [], heartbeatMs: 0, ...r }, r.graceMs ?? 0),
+      call(
+        "Run",
+        { env: {}, cwd: "", graceMs: 0, slicePeers: [], heartbeatMs: 0, takeOverTtlMs: 0, ...r },
+        r.graceMs ?? 0,
+      ),
     sliceStatus: () => call("SliceStatus", {}),
     cancel: (r) => call("Cancel", { graceMs: 0, ...r }, r.graceMs ?? 0),
     status: () => call("Status", {}),

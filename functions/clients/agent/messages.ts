@@ -122,13 +122,14 @@ const MAX_GRACE_MS = 10 * 60 * 1000;
 const id = z.string().min(1).max(MAX_ID);
 const epoch = z.number().int().min(1);
 const grace = z.number().int().min(0).max(MAX_GRACE_MS);
+const ttl = z.number().int().min(100).max(MAX_TTL_MS);
 
 /** What AcquireLease must hold: ids, an epoch ≥ 1, a TTL of 100 ms to 24 h. */
 export const AcquireLeaseSchema = z.object({
   leaseId: id,
   jobId: id,
   epoch,
-  ttlMs: z.number().int().min(100).max(MAX_TTL_MS),
+  ttlMs: ttl,
 });
 /** A parsed AcquireLease request. */
 export type AcquireLeaseRequest = z.infer<typeof AcquireLeaseSchema>;
@@ -137,7 +138,7 @@ export type AcquireLeaseRequest = z.infer<typeof AcquireLeaseSchema>;
 export const RenewLeaseSchema = z.object({
   leaseId: id,
   epoch,
-  ttlMs: z.number().int().min(100).max(MAX_TTL_MS),
+  ttlMs: ttl,
 });
 /** A parsed RenewLease request. */
 export type RenewLeaseRequest = z.infer<typeof RenewLeaseSchema>;
@@ -153,8 +154,12 @@ export const CancelSchema = z.object({ leaseId: id, epoch, graceMs: grace });
 export type CancelRequest = z.infer<typeof CancelSchema>;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const noNul = (what: string) =>
-  z.string().refine((s) => !s.includes("\0"), { message: `${what} without NUL characters` });
+// One schema per value (not a pipe of two): a Run carries dozens of them, hundreds of Runs at once.
+const noNul = (what: string, max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !s.includes("\0"), { message: `${what} without NUL characters` });
 
 /** What Run must hold: argv (no NUL, argv[0] non-empty), env names and values, cwd, peers, periods. */
 export const RunSchema = z.object({
@@ -166,17 +171,17 @@ export const RunSchema = z.object({
   sliceName: z.string().max(MAX_ID),
   hostIndex: z.number().int().min(0),
   argv: z
-    .array(noNul("an argument").pipe(z.string().max(128 * 1024)))
+    .array(noNul("an argument", 128 * 1024))
     .min(1)
     .max(4096)
     .refine((a) => (a[0] ?? "").length > 0, { message: "a non-empty program name as argv[0]" }),
   env: z
     .record(
       z.string().regex(ENV_NAME, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
-      noNul("a value").pipe(z.string().max(128 * 1024)),
+      noNul("a value", 128 * 1024),
     )
     .refine((e) => Object.keys(e).length <= 4096, { message: "at most 4096 variables" }),
-  cwd: noNul("a directory").pipe(z.string().max(4096)),
+  cwd: noNul("a directory", 4096),
   graceMs: grace,
   /** Slice head only: the agents of hosts 1..n-1, in host order. */
   slicePeers: z
@@ -188,6 +193,14 @@ export const RunSchema = z.object({
     .number()
     .int()
     .refine((n) => n === 0 || (n >= 10 && n <= 3_600_000), { message: "0 or 10 to 3600000 (milliseconds)" })
+    .default(0),
+  /** Non-zero: take over this job's lease of an older epoch for this run (an in-place restart). */
+  takeOverTtlMs: z
+    .number()
+    .int()
+    .refine((n) => n === 0 || (n >= 100 && n <= MAX_TTL_MS), {
+      message: `0 or 100 to ${MAX_TTL_MS} (milliseconds)`,
+    })
     .default(0),
 });
 /** A parsed Run request. */

@@ -134,3 +134,17 @@ export const runParams = (argv: string[], extra: Record<string, unknown> = {}) =
   argv,
   ...extra,
 });
+
+/**
+ * Whether the agent published an `exited` event for runs its lease holder cancelled. Events go
+ * out in order: once a later run's exit is seen, an earlier cancelled one would be too.
+ */
+export async function publishedCancelledExits(agent: TestAgent, epoch = 1): Promise<HostEvent[]> {
+  const c = agent.client;
+  await c.run(runParams(["true"], { attempt: 99, epoch }));
+  await agent.waitForEvent((e) => e.event.kind === "exited" && e.event.attempt === 99);
+  return agent
+    .events()
+    .map((e) => e.event)
+    .filter((e) => e.kind === "exited" && e.cancelled);
+}

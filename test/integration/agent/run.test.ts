@@ -2,7 +2,15 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { deserializeError } from "../../../core/serialized-error.js";
-import { lease, liveGroup, runParams, startTestAgent, type TestAgent, until } from "./helpers.js";
+import {
+  lease,
+  liveGroup,
+  publishedCancelledExits,
+  runParams,
+  startTestAgent,
+  type TestAgent,
+  until,
+} from "./helpers.js";
 
 let agent: TestAgent | undefined;
 afterEach(async () => {
@@ -131,9 +139,48 @@ describe("agent runs", () => {
     const next = await c.run(runParams(["sleep", "300"], { attempt: 2, graceMs: 300 }));
     expect(next.pid).not.toBe(first.pid);
     expect(liveGroup(first.pid)).toEqual([]);
-    const ended = await agent.waitForEvent((e) => e.event.kind === "exited" && e.event.attempt === 1);
-    expect(ended.cancelled).toBe(true);
     await c.cancel({ leaseId: "lease-a", epoch: 1, graceMs: 300 });
+    expect(liveGroup(next.pid)).toEqual([]);
+    // Both ends were asked for by the lease holder: neither is published.
+    expect(await publishedCancelledExits(agent)).toEqual([]);
+  });
+
+  it("restarts in place: a Run of a newer epoch takes over the job's kept lease in the same call", async () => {
+    agent = await startTestAgent();
+    const c = agent.client;
+    await c.acquireLease(lease());
+    const first = await c.run(runParams(["sleep", "300"]));
+    await c.cancel({ leaseId: "lease-a", epoch: 1, graceMs: 300 });
+    // Without a takeover the old lease still rules: a newer epoch is refused.
+    await expect(
+      c.run(runParams(["sleep", "300"], { leaseId: "lease-b", epoch: 2, attempt: 2 })),
+    ).rejects.toMatchObject({ code: 9 });
+    // Another job may not take it over, whatever its epoch.
+    await expect(
+      c.run(
+        runParams(["sleep", "300"], { leaseId: "other", jobId: "job-b", epoch: 5, takeOverTtlMs: 60_000 }),
+      ),
+    ).rejects.toMatchObject({ code: 9 });
+    // Neither may the same job at the same or an older epoch under another lease id.
+    await expect(
+      c.run(runParams(["sleep", "300"], { leaseId: "lease-b", epoch: 1, takeOverTtlMs: 60_000 })),
+    ).rejects.toMatchObject({ code: 9 });
+    const next = await c.run(
+      runParams(["sleep", "300"], { leaseId: "lease-b", epoch: 2, attempt: 2, takeOverTtlMs: 60_000 }),
+    );
+    expect(next.started).toBe(true);
+    expect(next.pid).not.toBe(first.pid);
+    const status = await c.status();
+    expect(status.lease).toMatchObject({ leaseId: "lease-b", epoch: 2 });
+    expect(status.run).toMatchObject({ attempt: 2, epoch: 2, exited: false });
+    // The old lease is gone: its holder can no longer cancel.
+    await expect(c.cancel({ leaseId: "lease-a", epoch: 1, graceMs: 300 })).rejects.toMatchObject({ code: 9 });
+    // A retried call (a Lambda retry) finds the run already there.
+    const again = await c.run(
+      runParams(["sleep", "300"], { leaseId: "lease-b", epoch: 2, attempt: 2, takeOverTtlMs: 60_000 }),
+    );
+    expect(again).toMatchObject({ alreadyRunning: true, pid: next.pid });
+    await c.releaseLease({ leaseId: "lease-b", epoch: 2, graceMs: 300 });
     expect(liveGroup(next.pid)).toEqual([]);
   });
 

@@ -48,6 +48,7 @@ const run = (extra: Partial<RunRequest> = {}): RunRequest => ({
   graceMs: 0,
   slicePeers: [],
   heartbeatMs: 0,
+  takeOverTtlMs: 0,
   ...extra,
 });
 

@@ -61,7 +61,7 @@ export interface AgentPort {
     leaseId: string;
     epoch: number;
     graceMs?: number;
-  }): Promise<{ wasRunning: boolean; leftoverPids: number[] }>;
+  }): Promise<{ wasRunning: boolean; leftoverPids: number[]; status?: AgentStatus | null }>;
   status(): Promise<AgentStatus>;
   readResult(r?: { jobId?: string; attempt?: number }): Promise<{ present: boolean; resultJson: string }>;
   readOutput(

@@ -53,6 +53,13 @@ export const RetryStateSchema = z.object({
 /** What a Catch adds: Step Functions' error name and cause text. */
 export const CaughtErrorSchema = z.object({ Error: z.string(), Cause: z.string().optional() });
 
+/**
+ * Units (a TPU slice by name; a GPU/CPU host by address) whose leases a teardown kept for an
+ * in-place restart: their hosts still hold this job's lease of `epoch`, their workloads gone.
+ */
+export const KeptLeasesSchema = z.object({ epoch: z.int().min(1), units: z.array(z.string()) });
+export type KeptLeases = z.infer<typeof KeptLeasesSchema>;
+
 export const ExecutionStateSchema = z.object({
   job: JobSpecSchema,
   jobId: z.string().min(1).max(80),
@@ -77,8 +84,12 @@ export const ExecutionStateSchema = z.object({
       slices: z.array(ClusterSliceSchema).optional(),
       wanted: z.array(z.int()).optional(),
       available: z.int().optional(),
+      /** Units of `slices` still under an older lease of this job: Run takes it over. */
+      kept: KeptLeasesSchema.optional(),
     })
     .optional(),
+  /** Set by a teardown that keeps healthy units' leases for the next attempt. */
+  kept: KeptLeasesSchema.optional(),
   placement: PlacementSchema.optional(),
   problem: CaughtErrorSchema.optional(),
   completion: z.unknown().optional(),
@@ -105,3 +116,7 @@ export type CaughtError = z.infer<typeof CaughtErrorSchema>;
 
 /** The lease id every agent command of an attempt carries. */
 export const leaseIdOf = (jobId: string, attempt: number) => `${jobId}#${attempt}`;
+
+/** The key of the unit a host belongs to, as {@link KeptLeases} names it. */
+export const unitKeyOf = (kind: "tpu" | "gpu" | "cpu", slice: string, address: string) =>
+  kind === "tpu" ? slice : address;

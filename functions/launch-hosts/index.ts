@@ -12,7 +12,8 @@ import {
 import { attemptStore } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
-import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
+import { leaseTtlMs } from "../scale-slices/index.js";
+import { type ExecutionState, ExecutionStateSchema, leaseIdOf, unitKeyOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
 /** gRPC status codes the agent answers (numbers, so functions need no gRPC import). */
@@ -73,6 +74,9 @@ export function createLaunchHosts(
     const peers = new Map(
       placement.slices.map((s) => [s.index, s.hosts.flatMap((h) => (h.agent ? [h.agent] : []))]),
     );
+    const kept = new Set(state.scale?.kept?.units ?? []);
+    const takeOverTtlMs = leaseTtlMs(state.job);
+    const kind = state.job.accelerator.kind;
     const jobCwd = state.job.workload.cwd;
     const cwd = deps.workloadCwd ? resolve(deps.workloadCwd, jobCwd ?? ".") : jobCwd;
     await attempts.setCurrent(state.jobId, {
@@ -107,6 +111,8 @@ export function createLaunchHosts(
             // The slice head watches its peers: a host that vanishes silently is reported lost.
             slicePeers:
               host.hostIndex === 0 ? (peers.get(host.sliceIndex) ?? []).filter((a) => a !== host.agent) : [],
+            // An in-place restart: the host still holds this job's older lease, taken over here.
+            ...(kept.has(unitKeyOf(kind, host.sliceName, host.address)) ? { takeOverTtlMs } : {}),
           });
           if (reply.started || reply.alreadyRunning) return undefined;
           const remote = parseErrorJson(reply.errorJson);

@@ -6,7 +6,7 @@ import { type AttemptHost, attemptStore } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import { leaseTtlMs } from "../scale-slices/index.js";
-import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
+import { type ExecutionState, ExecutionStateSchema, leaseIdOf, unitKeyOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
 /**
@@ -23,7 +23,15 @@ export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "
     if (!slices || state.scale?.status !== "ready")
       throw new InternalError("PreparePlacement before ScaleSlices was ready");
     const leaseId = leaseIdOf(state.jobId, state.attempt);
-    const hosts = slices.flatMap((s) => s.hosts.map((h) => ({ slice: s.name, ...h })));
+    // Kept units were checked by the teardown a moment ago (alive, not preempted, still leased to
+    // this job, under the older epoch the Run takes over): only newly leased hosts are asked.
+    const kept = new Set(state.scale.kept?.units ?? []);
+    const kind = state.job.accelerator.kind;
+    const hosts = slices.flatMap((s) =>
+      s.hosts
+        .filter((h) => !kept.has(unitKeyOf(kind, s.name, h.address)))
+        .map((h) => ({ slice: s.name, ...h })),
+    );
     const problems = (
       await mapLimit(hosts, FAN_OUT, async (h) => {
         if (!h.agent) return `${h.slice}#${h.workerId}: no agent address`;

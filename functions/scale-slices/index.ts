@@ -7,7 +7,7 @@ import { attemptStore } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import type { AgentConnector } from "../ports.js";
-import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
+import { type ExecutionState, ExecutionStateSchema, leaseIdOf, unitKeyOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
 /** How long a lease lasts without renewal: a control plane that dies strands no host for long. */
@@ -24,6 +24,8 @@ interface Unit {
   /** The slice (TPU) or pool (GPU/CPU) the hosts belong to. */
   slice: ClusterSlice;
   hosts: ClusterHost[];
+  /** Its name in {@link KeptLeases}: the slice's (TPU), the host's address (GPU/CPU). */
+  key: string;
 }
 
 /** Lease every host of a unit, all or nothing: a partial grab is released at once. */
@@ -80,6 +82,7 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
       units: whole.map((slice) => ({
         slice,
         hosts: [...slice.hosts].sort((a, b) => a.workerId - b.workerId),
+        key: unitKeyOf("tpu", slice.name, ""),
       })),
     };
   }
@@ -91,7 +94,11 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
         : s.kind === "cpu",
     )
     .sort((a, b) => a.name.localeCompare(b.name));
-  return { units: pools.flatMap((slice) => slice.hosts.map((h) => ({ slice, hosts: [h] }))) };
+  return {
+    units: pools.flatMap((slice) =>
+      slice.hosts.map((h) => ({ slice, hosts: [h], key: unitKeyOf(acc.kind, slice.name, h.address) })),
+    ),
+  };
 }
 
 /**
@@ -103,7 +110,6 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
 export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock">) {
   const attempts = attemptStore(deps.store);
   return async (state: ExecutionState): Promise<ExecutionState> => {
-    await stopIfCancelled(attempts, state.jobId);
     const now = deps.clock.now();
     const attempt = state.retry.attempts + 1;
     const fresh = state.scale?.status !== "pending";
@@ -115,6 +121,36 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
     const wanted = acc.kind === "tpu" ? acceptableSliceCounts(acc) : [acc.hosts];
     const max = Math.max(...wanted);
     const lease = { leaseId: leaseIdOf(jobId, attempt), jobId, epoch: attempt, ttlMs: leaseTtlMs(job) };
+    const { units } = unitsFor(job, await deps.provider.listSlices());
+    // Units the teardown kept are held already (an in-place restart: the Run takes their older
+    // lease over); they come first, then as many more are leased at once as are still wanted —
+    // units another job holds are skipped and the next candidates tried, until enough are held.
+    const keptLease = state.kept
+      ? { leaseId: leaseIdOf(jobId, state.kept.epoch), epoch: state.kept.epoch }
+      : undefined;
+    const keptKeys = new Set(state.kept?.units ?? []);
+    const kept = new Set(units.filter((u) => keptKeys.has(u.key)));
+    const giveBack = (these: readonly Unit[]) =>
+      Promise.all([
+        releaseHosts(
+          deps.agents,
+          these.filter((u) => !kept.has(u)).flatMap((u) => u.hosts),
+          lease,
+        ),
+        keptLease
+          ? releaseHosts(
+              deps.agents,
+              these.filter((u) => kept.has(u)).flatMap((u) => u.hosts),
+              keptLease,
+            )
+          : undefined,
+      ]);
+    try {
+      await stopIfCancelled(attempts, state.jobId);
+    } catch (e) {
+      await giveBack([...kept]);
+      throw e;
+    }
     if (fresh)
       await attempts.setCurrent(jobId, {
         attempt,
@@ -123,13 +159,12 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
         updatedAt: now,
       });
 
-    const { units } = unitsFor(job, await deps.provider.listSlices());
-    // Lease as many units at once as are still wanted; units another job holds are skipped and
-    // the next candidates tried, until enough are held or none are left.
-    const got: Unit[] = [];
+    const got: Unit[] = [...kept].slice(0, max);
+    await giveBack([...kept].slice(max));
+    const candidates = units.filter((u) => !kept.has(u));
     let next = 0;
-    while (got.length < max && next < units.length) {
-      const batch = units.slice(next, next + (max - got.length));
+    while (got.length < max && next < candidates.length) {
+      const batch = candidates.slice(next, next + (max - got.length));
       next += batch.length;
       const held = await mapLimit(
         batch,
@@ -138,6 +173,8 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
       );
       got.push(...batch.filter((_, i) => held[i]));
     }
+    // In the cluster's order, kept or not (slice 0 stays slice 0 when it survives).
+    got.sort((a, b) => units.indexOf(a) - units.indexOf(b));
     const chosen = [...wanted].sort((a, b) => b - a).find((n) => n <= got.length);
     const history = {
       ...state.history,
@@ -145,11 +182,8 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
     };
     if (chosen !== undefined) {
       // Keep the chosen units, give back the rest.
-      await releaseHosts(
-        deps.agents,
-        got.splice(chosen).flatMap((u) => u.hosts),
-        lease,
-      );
+      await giveBack(got.splice(chosen));
+      const keptNow = got.filter((u) => kept.has(u)).map((u) => u.key);
       const slices: ClusterSlice[] =
         acc.kind === "tpu"
           ? got.map((u) => u.slice)
@@ -177,15 +211,13 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
           slices,
           wanted,
           available: got.length,
+          kept: state.kept && keptNow.length > 0 ? { epoch: state.kept.epoch, units: keptNow } : undefined,
         },
+        kept: undefined,
       };
     }
     // Not enough: give back what we hold, ask for more, and come back later (or give up).
-    await releaseHosts(
-      deps.agents,
-      got.flatMap((u) => u.hosts),
-      lease,
-    );
+    await giveBack(got);
     const min = Math.min(...wanted);
     const type = acc.kind === "tpu" ? acc.type : acc.kind === "gpu" ? `gpu-${acc.type}-${acc.count}` : "cpu";
     if (now >= deadline) {
@@ -198,6 +230,7 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
       attempt,
       history: { ...history, events: history.events + HISTORY_COST.wait },
       scale: { status: "pending", startedAt, deadline, polls, waitSeconds, wanted, available: got.length },
+      kept: undefined,
     };
   };
 }

@@ -1,9 +1,10 @@
 import type { Hono } from "hono";
-import type { ClusterHost } from "../../core/cluster-spec.js";
 import { GangwayError } from "../../core/errors.js";
 import { attemptStore, caughtToError } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
-import { type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
+import type { AgentStatus } from "../ports.js";
+import { leaseTtlMs } from "../scale-slices/index.js";
+import { type ExecutionState, ExecutionStateSchema, leaseIdOf, unitKeyOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
 /** A process of the attempt is still alive after teardown; the state machine retries teardown. */
@@ -11,41 +12,98 @@ export class TeardownIncomplete extends GangwayError {
   override readonly name = "TeardownIncomplete";
 }
 
+/** gRPC FAILED_PRECONDITION: the agent holds another lease than the one named. */
+const LEASE_CONFLICT = 9;
+
+interface HostOutcome {
+  slice: string;
+  unit: string;
+  agent?: string | undefined;
+  reachable: boolean;
+  alive: boolean;
+  preempted?: boolean;
+  /** The lease (epoch) the host still holds for this job, when the teardown kept it. */
+  heldEpoch?: number | undefined;
+}
+
 /**
  * Teardown: on every host of the attempt, cancel the workload (SIGTERM, the job's grace, SIGKILL
- * of the whole process group) and release the lease; the next attempt starts only once no
- * process of this one is alive, so no leftover can join it. Unreachable hosts free themselves
- * when their lease expires (and their commands carry a stale epoch from now on); slices that
- * were preempted or unreachable go back to the provider, which deletes them.
+ * of the whole process group); the next attempt starts only once no process of this one is
+ * alive, so no leftover can join it. When the job goes round again, healthy units keep their
+ * leases (an in-place restart: the next attempt takes them over in its Run, with no new lease,
+ * status or placement round trip); otherwise, and for preempted or unreachable units, leases are
+ * released. Unreachable hosts free themselves when their lease expires (their commands carry a
+ * stale epoch from now on); units that were preempted or unreachable go back to the provider,
+ * which deletes them.
  */
 export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" | "provider" | "clock">) {
   const attempts = attemptStore(deps.store);
   return async (state: ExecutionState): Promise<ExecutionState> => {
-    const leaseId = leaseIdOf(state.jobId, state.attempt);
     const epoch = state.attempt;
     const graceMs = state.job.timeouts.cancelGraceSeconds * 1000;
+    const kind = state.job.accelerator.kind;
     const slices = state.scale?.slices ?? [];
-    const hosts: Array<ClusterHost & { slice: string }> = slices.flatMap((s) =>
-      s.hosts.map((h) => ({ ...h, slice: s.name })),
+    const keptBefore = state.scale?.kept;
+    const keptUnits = new Set(keptBefore?.units ?? []);
+    const hosts = slices.flatMap((s) =>
+      s.hosts.map((h) => ({ ...h, slice: s.name, unit: unitKeyOf(kind, s.name, h.address) })),
     );
-    const outcomes =
+
+    // What is already known to be preempted: the notice's slice, and hosts whose end said so.
+    const preempted = new Set<string>();
+    const noticed =
+      state.problem?.Error === "Preempted" ? caughtToError(state.problem).details?.slice : undefined;
+    if (typeof noticed === "string") preempted.add(noticed);
+    if (state.placement && epoch >= 1) {
+      const ends = await attempts.hostEnds(state.jobId, epoch);
+      const record = await attempts.record(state.jobId, epoch);
+      for (const h of record?.hosts ?? []) {
+        const end = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
+        if (end?.kind === "preempted" || end?.kind === "lost") preempted.add(h.sliceName);
+      }
+    }
+    // Keep leases only to go round again soon: a wait longer than half the lease would let it lapse.
+    const ttlMs = leaseTtlMs(state.job);
+    const retrying =
+      state.decision?.action === "retry" && (state.decision.waitSeconds ?? 0) * 1000 < ttlMs / 2;
+
+    const outcomes: HostOutcome[] =
       epoch < 1
         ? []
-        : await mapLimit(hosts, FAN_OUT, async (h) => {
-            if (!h.agent) return { slice: h.slice, reachable: false, alive: false };
+        : await mapLimit(hosts, FAN_OUT, async (h): Promise<HostOutcome> => {
+            const base = { slice: h.slice, unit: h.unit, agent: h.agent };
+            if (!h.agent) return { ...base, reachable: false, alive: false };
             const agent = deps.agents.agent(h.agent);
+            const keep = retrying && !preempted.has(h.slice);
+            const stop = async (held: number) => {
+              const lease = { leaseId: leaseIdOf(state.jobId, held), epoch: held, graceMs };
+              const reply = keep ? await agent.cancel(lease) : await agent.releaseLease(lease);
+              return reply.status ?? (await agent.status());
+            };
             try {
-              const released = await agent.releaseLease({ leaseId, epoch, graceMs });
-              const status = released.status ?? (await agent.status());
-              const ours = status.run && status.run.jobId === state.jobId && status.run.attempt === epoch;
+              let held = epoch;
+              let status: AgentStatus;
+              try {
+                status = await stop(held);
+              } catch (e) {
+                // A kept unit the attempt never launched on still holds the older lease.
+                const older = keptBefore?.epoch;
+                if ((e as { code?: unknown }).code !== LEASE_CONFLICT || !older || !keptUnits.has(h.unit))
+                  throw e;
+                held = older;
+                status = await stop(held);
+              }
+              const run = status.run;
+              const ours = run && run.jobId === state.jobId && run.attempt <= epoch;
               return {
-                slice: h.slice,
+                ...base,
                 reachable: true,
-                alive: Boolean(ours && !status.run?.exited),
+                alive: Boolean(ours && !run?.exited),
                 preempted: status.preempted,
+                heldEpoch: keep ? held : undefined,
               };
             } catch {
-              return { slice: h.slice, reachable: false, alive: false };
+              return { ...base, reachable: false, alive: false };
             }
           });
     const alive = outcomes.filter((o) => o.alive);
@@ -57,19 +115,32 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
         },
       );
     }
-    const ends = state.placement ? await attempts.hostEnds(state.jobId, epoch) : new Map();
-    const preempted = new Set(
-      outcomes.filter((o) => !o.reachable || ("preempted" in o && o.preempted)).map((o) => o.slice),
-    );
-    const record = state.placement ? await attempts.record(state.jobId, epoch) : undefined;
-    for (const h of record?.hosts ?? []) {
-      const end = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
-      if (end?.kind === "preempted" || end?.kind === "lost") preempted.add(h.sliceName);
+    for (const o of outcomes) if (!o.reachable || o.preempted) preempted.add(o.slice);
+
+    // A unit is kept whole or not at all: every host answered, holds one lease, none preempted.
+    const byUnit = new Map<string, HostOutcome[]>();
+    for (const o of outcomes) byUnit.set(o.unit, [...(byUnit.get(o.unit) ?? []), o]);
+    const kept: string[] = [];
+    const giveBack: HostOutcome[] = [];
+    for (const [unit, members] of byUnit) {
+      const epochs = new Set(members.map((m) => m.heldEpoch));
+      const whole =
+        retrying &&
+        epochs.size === 1 &&
+        !epochs.has(undefined) &&
+        !members.some((m) => preempted.has(m.slice));
+      if (whole && members[0]?.heldEpoch === epoch) kept.push(unit);
+      else giveBack.push(...members.filter((m) => m.heldEpoch !== undefined));
     }
-    // A preemption notice names its slice in the error's details.
-    const noticed =
-      state.problem?.Error === "Preempted" ? caughtToError(state.problem).details?.slice : undefined;
-    if (typeof noticed === "string") preempted.add(noticed);
+    // Units kept under the older lease (never launched on) are rare: give them back too, so
+    // the next attempt finds every kept host under one epoch.
+    await mapLimit(giveBack, FAN_OUT, async (o) => {
+      if (!o.agent || o.heldEpoch === undefined) return;
+      await deps.agents
+        .agent(o.agent)
+        .releaseLease({ leaseId: leaseIdOf(state.jobId, o.heldEpoch), epoch: o.heldEpoch, graceMs })
+        .catch(() => undefined);
+    });
     if (preempted.size > 0) {
       await deps.provider.releaseSlices(
         slices.filter((s) => preempted.has(s.name)),
@@ -89,6 +160,7 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
       placement: undefined,
       problem: undefined,
       completion: undefined,
+      kept: kept.length > 0 ? { epoch, units: kept } : undefined,
       history: { ...state.history, events: state.history.events + HISTORY_COST.task },
     };
   };

@@ -31,10 +31,12 @@ const notify = (notice: unknown) => pubsub.topic(PREEMPTION_NOTICES_TOPIC).publi
 describe("preemption and failure, end to end", () => {
   it("re-enters the machine on a notice published to Pub/Sub, tearing down every slice", async () => {
     let firstSlices: string[] = [];
+    let secondSlices: string[] = [];
     const r = await t.runJob(
       behaveJob("notice", { kind: "tpu", type: "v4-16", slices: 2 }, ["--sleep", "1500"]),
       {
         onRunning: async (attempt, slices) => {
+          if (attempt === 2) secondSlices = slices;
           if (attempt !== 1) return;
           firstSlices = slices;
           await notify({ slice: slices[1] });
@@ -51,6 +53,9 @@ describe("preemption and failure, end to end", () => {
       ),
     ).toEqual([2, 2, 2, 2]);
     expect(firstSlices).toHaveLength(2);
+    // The healthy slice was restarted in place; the preempted one was replaced.
+    expect(secondSlices).toContain(firstSlices[0]);
+    expect(secondSlices).not.toContain(firstSlices[1]);
     const failed = r.history.find((e) => e.type === "TaskFailed");
     expect(failed?.taskFailedEventDetails?.error).toBe("Preempted");
   });

@@ -29,7 +29,9 @@ export class FakeAgent implements AgentPort {
   }
   async acquireLease(r: { leaseId: string; jobId: string; epoch: number; ttlMs: number }) {
     this.check("acquireLease");
-    if (this.refuseLeases || (this.lease && this.lease.leaseId !== r.leaseId)) return { held: false };
+    const takeover = this.lease?.jobId === r.jobId && r.epoch > this.lease.epoch;
+    if (this.refuseLeases || (this.lease && this.lease.leaseId !== r.leaseId && !takeover))
+      return { held: false };
     this.lease = { leaseId: r.leaseId, jobId: r.jobId, epoch: r.epoch, expiresAtMs: Date.now() + r.ttlMs };
     return { held: true };
   }
@@ -37,9 +39,15 @@ export class FakeAgent implements AgentPort {
     this.check("renewLease");
     return { held: this.lease?.leaseId === r.leaseId };
   }
+  /** As the real agent: a command naming another lease than the one held is refused. */
+  private requireLease(method: string, r: { leaseId: string; epoch: number }) {
+    if (this.lease?.leaseId !== r.leaseId || this.lease.epoch !== r.epoch)
+      throw Object.assign(new Error(`${method}: FAILED_PRECONDITION`), { code: 9 });
+  }
   async releaseLease(r: { leaseId: string; epoch: number; graceMs?: number }) {
     this.check("releaseLease");
-    if (this.lease?.leaseId === r.leaseId) {
+    if (this.lease) {
+      this.requireLease("releaseLease", r);
       this.lease = null;
       if (this.run_ && !this.stubborn) this.run_ = { ...this.run_, exited: true, cancelled: true };
     }
@@ -47,6 +55,14 @@ export class FakeAgent implements AgentPort {
   }
   async run(r: Parameters<AgentPort["run"]>[0]) {
     this.check("run");
+    const l = this.lease;
+    if (r.takeOverTtlMs && l && l.jobId === r.jobId && r.epoch > l.epoch)
+      this.lease = {
+        leaseId: r.leaseId,
+        jobId: r.jobId,
+        epoch: r.epoch,
+        expiresAtMs: Date.now() + r.takeOverTtlMs,
+      };
     if (this.lease?.leaseId !== r.leaseId)
       throw Object.assign(new Error("run: FAILED_PRECONDITION"), { code: 9 });
     if (this.startError)
@@ -74,9 +90,14 @@ export class FakeAgent implements AgentPort {
     };
     return { started: true, alreadyRunning: false, errorJson: "" };
   }
-  async cancel() {
+  async cancel(r: { leaseId: string; epoch: number; graceMs?: number }) {
     this.check("cancel");
-    return { wasRunning: false, leftoverPids: [] };
+    this.requireLease("cancel", r);
+    const wasRunning = !!this.run_ && !this.run_.exited;
+    if (this.run_ && !this.stubborn) this.run_ = { ...this.run_, exited: true, cancelled: true };
+    return this.statusOnRelease
+      ? { wasRunning, leftoverPids: [], status: this.snapshot() }
+      : { wasRunning, leftoverPids: [] };
   }
   async status() {
     this.check("status");

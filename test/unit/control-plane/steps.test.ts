@@ -364,13 +364,64 @@ describe("CheckResults and Teardown", () => {
     const torn = await s.teardown(checked);
     expect(world.released).toEqual([[["v4-16-1"], "preempted"]]);
     expect(torn.scale).toBeUndefined();
-    for (const a of world.agents.values()) expect(a.lease).toBeNull();
-    // The next attempt gets a new epoch, and an event of the old one is stale.
+    // An in-place restart: the healthy slice keeps its lease (its workloads gone), the
+    // preempted one is free.
+    expect(torn.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
+    for (const h of [0, 1]) {
+      expect(world.agentOf(0, h).lease).toMatchObject({ leaseId: "train-1#1", epoch: 1 });
+      expect(world.agentOf(0, h).run_).toMatchObject({ exited: true, cancelled: true });
+      expect(world.agentOf(1, h).lease).toBeNull();
+    }
+    for (const a of world.agents.values()) a.calls.length = 0;
+    // The next attempt gets a new epoch; the kept slice costs no lease or status call, and its
+    // Run takes the older lease over.
     const next = await s.scale(torn);
     expect(next.attempt).toBe(2);
+    expect(next.kept).toBeUndefined();
+    expect(next.scale?.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
+    expect(next.scale?.slices?.map((x) => x.name)).toEqual(["v4-16-0", "v4-16-1"]);
+    const placed = await s.prepare(next);
+    expect(world.agentOf(0, 0).calls).toEqual([]);
+    expect(world.agentOf(1, 0).calls).toEqual(["acquireLease", "status"]);
+    await s.launch(placed);
+    for (const h of [0, 1]) {
+      expect(world.agentOf(0, h).calls).toEqual(["run"]);
+      expect(world.agentOf(0, h).lease).toMatchObject({ leaseId: "train-1#2", epoch: 2 });
+      expect(world.agentOf(0, h).run_).toMatchObject({ attempt: 2, exited: false });
+    }
+    // An event of the old attempt is stale.
     expect(await s.ingest.hostEvent(exitEvent(state, 0, 0, { exitCode: 1 }))).toMatchObject({
       action: "ignored",
     });
+  });
+
+  it("gives back kept slices a failed attempt never launched on, under the older lease they hold", async () => {
+    const world = fakeWorld("v4-16x3");
+    const { s, state } = await launched(world);
+    const preempted = {
+      Error: "Preempted",
+      Cause: JSON.stringify({ name: "Preempted", message: "x", details: { slice: "v4-16-1" } }),
+    };
+    const torn = await s.teardown(await s.check({ ...state, problem: preempted }));
+    expect(torn.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
+    const next = await s.scale(torn);
+    // The replacement's host is being preempted: the attempt is abandoned before it runs.
+    const replacement = next.scale?.slices?.find((x) => x.name !== "v4-16-0")?.name;
+    const sick = world.cluster.findIndex((x) => x.name === replacement);
+    world.agentOf(sick, 0).preempted = true;
+    const unhealthy = await s.prepare(next).catch((e: Error) => e);
+    expect(unhealthy).toMatchObject({ name: "SliceUnhealthy" });
+    const checked = await s.check({
+      ...next,
+      problem: { Error: "SliceUnhealthy", Cause: JSON.stringify({ name: "SliceUnhealthy", message: "x" }) },
+    });
+    expect(checked.decision?.action).toBe("retry");
+    const again = await s.teardown(checked);
+    // The kept slice still held attempt 1's lease: released under it, not kept a second time;
+    // the sick slice goes back to the provider.
+    for (const h of [0, 1]) expect(world.agentOf(0, h).lease).toBeNull();
+    expect(again.kept).toBeUndefined();
+    expect(world.released.at(-1)).toEqual([[replacement], "preempted"]);
   });
 
   it("waits before retrying when slices could not be had", async () => {
@@ -432,8 +483,8 @@ describe("CheckResults and Teardown", () => {
     await expect(
       s.teardown({ ...state, decision: { action: "retry", waitSeconds: 0 } }),
     ).rejects.toMatchObject({ name: "TeardownIncomplete" });
-    expect(world.agentOf(0, 0).calls).toEqual(["releaseLease"]);
-    expect(older.calls).toEqual(["releaseLease", "status"]);
+    expect(world.agentOf(0, 0).calls).toEqual(["cancel"]);
+    expect(older.calls).toEqual(["cancel", "status"]);
   });
 
   it("continues in a new execution past the history budget, counters carried", async () => {

@@ -6,13 +6,16 @@
  *   started (spare slices are up, so no provisioning delay is included). The notice comes
  *   `--settle-ms` after the launch (default 10 s), mid-run as preemptions do, once the agents
  *   have forked their next shells (infra/agent/prefork.ts);
- * - control-plane RSS with 20 concurrent jobs.
+ * - control-plane RSS with 20 concurrent jobs;
+ * - the machine's floor: the same N workloads started from a bare shell loop (no agent, no
+ *   control plane) — every simulated host shares this machine's cores, so no launch or recovery
+ *   of N hosts can beat it here.
  * Prints median and spread (p10–p90) over several runs.
  *
  *   npm run bench:control-plane -- [--sizes 1,4,16,64] [--runs 5] [--settle-ms 10000]
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -35,9 +38,11 @@ const settleMs = Number(values["settle-ms"]);
 const sizes = String(values.sizes).split(",").map(Number);
 const runs = Number(values.runs);
 
-// The workload: record when it started (ns), then wait; attempt ≥ 2 ends after a moment.
+// The workload: mark that it started, then wait; attempt ≥ 2 ends after a moment. The mark is a
+// file made by the shell itself: its mtime says when (to the kernel's clock tick), with no
+// process forked to read the clock — `date` would double the processes to start.
 const SCRIPT =
-  'date +%s%N > "$MARKS/$GANGWAY_ATTEMPT-$GANGWAY_WORKER_INDEX"; if [ "$GANGWAY_ATTEMPT" -ge "$STOP_AT" ]; then sleep 0.2; exit 0; fi; exec sleep 600';
+  ': > "$MARKS/$GANGWAY_ATTEMPT-$GANGWAY_WORKER_INDEX"; if [ "$GANGWAY_ATTEMPT" -ge "$STOP_AT" ]; then sleep 0.2; exit 0; fi; exec sleep 600';
 
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -53,10 +58,32 @@ async function marks(dir: string, attempt: number): Promise<number[]> {
   const out: number[] = [];
   for (const f of await readdir(dir)) {
     if (!f.startsWith(`${attempt}-`)) continue;
-    const text = (await readFile(join(dir, f), "utf8").catch(() => "")).trim();
-    if (text) out.push(Number(BigInt(text) / 1_000_000n));
+    const s = await stat(join(dir, f), { bigint: true }).catch(() => undefined);
+    if (s) out.push(Number(s.mtimeNs / 1_000_000n));
   }
   return out;
+}
+
+/** The floor: `hosts` copies of the workload started by a bare shell loop, as agents start them (`env -i`). */
+async function floorRun(hosts: number, parent: string): Promise<number> {
+  const dir = await mkdtemp(join(parent, "floor-"));
+  const loop = `i=0; while [ $i -lt ${hosts} ]; do env -i MARKS="$MARKS" GANGWAY_ATTEMPT=1 GANGWAY_WORKER_INDEX=$i STOP_AT=9 sh -c "$SCRIPT" & i=$((i+1)); done; wait`;
+  const t0 = Date.now();
+  const child = spawn("/bin/sh", ["-c", loop], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", MARKS: dir, SCRIPT },
+    detached: true,
+    stdio: "ignore",
+  });
+  try {
+    const started = await waitFor("floor starts", async () => {
+      const m = await marks(dir, 1);
+      return m.length === hosts ? m : undefined;
+    });
+    return Math.max(...started) - t0;
+  } finally {
+    process.kill(-(child.pid ?? 0), "SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+  }
 }
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
@@ -94,9 +121,11 @@ async function benchSize(slices: number) {
   const baseline: number[] = [];
   const gone: number[] = [];
   const recovery: number[] = [];
+  const floor: number[] = [];
   try {
     await new Promise((r) => setTimeout(r, settleMs));
     for (let run = 0; run < runs; run++) {
+      floor.push(await floorRun(hosts, stateDir));
       // Baseline: the same agents, called directly: lease and Run on every host of N slices.
       {
         const dir = await mkdtemp(join(stateDir, "marks-"));
@@ -196,7 +225,7 @@ async function benchSize(slices: number) {
     await stack.close();
     await rm(stateDir, { recursive: true, force: true });
   }
-  return { hosts, launch, baseline, gone, recovery };
+  return { hosts, launch, baseline, gone, recovery, floor };
 }
 
 async function benchRss(jobs: number) {
@@ -284,13 +313,13 @@ console.log(
   `RSS of the 20 agents alone (gangway cluster, own process, idle): ${mib(agentsAlone)} MiB → the control plane's share: idle ${mib(rss.idle - agentsAlone)} MiB, with 20 jobs ${mib(rss.busy - agentsAlone)} MiB`,
 );
 console.log(
-  "hosts | launch (state machine) | launch baseline (direct fan-out) | ratio | overhead | notice → old gone | notice → new started",
+  "hosts | launch (state machine) | launch baseline (direct fan-out) | ratio | overhead | notice → old gone | notice → new started | floor (bare shell starts the same workloads)",
 );
 for (const slices of sizes) {
   const r = await benchSize(slices);
   const l = stats(r.launch).median;
   const b = stats(r.baseline).median;
   console.log(
-    `${String(r.hosts).padStart(5)} | ${fmt(r.launch)} | ${fmt(r.baseline)} | ${(l / b).toFixed(2)}× | ${l - b >= 0 ? "+" : ""}${(l - b).toFixed(0)} ms | ${fmt(r.gone)} | ${fmt(r.recovery)}`,
+    `${String(r.hosts).padStart(5)} | ${fmt(r.launch)} | ${fmt(r.baseline)} | ${(l / b).toFixed(2)}× | ${l - b >= 0 ? "+" : ""}${(l - b).toFixed(0)} ms | ${fmt(r.gone)} | ${fmt(r.recovery)} | ${fmt(r.floor)}`,
   );
 }

@@ -118,6 +118,15 @@ export class Aborted extends Error {
   override readonly name = "Aborted";
 }
 
+/**
+ * Sleep until the clock reads `until`, or throw `Aborted` when `signal` fires. A timer may fire a
+ * millisecond before `now()` reaches its deadline: a Wait (or back-off) never ends early.
+ */
+export async function sleepUntil(until: number, now: () => number, signal: AbortSignal): Promise<void> {
+  await sleep(Math.max(0, until - now()), signal);
+  while (now() < until) await sleep(until - now(), signal);
+}
+
 /** Sleep until `ms` from now, or throw `Aborted` when `signal` fires. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.reject(new Aborted());
@@ -596,7 +605,7 @@ export class ExecutionRun {
       cp = { ...cp, phase: "wait", until };
       this.checkpoint(b.id, cp);
     }
-    await sleep(Math.max(0, until - this.host.now()), b.signal);
+    await sleepUntil(until, () => this.host.now(), b.signal);
     const output = applyFilterPath(
       "OutputPath",
       st.OutputPath as string | null | undefined,
@@ -705,7 +714,7 @@ export class ExecutionRun {
     const retriers = (st.Retry as Array<Record<string, unknown>> | undefined) ?? [];
     for (;;) {
       if (cp.phase === "retry" && cp.until !== undefined) {
-        await sleep(Math.max(0, cp.until - this.host.now()), b.signal);
+        await sleepUntil(cp.until, () => this.host.now(), b.signal);
         cp = { ...cp, phase: "enter" };
         delete cp.until;
       }

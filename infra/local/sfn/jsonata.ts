@@ -8,7 +8,7 @@ import jsonata from "jsonata";
 import { parseTimestamp } from "./choice.js";
 import type { StateDef, StatesBlock } from "./definition.js";
 import { StatesError } from "./errors.js";
-import { type Branch, type ExecutionRun, sleep } from "./execution.js";
+import { type Branch, type ExecutionRun, sleepUntil } from "./execution.js";
 import { runChildrenOf } from "./fanout.js";
 import type { BranchCheckpoint } from "./model.js";
 
@@ -234,7 +234,7 @@ export async function runJsonataState(
         cp = { ...cp, phase: "wait", until };
         run.checkpoint(b.id, cp);
       }
-      await sleep(Math.max(0, until - run.host.now()), b.signal);
+      await sleepUntil(until, () => run.host.now(), b.signal);
       return finish(s, st, cp.input, next);
     }
     case "Parallel": {

@@ -174,7 +174,8 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
       got.push(...batch.filter((_, i) => held[i]));
     }
     // In the cluster's order, kept or not (slice 0 stays slice 0 when it survives).
-    got.sort((a, b) => units.indexOf(a) - units.indexOf(b));
+    const order = new Map(units.map((u, i) => [u, i]));
+    got.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
     const chosen = [...wanted].sort((a, b) => b - a).find((n) => n <= got.length);
     const history = {
       ...state.history,

@@ -1,9 +1,10 @@
 import type { Hono } from "hono";
+import type { ClusterHost } from "../../core/cluster-spec.js";
 import { GangwayError } from "../../core/errors.js";
 import { attemptStore, caughtToError } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import type { AgentStatus } from "../ports.js";
-import { leaseTtlMs } from "../scale-slices/index.js";
+import { leaseTtlMs, releaseHosts } from "../scale-slices/index.js";
 import { type ExecutionState, ExecutionStateSchema, leaseIdOf, unitKeyOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
@@ -18,7 +19,7 @@ const LEASE_CONFLICT = 9;
 interface HostOutcome {
   slice: string;
   unit: string;
-  agent?: string | undefined;
+  host: ClusterHost;
   reachable: boolean;
   alive: boolean;
   preempted?: boolean;
@@ -64,14 +65,13 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
     }
     // Keep leases only to go round again soon: a wait longer than half the lease would let it lapse.
     const ttlMs = leaseTtlMs(state.job);
-    const retrying =
-      state.decision?.action === "retry" && (state.decision.waitSeconds ?? 0) * 1000 < ttlMs / 2;
+    const retrying = state.decision?.action === "retry" && state.decision.waitSeconds * 1000 < ttlMs / 2;
 
     const outcomes: HostOutcome[] =
       epoch < 1
         ? []
         : await mapLimit(hosts, FAN_OUT, async (h): Promise<HostOutcome> => {
-            const base = { slice: h.slice, unit: h.unit, agent: h.agent };
+            const base = { slice: h.slice, unit: h.unit, host: h };
             if (!h.agent) return { ...base, reachable: false, alive: false };
             const agent = deps.agents.agent(h.agent);
             const keep = retrying && !preempted.has(h.slice);
@@ -134,13 +134,16 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
     }
     // Units kept under the older lease (never launched on) are rare: give them back too, so
     // the next attempt finds every kept host under one epoch.
-    await mapLimit(giveBack, FAN_OUT, async (o) => {
-      if (!o.agent || o.heldEpoch === undefined) return;
-      await deps.agents
-        .agent(o.agent)
-        .releaseLease({ leaseId: leaseIdOf(state.jobId, o.heldEpoch), epoch: o.heldEpoch, graceMs })
-        .catch(() => undefined);
-    });
+    for (const held of new Set(giveBack.map((o) => o.heldEpoch))) {
+      if (held === undefined) continue;
+      const hostsHeld = giveBack.filter((o) => o.heldEpoch === held).map((o) => o.host);
+      await releaseHosts(
+        deps.agents,
+        hostsHeld,
+        { leaseId: leaseIdOf(state.jobId, held), epoch: held },
+        graceMs,
+      );
+    }
     if (preempted.size > 0) {
       await deps.provider.releaseSlices(
         slices.filter((s) => preempted.has(s.name)),

@@ -54,14 +54,20 @@ const fmt = (xs: number[]) => {
   return `${median.toFixed(0)} ms (p10 ${p10.toFixed(0)}, p90 ${p90.toFixed(0)})`;
 };
 
-async function marks(dir: string, attempt: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const f of await readdir(dir)) {
-    if (!f.startsWith(`${attempt}-`)) continue;
-    const s = await stat(join(dir, f), { bigint: true }).catch(() => undefined);
-    if (s) out.push(Number(s.mtimeNs / 1_000_000n));
-  }
-  return out;
+/**
+ * Wait until `count` workloads of `attempt` have made their marks, then read when each was made
+ * (mtime). Polling lists names only: this harness shares the stack's process and cores, and a
+ * stat of every mark on every poll would take a good part of both from what it measures.
+ */
+async function awaitMarks(what: string, dir: string, attempt: number, count: number): Promise<number[]> {
+  const prefix = `${attempt}-`;
+  const names = await waitFor(what, async () => {
+    const found = (await readdir(dir)).filter((f) => f.startsWith(prefix));
+    return found.length === count ? found : undefined;
+  });
+  return Promise.all(
+    names.map(async (f) => Number((await stat(join(dir, f), { bigint: true })).mtimeNs / 1_000_000n)),
+  );
 }
 
 /** The floor: `hosts` copies of the workload started by a bare shell loop, as agents start them (`env -i`). */
@@ -75,10 +81,7 @@ async function floorRun(hosts: number, parent: string): Promise<number> {
     stdio: "ignore",
   });
   try {
-    const started = await waitFor("floor starts", async () => {
-      const m = await marks(dir, 1);
-      return m.length === hosts ? m : undefined;
-    });
+    const started = await awaitMarks("floor starts", dir, 1, hosts);
     return Math.max(...started) - t0;
   } finally {
     process.kill(-(child.pid ?? 0), "SIGKILL");
@@ -150,10 +153,7 @@ async function benchSize(slices: number) {
             env: { MARKS: dir, STOP_AT: "1", GANGWAY_WORKER_INDEX: String(i), GANGWAY_ATTEMPT: "1" },
           });
         });
-        const started = await waitFor("baseline starts", async () => {
-          const m = await marks(dir, 1);
-          return m.length === hosts ? m : undefined;
-        });
+        const started = await awaitMarks("baseline starts", dir, 1, hosts);
         baseline.push(Math.max(...started) - t0);
         await mapLimit(clients, 128, async (c) => {
           await c.releaseLease({ leaseId: `baseline-${run}`, epoch: 1, graceMs: 100 });
@@ -179,10 +179,7 @@ async function benchSize(slices: number) {
           input: JSON.stringify(spec),
         }),
       );
-      const first = await waitFor("launch", async () => {
-        const m = await marks(dir, 1);
-        return m.length === hosts ? m : undefined;
-      });
+      const first = await awaitMarks("launch", dir, 1, hosts);
       launch.push(Math.max(...first) - t0);
       await new Promise((r) => setTimeout(r, settleMs));
       const oldPids = await pidsOf(jobId);
@@ -207,10 +204,7 @@ async function benchSize(slices: number) {
         return alive.length === 0 ? true : undefined;
       });
       gone.push(Date.now() - t1);
-      const second = await waitFor("relaunch", async () => {
-        const m = await marks(dir, 2);
-        return m.length === hosts ? m : undefined;
-      });
+      const second = await awaitMarks("relaunch", dir, 2, hosts);
       recovery.push(Math.max(...second) - t1);
       await waitFor("the job's end", async () => {
         const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));

@@ -39,6 +39,9 @@ export const keys = {
   hostIndex: (address: string) => `index/hosts/${enc(address)}.json`,
 };
 
+/** Where a slice's or host's notices go: the job that last placed a worker there. */
+const RouteSchema = z.object({ jobId: z.string() });
+
 export const CurrentAttemptSchema = z.object({
   attempt: z.int().min(0),
   executionArn: z.string().optional(),
@@ -133,13 +136,27 @@ export function attemptStore(store: ResultsStore) {
     setCurrent: (jobId: string, value: CurrentAttempt) =>
       store.put(keys.current(jobId), JSON.stringify(value)),
     record: (jobId: string, n: number) => readRecord(keys.record(jobId, n)),
-    async writeRecord(record: AttemptRecord): Promise<void> {
+    /**
+     * Write the attempt's record and the routes (slice/host → job) notices take to it. Routes
+     * name the job, not the attempt: a notice goes to the job's current attempt. `routed` names
+     * slices and hosts held by this job without a break since their route was written (units
+     * kept across an in-place restart): theirs are left as they are.
+     */
+    async writeRecord(
+      record: AttemptRecord,
+      routed: { slices?: ReadonlySet<string>; addresses?: ReadonlySet<string> } = {},
+    ): Promise<void> {
       await store.put(keys.record(record.jobId, record.attempt), JSON.stringify(record));
-      const route = JSON.stringify({ jobId: record.jobId, attempt: record.attempt });
-      const slices = [...new Set(record.hosts.map((h) => h.sliceName))];
+      const route = JSON.stringify({ jobId: record.jobId });
+      const slices = new Set(record.hosts.map((h) => h.sliceName));
+      const fresh = (set: ReadonlySet<string> | undefined, key: string) => !set?.has(key);
       await Promise.all([
-        ...slices.map((s) => store.put(keys.sliceIndex(s), route)),
-        ...record.hosts.map((h) => store.put(keys.hostIndex(h.address), route)),
+        ...[...slices]
+          .filter((s) => fresh(routed.slices, s))
+          .map((s) => store.put(keys.sliceIndex(s), route)),
+        ...record.hosts
+          .filter((h) => fresh(routed.addresses, h.address) && fresh(routed.slices, h.sliceName))
+          .map((h) => store.put(keys.hostIndex(h.address), route)),
       ]);
     },
     /** A user asked to cancel the job: every step stops it at the next chance. */
@@ -183,10 +200,10 @@ export function attemptStore(store: ResultsStore) {
       }
       return out;
     },
-    routeSlice: (slice: string) =>
-      readJson(store, keys.sliceIndex(slice), z.object({ jobId: z.string(), attempt: z.int() })),
-    routeHost: (address: string) =>
-      readJson(store, keys.hostIndex(address), z.object({ jobId: z.string(), attempt: z.int() })),
+    /** The job a slice's notices go to (routes of older versions also named an attempt: ignored). */
+    routeSlice: (slice: string) => readJson(store, keys.sliceIndex(slice), RouteSchema),
+    /** The job a host's notices go to. */
+    routeHost: (address: string) => readJson(store, keys.hostIndex(address), RouteSchema),
   };
 }
 export type AttemptStore = ReturnType<typeof attemptStore>;

@@ -197,9 +197,11 @@ export function createIngest(
     if (!route) return { action: "ignored", reason: `${what} is not part of any attempt` };
     if (n.jobId !== undefined && n.jobId !== route.jobId)
       return { action: "ignored", reason: `${what} now belongs to another job` };
-    if (n.attempt !== undefined && n.attempt !== route.attempt)
+    const current = await attempts.current(route.jobId);
+    if (!current) return { action: "ignored", reason: `unknown job ${route.jobId}` };
+    if (n.attempt !== undefined && n.attempt !== current.attempt)
       return { action: "ignored", reason: `stale notice for attempt ${n.attempt}` };
-    const record = await currentRecord(route.jobId, route.attempt);
+    const record = await currentRecord(route.jobId, current.attempt);
     if (typeof record === "string") return { action: "ignored", reason: record };
     const hit = record.hosts.find((h) =>
       n.slice !== undefined ? h.sliceName === n.slice : h.address === n.address,
@@ -211,7 +213,7 @@ export function createIngest(
         address: n.address ?? null,
       }),
     );
-    return decide(route.jobId, route.attempt, error);
+    return decide(route.jobId, current.attempt, error);
   }
 
   return { hostEvent, notice };

@@ -67,15 +67,19 @@ export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "
         agent: h.agent ?? "",
       })),
     );
-    await attempts.writeRecord({
-      jobId: state.jobId,
-      attempt: state.attempt,
-      leaseId,
-      hosts: recordHosts,
-      startedAt: deps.clock.now(),
-      heartbeatMs: state.job.timeouts.heartbeatSeconds * 1000,
-      leaseTtlMs: leaseTtlMs(state.job),
-    });
+    // Kept units were this job's without a break: their routes already lead here.
+    await attempts.writeRecord(
+      {
+        jobId: state.jobId,
+        attempt: state.attempt,
+        leaseId,
+        hosts: recordHosts,
+        startedAt: deps.clock.now(),
+        heartbeatMs: state.job.timeouts.heartbeatSeconds * 1000,
+        leaseTtlMs: leaseTtlMs(state.job),
+      },
+      kind === "tpu" ? { slices: kept } : { addresses: kept },
+    );
     return {
       ...state,
       placement,

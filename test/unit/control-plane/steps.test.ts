@@ -176,10 +176,7 @@ describe("PreparePlacement and LaunchHosts", () => {
     expect(await attempts.record("train-1", 1)).toEqual(record);
     await attempts.writeRecord({ ...(record as NonNullable<typeof record>), hosts: [] });
     expect((await attempts.record("train-1", 1))?.hosts).toEqual([]);
-    expect(await attemptStore(world.deps.store).routeSlice("v4-16-1")).toEqual({
-      jobId: "train-1",
-      attempt: 1,
-    });
+    expect(await attemptStore(world.deps.store).routeSlice("v4-16-1")).toEqual({ jobId: "train-1" });
   });
 
   it("abandons the attempt as SliceUnhealthy when a host lost its lease", async () => {
@@ -380,9 +377,23 @@ describe("CheckResults and Teardown", () => {
     expect(next.kept).toBeUndefined();
     expect(next.scale?.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
     expect(next.scale?.slices?.map((x) => x.name)).toEqual(["v4-16-0", "v4-16-1"]);
+    const put = world.deps.store.put.bind(world.deps.store);
+    const written: string[] = [];
+    world.deps.store.put = (key, value) => {
+      written.push(key);
+      return put(key, value);
+    };
     const placed = await s.prepare(next);
+    world.deps.store.put = put;
     expect(world.agentOf(0, 0).calls).toEqual([]);
     expect(world.agentOf(1, 0).calls).toEqual(["acquireLease", "status"]);
+    // The kept slice's routes already lead to this job: only the replacement's are written.
+    const routes = written.filter((k) => k.startsWith("index/"));
+    expect(routes).toContain("index/slices/v4-16-1.json");
+    expect(routes.filter((k) => k.includes("slices/"))).toEqual(["index/slices/v4-16-1.json"]);
+    const keptAddresses = world.cluster[0]?.hosts.map((h) => `index/hosts/${encodeURIComponent(h.address)}.json`);
+    for (const k of keptAddresses ?? []) expect(routes).not.toContain(k);
+    expect(routes).toHaveLength(1 + 2);
     await s.launch(placed);
     for (const h of [0, 1]) {
       expect(world.agentOf(0, h).calls).toEqual(["run"]);
@@ -392,6 +403,15 @@ describe("CheckResults and Teardown", () => {
     // An event of the old attempt is stale.
     expect(await s.ingest.hostEvent(exitEvent(state, 0, 0, { exitCode: 1 }))).toMatchObject({
       action: "ignored",
+    });
+    // A notice for the kept slice reaches attempt 2 through the route attempt 1 wrote; one that
+    // names attempt 1 is stale.
+    expect(await s.ingest.notice({ slice: "v4-16-0", attempt: 1 })).toMatchObject({ action: "ignored" });
+    expect(await s.ingest.notice({ slice: "v4-16-0" })).toMatchObject({
+      action: "decided",
+      jobId: "train-1",
+      attempt: 2,
+      outcome: "Preempted",
     });
   });
 

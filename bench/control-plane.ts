@@ -38,11 +38,13 @@ const settleMs = Number(values["settle-ms"]);
 const sizes = String(values.sizes).split(",").map(Number);
 const runs = Number(values.runs);
 
-// The workload: mark that it started, then wait; attempt ≥ 2 ends after a moment. The mark is a
-// file made by the shell itself: its mtime says when (to the kernel's clock tick), with no
-// process forked to read the clock — `date` would double the processes to start.
+// The workload: mark that it started, then wait; attempt ≥ 2 ends 3 s after it starts, once every
+// host has started (the first hosts' ends — events, pushes, ingest — would otherwise be handled
+// in the middle of the last hosts' launches, which no training job's end is). The mark is a file
+// made by the shell itself: its mtime says when (to the kernel's clock tick), with no process
+// forked to read the clock — `date` would double the processes to start.
 const SCRIPT =
-  ': > "$MARKS/$GANGWAY_ATTEMPT-$GANGWAY_WORKER_INDEX"; if [ "$GANGWAY_ATTEMPT" -ge "$STOP_AT" ]; then sleep 0.2; exit 0; fi; exec sleep 600';
+  ': > "$MARKS/$GANGWAY_ATTEMPT-$GANGWAY_WORKER_INDEX"; if [ "$GANGWAY_ATTEMPT" -ge "$STOP_AT" ]; then sleep 3; exit 0; fi; exec sleep 600';
 
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -70,10 +72,10 @@ async function awaitMarks(what: string, dir: string, attempt: number, count: num
   );
 }
 
-/** The floor: `hosts` copies of the workload started by a bare shell loop, as agents start them (`env -i`). */
+/** The floor: `hosts` copies of the workload started by a bare shell loop (a fork and an exec each, as agents start them). */
 async function floorRun(hosts: number, parent: string): Promise<number> {
   const dir = await mkdtemp(join(parent, "floor-"));
-  const loop = `i=0; while [ $i -lt ${hosts} ]; do env -i MARKS="$MARKS" GANGWAY_ATTEMPT=1 GANGWAY_WORKER_INDEX=$i STOP_AT=9 sh -c "$SCRIPT" & i=$((i+1)); done; wait`;
+  const loop = `i=0; while [ $i -lt ${hosts} ]; do MARKS="$MARKS" GANGWAY_ATTEMPT=1 GANGWAY_WORKER_INDEX=$i STOP_AT=9 sh -c "$SCRIPT" & i=$((i+1)); done; wait`;
   const t0 = Date.now();
   const child = spawn("/bin/sh", ["-c", loop], {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", MARKS: dir, SCRIPT },

@@ -75,14 +75,31 @@ function spawnError(file: string, what: string): NodeJS.ErrnoException {
   return e;
 }
 
+/** A name the shell can `export` (others go through `env -i`). */
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /**
  * The script a prestarted shell runs: one compound command, so the shell has read all of it
- * before it acts; then `env -i` replaces the shell with the workload, under exactly `env`.
+ * before it acts. The shell sets the workload's environment itself and `exec`s it: an `env -i`
+ * in between costs a second exec per host (about a millisecond here, as much as the rest of a
+ * start). The shell was forked with an empty environment; what it exports of its own after `cd`
+ * (PWD, OLDPWD) is unset first, so the workload gets exactly `env`. Without PATH in `env`, the
+ * command is looked up as execvp would (glibc's /bin:/usr/bin, not the shell's default), and no
+ * PATH is exported. Names the shell cannot export, or an argv[0] its `exec` would read as an
+ * option, go through `env -i`.
  */
 export function launchScript(argv: readonly string[], env: Readonly<Record<string, string>>, cwd: string) {
-  const pairs = Object.entries(env).map(([k, v]) => shellQuote(`${k}=${v}`));
-  const words = argv.map(shellQuote);
-  return `{ cd ${shellQuote(cwd)} || exit 127; exec ${ENV_BINARY} -i -- ${pairs.join(" ")} ${words.join(" ")} </dev/null; }\n`;
+  const words = argv.map(shellQuote).join(" ");
+  const entries = Object.entries(env);
+  const enter = `cd ${shellQuote(cwd)} || exit 127;`;
+  if (argv[0]?.startsWith("-") || !entries.every(([k]) => SHELL_NAME.test(k))) {
+    const pairs = entries.map(([k, v]) => shellQuote(`${k}=${v}`));
+    return `{ ${enter} exec ${ENV_BINARY} -i -- ${pairs.join(" ")} ${words} </dev/null; }\n`;
+  }
+  const exports =
+    entries.length > 0 ? ` export ${entries.map(([k, v]) => `${k}=${shellQuote(v)}`).join(" ")};` : "";
+  const path = "PATH" in env ? "" : " PATH=/bin:/usr/bin;";
+  return `{ ${enter} unset OLDPWD PWD;${path}${exports} exec ${words} </dev/null; }\n`;
 }
 
 /**

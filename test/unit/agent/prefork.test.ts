@@ -63,6 +63,29 @@ describe.skipIf(!supported)("Prefork: a shell forked ahead of time becomes the w
     expect(printed.out).toBe(`${args.join("|")}|`);
   });
 
+  it("gives the workload exactly its env whatever the shell would add or could not export", async () => {
+    const envOf = async (env: Record<string, string>, dir: string) => {
+      const p = new Prefork(60_000);
+      open.push(p);
+      await ready(p);
+      const { out, code } = await outcome(p.launch(["env", "-0"], env, dir) as ChildProcess);
+      expect(code).toBe(0);
+      return Object.fromEntries(
+        out
+          .split("\0")
+          .filter(Boolean)
+          .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+      );
+    };
+    // No PATH: found where execvp looks (/bin:/usr/bin), and no PATH, PWD or OLDPWD handed on.
+    expect(await envOf({ A: "1" }, "/tmp")).toEqual({ A: "1" });
+    expect(await envOf({}, "/tmp")).toEqual({});
+    // Names a shell cannot export, and the shell's own PWD given by the job.
+    const odd = { "dotted.name": "x", "dashed-name": "y", PATH: "/usr/bin:/bin", PWD: "/given" };
+    expect(await envOf(odd, "/tmp")).toEqual(odd);
+    expect(await envOf({ PWD: "/given", OLDPWD: "/old" }, "/tmp")).toEqual({ PWD: "/given", OLDPWD: "/old" });
+  });
+
   it("runs in the given directory, as the leader of its own session, stdin closed", async () => {
     const dir = mkdtempSync(join(tmpdir(), "prefork-"));
     try {

@@ -98,6 +98,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     maxWatchStreams: options.maxWatchStreams,
   });
   const maxBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
+  // Channelz stays on here: without it grpc-js (1.14) does not track sessions, and
+  // forceShutdown (a killed agent) would leave open connections answering.
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxBytes,
     "grpc.max_send_message_length": maxBytes,

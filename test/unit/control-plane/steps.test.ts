@@ -391,7 +391,9 @@ describe("CheckResults and Teardown", () => {
     const routes = written.filter((k) => k.startsWith("index/"));
     expect(routes).toContain("index/slices/v4-16-1.json");
     expect(routes.filter((k) => k.includes("slices/"))).toEqual(["index/slices/v4-16-1.json"]);
-    const keptAddresses = world.cluster[0]?.hosts.map((h) => `index/hosts/${encodeURIComponent(h.address)}.json`);
+    const keptAddresses = world.cluster[0]?.hosts.map(
+      (h) => `index/hosts/${encodeURIComponent(h.address)}.json`,
+    );
     for (const k of keptAddresses ?? []) expect(routes).not.toContain(k);
     expect(routes).toHaveLength(1 + 2);
     await s.launch(placed);

@@ -19,7 +19,12 @@ import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  type SFNClient,
+  StartExecutionCommand,
+} from "@aws-sdk/client-sfn";
 import { PubSub } from "@google-cloud/pubsub";
 import { PREEMPTION_NOTICES_TOPIC } from "../core/host-event.js";
 import { createAgentClient } from "../functions/clients/agent/client.js";
@@ -101,6 +106,39 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeou
   }
 }
 
+/** The states a recovery goes through, in order; AwaitAttempt's figure is notice → its wait ended. */
+const RECOVERY_STEPS = [
+  "AwaitAttempt",
+  "CheckResults",
+  "Teardown",
+  "ScaleSlices",
+  "PreparePlacement",
+  "LaunchHosts",
+];
+
+/** How long each state of the recovery took (the first time each ran after `t1`), from the execution's history. */
+async function recoverySteps(sfn: SFNClient, executionArn: string, t1: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const entered = new Map<string, number>();
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(
+      new GetExecutionHistoryCommand({ executionArn, nextToken, maxResults: 1000 }),
+    );
+    for (const e of page.events ?? []) {
+      const at = e.timestamp?.getTime() ?? 0;
+      if (at < t1) continue;
+      const into = e.stateEnteredEventDetails?.name;
+      if (into !== undefined && !entered.has(into)) entered.set(into, at);
+      const outOf = e.stateExitedEventDetails?.name;
+      if (outOf === undefined || !RECOVERY_STEPS.includes(outOf) || out.has(outOf)) continue;
+      out.set(outOf, at - (outOf === "AwaitAttempt" ? t1 : (entered.get(outOf) ?? at)));
+    }
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return out;
+}
+
 async function pidsOf(jobId: string): Promise<number[]> {
   const pids: number[] = [];
   for (const e of await readdir("/proc")) {
@@ -126,6 +164,7 @@ async function benchSize(slices: number) {
   const baseline: number[] = [];
   const gone: number[] = [];
   const recovery: number[] = [];
+  const steps = new Map<string, number[]>(RECOVERY_STEPS.map((step) => [step, []]));
   const floor: number[] = [];
   try {
     await new Promise((r) => setTimeout(r, settleMs));
@@ -212,6 +251,7 @@ async function benchSize(slices: number) {
         const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
         return d.status === "RUNNING" ? undefined : d.status;
       });
+      for (const [step, ms] of await recoverySteps(sfn, executionArn ?? "", t1)) steps.get(step)?.push(ms);
       // The preempted slice was deleted: bring the spare back before the next run.
       while (stack.provider.listSlices().length < slices + 1) await stack.provider.requestSlices("v4-32", 1);
     }
@@ -221,7 +261,7 @@ async function benchSize(slices: number) {
     await stack.close();
     await rm(stateDir, { recursive: true, force: true });
   }
-  return { hosts, launch, baseline, gone, recovery, floor };
+  return { hosts, launch, baseline, gone, recovery, floor, steps };
 }
 
 async function benchRss(jobs: number) {
@@ -311,11 +351,16 @@ console.log(
 console.log(
   "hosts | launch (state machine) | launch baseline (direct fan-out) | ratio | overhead | notice → old gone | notice → new started | floor (bare shell starts the same workloads)",
 );
+const stepLines: string[] = [];
 for (const slices of sizes) {
   const r = await benchSize(slices);
+  const bySteps = [...r.steps].map(([step, ms]) => `${step} ${stats(ms).median.toFixed(0)}`);
+  stepLines.push(`${String(r.hosts).padStart(5)} | ${bySteps.join(" · ")}`);
   const l = stats(r.launch).median;
   const b = stats(r.baseline).median;
   console.log(
     `${String(r.hosts).padStart(5)} | ${fmt(r.launch)} | ${fmt(r.baseline)} | ${(l / b).toFixed(2)}× | ${l - b >= 0 ? "+" : ""}${(l - b).toFixed(0)} ms | ${fmt(r.gone)} | ${fmt(r.recovery)} | ${fmt(r.floor)}`,
   );
 }
+console.log("recovery by state, medians in ms (AwaitAttempt: notice → the attempt's wait ended):");
+for (const line of stepLines) console.log(line);

@@ -168,8 +168,23 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 export async function terminateGroup(
   leader: number,
-  { graceMs, killWaitMs = 10_000 }: { graceMs: number; killWaitMs?: number },
+  {
+    graceMs,
+    killWaitMs = 10_000,
+    leaderExited,
+  }: {
+    graceMs: number;
+    killWaitMs?: number;
+    /** Settles when the leader's exit is seen (its parent reaped it): the wait looks again at once. */
+    leaderExited?: Promise<unknown>;
+  },
 ): Promise<number[]> {
+  // Most workloads are their group's only process: its exit ends the wait without a timer's delay.
+  let leaderSeen = false;
+  const seen = () => {
+    leaderSeen = true;
+  };
+  const leaderExit = leaderExited?.then(seen, seen);
   // Known members outside the process group (they made their own group or session).
   const outside = new Set<number>();
   const learn = (pids: Iterable<number>) => {
@@ -204,6 +219,7 @@ export async function terminateGroup(
       deadline = Date.now() + killWaitMs;
     }
     if (signal === "SIGKILL") signalAll(leader, [...outside, ...members], signal);
-    await sleep(Math.min(2 * i, 20));
+    const nap = sleep(Math.min(2 * i, 20));
+    await (leaderExit !== undefined && !leaderSeen ? Promise.race([nap, leaderExit]) : nap);
   }
 }

@@ -120,7 +120,7 @@ export class Workload {
    */
   async terminate(graceMs: number): Promise<number[]> {
     if (this.groupGone) return [];
-    const left = await terminateGroup(this.pid, { graceMs });
+    const left = await terminateGroup(this.pid, { graceMs, leaderExited: this.exited });
     if (left.length === 0) {
       await this.exited;
       this.groupGone = true;

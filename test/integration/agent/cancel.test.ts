@@ -57,6 +57,22 @@ describe("agent cancel", () => {
     expect(await publishedCancelledExits(agent)).toEqual([]);
   });
 
+  it("waits for the rest of the group when the leader ends at once and a child ignores SIGTERM", async () => {
+    agent = await startTestAgent();
+    const c = agent.client;
+    await c.acquireLease(lease());
+    const pidFile = join(agent.workDir, "pids");
+    // The leader's exit wakes the wait early (the child holds none of its pipes, so the exit is
+    // seen at once); the child that outlives it must still be waited for, and killed after the grace.
+    const script = `sh -c 'trap "" TERM; echo $$ >> ${pidFile}; while :; do sleep 1; done' </dev/null >/dev/null 2>&1 & echo $$ >> ${pidFile}; wait`;
+    const run = await c.run(runParams(["sh", "-c", script]));
+    const pids = await until(() => (pidsIn(pidFile).length >= 2 ? pidsIn(pidFile) : undefined));
+    const reply = await c.cancel({ leaseId: "lease-a", epoch: 1, graceMs: 300 });
+    expect(reply.leftoverPids).toEqual([]);
+    expect(alive(pids)).toEqual([]);
+    expect(liveGroup(run.pid)).toEqual([]);
+  });
+
   it("lets a workload that honours SIGTERM end within the grace period", async () => {
     agent = await startTestAgent();
     const c = agent.client;

@@ -67,10 +67,15 @@ describe("agent cancel", () => {
     const script = `sh -c 'trap "" TERM; echo $$ >> ${pidFile}; while :; do sleep 1; done' </dev/null >/dev/null 2>&1 & echo $$ >> ${pidFile}; wait`;
     const run = await c.run(runParams(["sh", "-c", script]));
     const pids = await until(() => (pidsIn(pidFile).length >= 2 ? pidsIn(pidFile) : undefined));
-    const reply = await c.cancel({ leaseId: "lease-a", epoch: 1, graceMs: 300 });
-    expect(reply.leftoverPids).toEqual([]);
-    expect(alive(pids)).toEqual([]);
-    expect(liveGroup(run.pid)).toEqual([]);
+    try {
+      const reply = await c.cancel({ leaseId: "lease-a", epoch: 1, graceMs: 300 });
+      expect(reply.leftoverPids).toEqual([]);
+      expect(alive(pids)).toEqual([]);
+      expect(liveGroup(run.pid)).toEqual([]);
+    } finally {
+      // Whatever the agent did, nothing of this test outlives it.
+      for (const pid of alive(pids)) process.kill(pid, "SIGKILL");
+    }
   });
 
   it("lets a workload that honours SIGTERM end within the grace period", async () => {

@@ -1,5 +1,6 @@
 import type { ClusterSlice } from "../core/cluster-spec.js";
 import type { RunParams } from "./clients/agent/client.js";
+import type { Lease, RunInfo } from "./clients/agent/messages.js";
 
 /**
  * What the step functions need from the world, as narrow interfaces. Handlers get them through
@@ -8,29 +9,25 @@ import type { RunParams } from "./clients/agent/client.js";
  */
 
 /** A lease on a host, as an agent reports it. */
-export interface AgentLease {
-  leaseId: string;
-  jobId: string;
-  epoch: number;
-  expiresAtMs: number;
-}
+export type AgentLease = Lease;
 
-/** One run on a host, as an agent reports it (see infra/agent/agent.proto `RunInfo`). */
-export interface AgentRunInfo {
-  jobId: string;
-  attempt: number;
-  epoch: number;
-  sliceIndex: number;
-  hostIndex: number;
-  exited: boolean;
-  exitCode: number;
-  hasExitCode: boolean;
-  signal: string;
-  cancelled: boolean;
-  resultBytes: number;
-  resultJson: string;
-  errorJson: string;
-}
+/** What the control plane reads of one run on a host (a subset of the agent's `RunInfo`, so fakes stay small). */
+export type AgentRunInfo = Pick<
+  RunInfo,
+  | "jobId"
+  | "attempt"
+  | "epoch"
+  | "sliceIndex"
+  | "hostIndex"
+  | "exited"
+  | "exitCode"
+  | "hasExitCode"
+  | "signal"
+  | "cancelled"
+  | "resultBytes"
+  | "resultJson"
+  | "errorJson"
+>;
 
 /** A host's status, as an agent reports it. */
 export interface AgentStatus {

@@ -1,7 +1,7 @@
 import { Preempted, WorkloadFailed } from "../../core/errors.js";
 import type { HostEvent, PreemptionNotice } from "../../core/host-event.js";
 import { type SerializedError, serializeError } from "../../core/serialized-error.js";
-import { type AttemptRecord, attemptStore, type HostEnd, keys } from "../attempts.js";
+import { type AttemptRecord, attemptStore, type CurrentAttempt, type HostEnd, keys } from "../attempts.js";
 import type { ControlPlaneDeps } from "../deps.js";
 import { deliverOutcome } from "../resolution.js";
 
@@ -50,8 +50,13 @@ export function createIngest(
 ) {
   const attempts = attemptStore(deps.store);
 
-  async function currentRecord(jobId: string, attempt: number): Promise<AttemptRecord | string> {
-    const current = await attempts.current(jobId);
+  /** The record of `attempt` if it is the job's current one (`current`: when the caller has read it). */
+  async function currentRecord(
+    jobId: string,
+    attempt: number,
+    current?: CurrentAttempt,
+  ): Promise<AttemptRecord | string> {
+    current ??= await attempts.current(jobId);
     if (!current) return `unknown job ${jobId}`;
     if (current.attempt !== attempt)
       return `stale: attempt ${attempt} of ${jobId}, current is ${current.attempt}`;
@@ -201,7 +206,7 @@ export function createIngest(
     if (!current) return { action: "ignored", reason: `unknown job ${route.jobId}` };
     if (n.attempt !== undefined && n.attempt !== current.attempt)
       return { action: "ignored", reason: `stale notice for attempt ${n.attempt}` };
-    const record = await currentRecord(route.jobId, current.attempt);
+    const record = await currentRecord(route.jobId, current.attempt, current);
     if (typeof record === "string") return { action: "ignored", reason: record };
     const hit = record.hosts.find((h) =>
       n.slice !== undefined ? h.sliceName === n.slice : h.address === n.address,

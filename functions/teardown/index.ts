@@ -119,7 +119,11 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
 
     // A unit is kept whole or not at all: every host answered, holds one lease, none preempted.
     const byUnit = new Map<string, HostOutcome[]>();
-    for (const o of outcomes) byUnit.set(o.unit, [...(byUnit.get(o.unit) ?? []), o]);
+    for (const o of outcomes) {
+      const members = byUnit.get(o.unit);
+      if (members) members.push(o);
+      else byUnit.set(o.unit, [o]);
+    }
     const kept: string[] = [];
     const giveBack: HostOutcome[] = [];
     for (const [unit, members] of byUnit) {

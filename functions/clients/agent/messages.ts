@@ -122,7 +122,8 @@ const MAX_GRACE_MS = 10 * 60 * 1000;
 const id = z.string().min(1).max(MAX_ID);
 const epoch = z.number().int().min(1);
 const grace = z.number().int().min(0).max(MAX_GRACE_MS);
-const ttl = z.number().int().min(100).max(MAX_TTL_MS);
+const MIN_TTL_MS = 100;
+const ttl = z.number().int().min(MIN_TTL_MS).max(MAX_TTL_MS);
 
 /** What AcquireLease must hold: ids, an epoch ≥ 1, a TTL of 100 ms to 24 h. */
 export const AcquireLeaseSchema = z.object({
@@ -198,8 +199,8 @@ export const RunSchema = z.object({
   takeOverTtlMs: z
     .number()
     .int()
-    .refine((n) => n === 0 || (n >= 100 && n <= MAX_TTL_MS), {
-      message: `0 or 100 to ${MAX_TTL_MS} (milliseconds)`,
+    .refine((n) => n === 0 || (n >= MIN_TTL_MS && n <= MAX_TTL_MS), {
+      message: `0 or ${MIN_TTL_MS} to ${MAX_TTL_MS} (milliseconds)`,
     })
     .default(0),
 });

@@ -10,6 +10,8 @@
  * - the machine's floor: the same N workloads started from a bare shell loop (no agent, no
  *   control plane) — every simulated host shares this machine's cores, so no launch or recovery
  *   of N hosts can beat it here.
+ * - where the CPU went during each recovery: the machine, this process's JS thread and its other
+ *   threads, every other process (/proc/stat and /proc/self/task, 10 ms ticks).
  * Prints median and spread (p10–p90) over several runs.
  *
  *   npm run bench:control-plane -- [--sizes 1,4,16,64] [--runs 5] [--settle-ms 10000]
@@ -31,6 +33,7 @@ import { createAgentClient } from "../functions/clients/agent/client.js";
 import { createSfnClient } from "../functions/clients/sfn.js";
 import { mapLimit } from "../functions/deps.js";
 import { startLocalStack } from "../infra/local/stack.js";
+import { type CpuUse, cpuUse, sampleCpu } from "./cpu-use.js";
 
 const { values } = parseArgs({
   options: {
@@ -166,6 +169,7 @@ async function benchSize(slices: number) {
   const recovery: number[] = [];
   const steps = new Map<string, number[]>(RECOVERY_STEPS.map((step) => [step, []]));
   const floor: number[] = [];
+  const cpu: CpuUse[] = [];
   try {
     await new Promise((r) => setTimeout(r, settleMs));
     for (let run = 0; run < runs; run++) {
@@ -229,6 +233,7 @@ async function benchSize(slices: number) {
       ) as {
         hosts: Array<{ sliceName: string }>;
       };
+      const cpu0 = await sampleCpu();
       const t1 = Date.now();
       await pubsub
         .topic(PREEMPTION_NOTICES_TOPIC)
@@ -247,6 +252,7 @@ async function benchSize(slices: number) {
       gone.push(Date.now() - t1);
       const second = await awaitMarks("relaunch", dir, 2, hosts);
       recovery.push(Math.max(...second) - t1);
+      cpu.push(cpuUse(cpu0, await sampleCpu()));
       await waitFor("the job's end", async () => {
         const d = await sfn.send(new DescribeExecutionCommand({ executionArn }));
         return d.status === "RUNNING" ? undefined : d.status;
@@ -261,7 +267,7 @@ async function benchSize(slices: number) {
     await stack.close();
     await rm(stateDir, { recursive: true, force: true });
   }
-  return { hosts, launch, baseline, gone, recovery, floor, steps };
+  return { hosts, launch, baseline, gone, recovery, floor, steps, cpu };
 }
 
 async function benchRss(jobs: number) {
@@ -352,10 +358,15 @@ console.log(
   "hosts | launch (state machine) | launch baseline (direct fan-out) | ratio | overhead | notice → old gone | notice → new started | floor (bare shell starts the same workloads)",
 );
 const stepLines: string[] = [];
+const cpuLines: string[] = [];
 for (const slices of sizes) {
   const r = await benchSize(slices);
   const bySteps = [...r.steps].map(([step, ms]) => `${step} ${stats(ms).median.toFixed(0)}`);
   stepLines.push(`${String(r.hosts).padStart(5)} | ${bySteps.join(" · ")}`);
+  const m = (pick: (u: CpuUse) => number) => stats(r.cpu.map(pick)).median.toFixed(0);
+  cpuLines.push(
+    `${String(r.hosts).padStart(5)} | ${m((u) => u.wall)} | ${m((u) => u.capacity)} | ${m((u) => u.machineBusy)} | ${m((u) => u.mainThread)} | ${m((u) => u.otherThreads)} | ${m((u) => u.otherProcesses)}`,
+  );
   const l = stats(r.launch).median;
   const b = stats(r.baseline).median;
   console.log(
@@ -364,3 +375,7 @@ for (const slices of sizes) {
 }
 console.log("recovery by state, medians in ms (AwaitAttempt: notice → the attempt's wait ended):");
 for (const line of stepLines) console.log(line);
+console.log(
+  "CPU during the recovery (notice → all new seen), medians in ms: hosts | wall | the cores' capacity | busy, all of the machine | this process's JS thread | its other threads (GC, compilers, fs) | other processes (workloads, shells, kernel)",
+);
+for (const line of cpuLines) console.log(line);

@@ -7,77 +7,10 @@ import {
 } from "../../../core/errors.js";
 import type { HostEvent } from "../../../core/host-event.js";
 import { attemptStore } from "../../../functions/attempts.js";
-import { createAwaitAttempt } from "../../../functions/await-attempt/index.js";
-import { createCheckResults } from "../../../functions/check-results/index.js";
-import { continuationName, createContinueExecution } from "../../../functions/continue-execution/index.js";
-import { createIngest } from "../../../functions/ingest/events.js";
-import { createInit } from "../../../functions/init/index.js";
-import { createLaunchHosts } from "../../../functions/launch-hosts/index.js";
-import { createPreparePlacement } from "../../../functions/prepare-placement/index.js";
-import { createScaleSlices } from "../../../functions/scale-slices/index.js";
+import { continuationName } from "../../../functions/continue-execution/index.js";
 import type { ExecutionState } from "../../../functions/state.js";
-import { createTeardown } from "../../../functions/teardown/index.js";
 import { fakeWorld } from "./fakes.js";
-
-const execution = {
-  Id: "arn:aws:states:us-east-1:000000000000:execution:gangway-multislice:train-1",
-  Name: "train-1",
-};
-const spec = (overrides: Record<string, unknown> = {}) => ({
-  name: "train",
-  accelerator: { kind: "tpu", type: "v4-16", slices: 2 },
-  workload: { command: ["python3", "train.py"] },
-  retry: { maxPreemptions: 2, maxFailures: 1 },
-  ...overrides,
-});
-
-function steps(world: ReturnType<typeof fakeWorld>) {
-  const d = world.deps;
-  return {
-    init: createInit(d),
-    scale: createScaleSlices(d),
-    prepare: createPreparePlacement(d),
-    launch: createLaunchHosts(d),
-    await: createAwaitAttempt(d),
-    check: createCheckResults(d),
-    teardown: createTeardown(d),
-    ingest: createIngest(d),
-    continue: createContinueExecution(d),
-  };
-}
-
-async function launched(world: ReturnType<typeof fakeWorld>, overrides: Record<string, unknown> = {}) {
-  const s = steps(world);
-  let state = await s.init({ input: spec(overrides), execution, stateMachine: { Id: "arn:sm" } });
-  state = await s.scale(state);
-  state = await s.prepare(state);
-  state = await s.launch(state);
-  return { s, state };
-}
-
-const exitEvent = (
-  state: ExecutionState,
-  slice: number,
-  host: number,
-  extra: Partial<HostEvent> = {},
-): HostEvent => ({
-  version: 1,
-  kind: "exited",
-  eventId: `e-${state.attempt}-${slice}-${host}-${extra.exitCode ?? 0}`,
-  at: 1,
-  agent: "x",
-  address: state.placement?.slices[slice]?.hosts[host]?.address ?? "",
-  jobId: state.jobId,
-  attempt: state.attempt,
-  epoch: state.attempt,
-  sliceIndex: slice,
-  hostIndex: host,
-  exitCode: 0,
-  signal: null,
-  cancelled: false,
-  result: { slice, host },
-  ...extra,
-});
+import { execution, exitEvent, launched, spec, steps } from "./harness.js";
 
 describe("Init", () => {
   it("builds the state from a job spec, the job id from the execution name", async () => {
@@ -235,9 +168,10 @@ describe("ingest and AwaitAttempt resolve the attempt's one token", () => {
     });
     // A second failure, a duplicate and a cancelled exit change nothing.
     await s.ingest.hostEvent(exitEvent(state, 0, 0, { exitCode: 1 }));
-    expect(await s.ingest.hostEvent(exitEvent(state, 1, 0, { exitCode: 3 }))).toMatchObject({
-      action: "ignored",
-      reason: "duplicate event",
+    expect(await s.ingest.hostEvent(exitEvent(state, 1, 0, { exitCode: 3 }))).toEqual({
+      action: "recorded",
+      jobId: "train-1",
+      attempt: 1,
     });
     await s.ingest.hostEvent(
       exitEvent(state, 0, 1, { exitCode: null, signal: "SIGTERM", cancelled: true, eventId: "c" }),

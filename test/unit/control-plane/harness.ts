@@ -1,0 +1,73 @@
+import type { HostEvent } from "../../../core/host-event.js";
+import { createAwaitAttempt } from "../../../functions/await-attempt/index.js";
+import { createCheckResults } from "../../../functions/check-results/index.js";
+import { createContinueExecution } from "../../../functions/continue-execution/index.js";
+import { createIngest } from "../../../functions/ingest/events.js";
+import { createInit } from "../../../functions/init/index.js";
+import { createLaunchHosts } from "../../../functions/launch-hosts/index.js";
+import { createPreparePlacement } from "../../../functions/prepare-placement/index.js";
+import { createScaleSlices } from "../../../functions/scale-slices/index.js";
+import type { ExecutionState } from "../../../functions/state.js";
+import { createTeardown } from "../../../functions/teardown/index.js";
+import type { fakeWorld } from "./fakes.js";
+
+/** Every step of the control plane over one fake world, and ways to drive an attempt. */
+export const execution = {
+  Id: "arn:aws:states:us-east-1:000000000000:execution:gangway-multislice:train-1",
+  Name: "train-1",
+};
+export const spec = (overrides: Record<string, unknown> = {}) => ({
+  name: "train",
+  accelerator: { kind: "tpu", type: "v4-16", slices: 2 },
+  workload: { command: ["python3", "train.py"] },
+  retry: { maxPreemptions: 2, maxFailures: 1 },
+  ...overrides,
+});
+
+export function steps(world: ReturnType<typeof fakeWorld>) {
+  const d = world.deps;
+  return {
+    init: createInit(d),
+    scale: createScaleSlices(d),
+    prepare: createPreparePlacement(d),
+    launch: createLaunchHosts(d),
+    await: createAwaitAttempt(d),
+    check: createCheckResults(d),
+    teardown: createTeardown(d),
+    ingest: createIngest(d),
+    continue: createContinueExecution(d),
+  };
+}
+
+export async function launched(world: ReturnType<typeof fakeWorld>, overrides: Record<string, unknown> = {}) {
+  const s = steps(world);
+  let state = await s.init({ input: spec(overrides), execution, stateMachine: { Id: "arn:sm" } });
+  state = await s.scale(state);
+  state = await s.prepare(state);
+  state = await s.launch(state);
+  return { s, state };
+}
+
+export const exitEvent = (
+  state: ExecutionState,
+  slice: number,
+  host: number,
+  extra: Partial<HostEvent> = {},
+): HostEvent => ({
+  version: 1,
+  kind: "exited",
+  eventId: `e-${state.attempt}-${slice}-${host}-${extra.exitCode ?? 0}`,
+  at: 1,
+  agent: "x",
+  address: state.placement?.slices[slice]?.hosts[host]?.address ?? "",
+  jobId: state.jobId,
+  attempt: state.attempt,
+  epoch: state.attempt,
+  sliceIndex: slice,
+  hostIndex: host,
+  exitCode: 0,
+  signal: null,
+  cancelled: false,
+  result: { slice, host },
+  ...extra,
+});

@@ -11,6 +11,7 @@ import type { ResultsStore } from "./ports.js";
  *   jobs/{jobId}/attempts/{n}/record.json     the attempt's hosts
  *   jobs/{jobId}/attempts/{n}/token           the attempt's task token
  *   jobs/{jobId}/attempts/{n}/outcome.json    how the attempt ended (created once)
+ *   jobs/{jobId}/attempts/{n}/delivered       the outcome reached the token (until then, it is sent again)
  *   jobs/{jobId}/attempts/{n}/hosts/{s}-{h}.json   each host's end; succeeded/{s}-{h} when it exited 0
  *   index/slices/{name}.json, index/hosts/{address}.json   where notices are routed
  */
@@ -22,6 +23,7 @@ export const keys = {
   record: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/record.json`,
   token: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/token`,
   outcome: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/outcome.json`,
+  delivered: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/delivered`,
   hosts: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/hosts/`,
   host: (jobId: string, n: number, s: number, h: number) => `${keys.attempt(jobId, n)}/hosts/${s}-${h}.json`,
   /** A marker per host that exited 0: counting them needs a listing, not a read per host. */
@@ -170,6 +172,9 @@ export function attemptStore(store: ResultsStore) {
     /** Record the outcome if none is recorded yet; `true` when this call decided it. */
     decide: (jobId: string, n: number, outcome: Outcome) =>
       store.create(keys.outcome(jobId, n), JSON.stringify(outcome)),
+    /** Whether the outcome reached the attempt's token (sent, or the task was gone already). */
+    delivered: async (jobId: string, n: number) => (await store.get(keys.delivered(jobId, n))) !== undefined,
+    markDelivered: (jobId: string, n: number) => store.put(keys.delivered(jobId, n), ""),
     writeHostEnd: (jobId: string, n: number, s: number, h: number, end: HostEnd) =>
       store.put(keys.host(jobId, n, s, h), JSON.stringify(end)),
     markSucceeded: (jobId: string, n: number, s: number, h: number) =>

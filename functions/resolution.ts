@@ -12,6 +12,8 @@ export interface AttemptCompletion {
  * Send an attempt's outcome to its task token once both are recorded. Called by whoever
  * records the second of the two (ingest after deciding, await after registering the token),
  * so an outcome decided before the token existed is never lost. Sending twice is harmless.
+ * Once sent (or found moot: the task is gone), the attempt is marked delivered; a send that
+ * failed leaves it unmarked for {@link redeliverOutcome}.
  */
 export async function deliverOutcome(
   attempts: AttemptStore,
@@ -23,11 +25,27 @@ export async function deliverOutcome(
   const outcome = known?.outcome ?? (await attempts.outcome(jobId, attempt));
   const token = known?.token ?? (await attempts.token(jobId, attempt));
   if (!outcome || !token) return "waiting";
-  if (outcome.kind === "succeeded") {
-    const completion: AttemptCompletion = { outcome: "succeeded", at: outcome.at };
-    return tokens.succeed(token, completion);
-  }
-  return tokens.fail(token, outcome.error.name, errorCause(outcome.error));
+  const sent =
+    outcome.kind === "succeeded"
+      ? await tokens.succeed(token, { outcome: "succeeded", at: outcome.at } satisfies AttemptCompletion)
+      : await tokens.fail(token, outcome.error.name, errorCause(outcome.error));
+  await attempts.markDelivered(jobId, attempt);
+  return sent;
+}
+
+/**
+ * Send a decided outcome again if it never reached the token: the send after the decision
+ * failed (Step Functions unreachable, the function cut short), and the event that decided it
+ * comes back as a duplicate. Nothing is sent when no outcome is decided or it was delivered.
+ */
+export async function redeliverOutcome(
+  attempts: AttemptStore,
+  tokens: TaskTokens,
+  jobId: string,
+  attempt: number,
+): Promise<TokenOutcome | "waiting" | "delivered"> {
+  if (await attempts.delivered(jobId, attempt)) return "delivered";
+  return deliverOutcome(attempts, tokens, jobId, attempt);
 }
 
 /** An error as a task failure's cause (at most 32,768 characters): stacks go first when too long. */

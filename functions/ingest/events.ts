@@ -3,12 +3,13 @@ import type { HostEvent, PreemptionNotice } from "../../core/host-event.js";
 import { type SerializedError, serializeError } from "../../core/serialized-error.js";
 import { type AttemptRecord, attemptStore, type CurrentAttempt, type HostEnd, keys } from "../attempts.js";
 import type { ControlPlaneDeps } from "../deps.js";
-import { deliverOutcome } from "../resolution.js";
+import type { TokenOutcome } from "../ports.js";
+import { deliverOutcome, redeliverOutcome } from "../resolution.js";
 
 /** What ingest did with an event or notice (answered to the pusher, and logged). */
 export type IngestResult =
   | { action: "ignored"; reason: string }
-  | { action: "recorded"; jobId: string; attempt: number }
+  | { action: "recorded"; jobId: string; attempt: number; redelivered?: TokenOutcome }
   | { action: "decided"; jobId: string; attempt: number; outcome: string; delivered: string };
 
 function plain(error: Error): SerializedError {
@@ -74,9 +75,20 @@ export function createIngest(
       ? { kind: "failed" as const, at: deps.clock.now(), error }
       : { kind: "succeeded" as const, at: deps.clock.now() };
     const decided = await attempts.decide(jobId, attempt, outcome);
-    if (!decided) return { action: "recorded", jobId, attempt };
+    if (!decided) return settled(jobId, attempt);
     const delivered = await deliverOutcome(attempts, deps.tokens, jobId, attempt, { outcome });
     return { action: "decided", jobId, attempt, outcome: error ? error.name : "succeeded", delivered };
+  }
+
+  /**
+   * The attempt was decided before: send its outcome again if it never reached the token (the
+   * send failed, and Pub/Sub brings the event back), else nothing.
+   */
+  async function settled(jobId: string, attempt: number): Promise<IngestResult> {
+    const again = await redeliverOutcome(attempts, deps.tokens, jobId, attempt);
+    return again === "sent" || again === "stale"
+      ? { action: "recorded", jobId, attempt, redelivered: again }
+      : { action: "recorded", jobId, attempt };
   }
 
   async function hostEvent(event: HostEvent): Promise<IngestResult> {
@@ -112,9 +124,12 @@ export function createIngest(
       reason: event.reason,
     };
     const previous = await attempts.hostEnd(jobId, attempt, host.sliceIndex, host.hostIndex);
-    if (previous?.eventId === event.eventId) return { action: "ignored", reason: "duplicate event" };
+    // A duplicate is not written again, but goes on: what its first delivery did after writing
+    // (count a success, decide, send the outcome) may have been cut short, and every step is
+    // idempotent.
+    const duplicate = previous?.eventId === event.eventId;
     // A later "preempted" must not hide an exit already recorded: keep both facts.
-    if (!previous || previous.cancelled || event.kind !== "exited") {
+    if (!duplicate && (!previous || previous.cancelled || event.kind !== "exited")) {
       await attempts.writeHostEnd(jobId, attempt, host.sliceIndex, host.hostIndex, {
         ...end,
         metadataPreempted: end.metadataPreempted || previous?.metadataPreempted || event.kind === "preempted",
@@ -172,6 +187,8 @@ export function createIngest(
     }
     const sentAt = Number((await deps.store.get(keys.heartbeatSent(jobId, attempt))) ?? 0);
     if (now - sentAt < record.heartbeatMs / 4) return { action: "recorded", jobId, attempt };
+    // A decided attempt is not kept alive: its outcome is sent again if it never arrived.
+    if (await attempts.outcome(jobId, attempt)) return settled(jobId, attempt);
     const alive = await attempts.aliveHosts(jobId, attempt);
     const silent = record.hosts.filter((h) => {
       const last = alive.get(`${h.sliceIndex}-${h.hostIndex}`) ?? record.startedAt;

@@ -15,6 +15,7 @@ import { type ControlPlaneDeps, FAN_OUT, HISTORY_BUDGET, HISTORY_COST, mapLimit 
 import { workloadError } from "../ingest/events.js";
 import { type ExecutionState, ExecutionStateSchema } from "../state.js";
 import { createStepApp } from "../step-app.js";
+import { lostHosts } from "./lost-hosts.js";
 
 /** Past this size a job's results go to the results store and the status carries a reference. */
 export const INLINE_RESULTS_BYTES = 128 * 1024;
@@ -125,7 +126,12 @@ export function createCheckResults(
     if (cancel || state.problem?.Error === "JobCancelled") {
       return cancelled(state, cancel?.reason ?? "cancelled", record, ends);
     }
-    const verdict = classifyAttempt(problems);
+    let verdict = classifyAttempt(problems);
+    // A failure may be the wake of a lost host: look at the others before counting it.
+    if (verdict.outcome === "failed" && record && record.hosts.length > 1) {
+      const lost = await lostHosts(deps.agents, record, ends);
+      if (lost.length > 0) verdict = classifyAttempt([...problems, ...lost]);
+    }
     let decision: RetryDecision = decideAfterAttempt(state.retry, verdict, state.job.retry);
 
     let results: unknown[] | unknown[][] | undefined;
@@ -183,7 +189,7 @@ export function createCheckResults(
         ? { status: "SUCCEEDED", info, counters, hosts, result: results }
         : { status: decision.status, info, counters, hosts, error: decision.error };
     await deps.store.put(keys.status(state.jobId), JSON.stringify({ ...status, hosts: infos }));
-    if (status.status === "SUCCEEDED" && JSON.stringify(status).length > INLINE_RESULTS_BYTES) {
+    if (status.status === "SUCCEEDED" && Buffer.byteLength(JSON.stringify(status)) > INLINE_RESULTS_BYTES) {
       const key = keys.results(state.jobId);
       const text = JSON.stringify(results);
       await deps.store.put(key, text);

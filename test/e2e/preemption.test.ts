@@ -211,4 +211,31 @@ describe("a host agent killed with SIGKILL mid-run", () => {
       failed?.taskFailedEventDetails?.error ?? failed?.taskTimedOutEventDetails?.error,
     );
   });
+
+  it("makes the failure it causes on another slice count as a preemption", async () => {
+    // Slice 1's VMs die without a word; slice 0's workload then fails as a broken collective
+    // would, well before a heartbeat could be missed. No failure is allowed: only counting
+    // the attempt as a preemption lets the job finish.
+    const r = await t.runJob(
+      behaveJob(
+        "wake",
+        { kind: "tpu", type: "v4-16", slices: 2 },
+        ["--first-sleep", "2500", "--fail-on-attempt", "1", "--fail-slice", "0"],
+        { retry: { maxFailures: 0 } },
+      ),
+      {
+        onRunning: async (attempt, slices) => {
+          if (attempt !== 1) return;
+          const dead = t.stack.provider.listSlices().find((s) => s.name === slices[1]);
+          for (const h of dead?.hosts ?? []) await t.stack.provider.killAgent(h.address);
+        },
+        timeoutMs: 90_000,
+      },
+    );
+    ran.push(r.jobId);
+    expect(r.status).toBe("SUCCEEDED");
+    expect(r.job?.counters).toEqual({ attempts: 2, preemptions: 1, failures: 0 });
+    const failed = r.history.find((e) => e.type === "TaskFailed");
+    expect(failed?.taskFailedEventDetails?.error).toBe("DeliberateFailure");
+  });
 });

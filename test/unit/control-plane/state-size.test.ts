@@ -10,6 +10,7 @@ import { createScaleSlices } from "../../../functions/scale-slices/index.js";
 import type { ExecutionState } from "../../../functions/state.js";
 import { createTeardown } from "../../../functions/teardown/index.js";
 import { fakeWorld } from "./fakes.js";
+import { exitEvent, launched } from "./harness.js";
 
 // Step Functions refuses state over 256 KiB. With 1,024 hosts (256 slices of v4-32) every
 // state the machine carries stays below it: placement is compact, and per-host detail and
@@ -75,5 +76,24 @@ describe("state size at 1,024 hosts", () => {
     const stored = JSON.parse((await d.store.get("jobs/big/results.json")) ?? "[]") as unknown[];
     expect(stored).toHaveLength(1024);
     expect(size(state.final?.cause ?? "")).toBeLessThanOrEqual(32_768 + 2);
+  });
+
+  it("measures results in bytes: text of many-byte characters goes by reference too", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    await s.await({ token: "t", state });
+    // 12,000 characters of three bytes each per host: 48,000 characters, 144,000 bytes in all.
+    const text = "€".repeat(12_000);
+    for (const [sl, h] of [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [1, 1],
+    ] as const)
+      await s.ingest.hostEvent(exitEvent(state, sl, h, { result: { text } }));
+    const checked = await s.check({ ...state, completion: { outcome: "succeeded" } });
+    const status = checked.final?.status as { result?: { resultRef?: { bytes: number } } } | undefined;
+    expect(status?.result?.resultRef?.bytes).toBeGreaterThan(144_000);
+    expect(size(checked)).toBeLessThan(LIMIT);
   });
 });

@@ -27,6 +27,18 @@ interface HostOutcome {
   heldEpoch?: number | undefined;
 }
 
+/** A host that answered: alive while a process of this job's attempt (or an older one) runs there. */
+function answered<T extends Pick<HostOutcome, "slice" | "unit" | "host">>(
+  base: T,
+  status: AgentStatus,
+  jobId: string,
+  epoch: number,
+): HostOutcome {
+  const run = status.run;
+  const ours = run && run.jobId === jobId && run.attempt <= epoch;
+  return { ...base, reachable: true, alive: Boolean(ours && !run?.exited), preempted: status.preempted };
+}
+
 /**
  * Teardown: on every host of the attempt, cancel the workload (SIGTERM, the job's grace, SIGKILL
  * of the whole process group); the next attempt starts only once no process of this one is
@@ -51,6 +63,8 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
     );
 
     // What is already known to be preempted: the notice's slice, and hosts whose end said so.
+    // A host that freed itself when its lease lapsed ("lost") is not: its VM is healthy, may be
+    // leased to another job by now, and is asked below like any other.
     const preempted = new Set<string>();
     const noticed =
       state.problem?.Error === "Preempted" ? caughtToError(state.problem).details?.slice : undefined;
@@ -60,7 +74,7 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
       const record = await attempts.record(state.jobId, epoch);
       for (const h of record?.hosts ?? []) {
         const end = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
-        if (end?.kind === "preempted" || end?.kind === "lost") preempted.add(h.sliceName);
+        if (end?.kind === "preempted") preempted.add(h.sliceName);
       }
     }
     // Keep leases only to go round again soon: a wait longer than half the lease would let it lapse.
@@ -93,16 +107,14 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
                 held = older;
                 status = await stop(held);
               }
-              const run = status.run;
-              const ours = run && run.jobId === state.jobId && run.attempt <= epoch;
-              return {
-                ...base,
-                reachable: true,
-                alive: Boolean(ours && !run?.exited),
-                preempted: status.preempted,
-                heldEpoch: keep ? held : undefined,
-              };
-            } catch {
+              return { ...answered(base, status, state.jobId, epoch), heldEpoch: keep ? held : undefined };
+            } catch (e) {
+              // Our lease lapsed (and maybe another job holds the host now): the host answered,
+              // it is neither lost nor ours to keep; whether a process of ours is left is asked.
+              if ((e as { code?: unknown }).code === LEASE_CONFLICT) {
+                const status = await agent.status().catch(() => undefined);
+                if (status) return answered(base, status, state.jobId, epoch);
+              }
               return { ...base, reachable: false, alive: false };
             }
           });

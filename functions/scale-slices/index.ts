@@ -15,9 +15,22 @@ export function leaseTtlMs(job: JobSpec): number {
   return Math.max(job.timeouts.heartbeatSeconds * 3, 60) * 1000;
 }
 
-/** Seconds to wait before polling the provider again: 1, 2, 3, 5, 8, then 10. */
-export function pollDelaySeconds(polls: number): number {
-  return [1, 2, 3, 5, 8][polls] ?? 10;
+/** The longest wait between two polls of the provider. */
+const MAX_POLL_DELAY_SECONDS = 300;
+
+/**
+ * Seconds to wait before polling the provider again: 1, 2, 3, 5, 8, then 10 — and, once the job
+ * has waited long, a twentieth of the time waited so far (at most 5 minutes). Each poll costs
+ * the execution 9 history events: at a steady 10 s a day's wait (the longest `scaleSeconds`)
+ * would take 78,000 of the 25,000 an execution may have; this way it takes about 3,000.
+ *
+ * @example
+ * pollDelaySeconds(0, 0) // 1
+ * pollDelaySeconds(40, 3600) // 180
+ */
+export function pollDelaySeconds(polls: number, waitedSeconds = 0): number {
+  const early = [1, 2, 3, 5, 8][polls] ?? 10;
+  return Math.min(MAX_POLL_DELAY_SECONDS, Math.max(early, Math.floor(waitedSeconds / 20)));
 }
 
 interface Unit {
@@ -225,7 +238,11 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
       throw new InsufficientSlices(wanted, got.length, type, acc.kind === "tpu" ? "slices" : "hosts");
     }
     await deps.provider.requestSlices(type, Math.max(1, min - got.length));
-    const waitSeconds = Math.max(1, Math.min(pollDelaySeconds(polls), Math.ceil((deadline - now) / 1000)));
+    const waited = (now - startedAt) / 1000;
+    const waitSeconds = Math.max(
+      1,
+      Math.min(pollDelaySeconds(polls, waited), Math.ceil((deadline - now) / 1000)),
+    );
     return {
       ...state,
       attempt,

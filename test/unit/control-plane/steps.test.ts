@@ -87,6 +87,30 @@ describe("ScaleSlices", () => {
     await expect(s.scale(state)).rejects.toThrow(InsufficientSlices);
     await expect(s.scale(state)).rejects.toThrow("wanted 2, available 1");
   });
+
+  it("polls less often as the wait grows: a day's wait stays far inside the history limit", async () => {
+    const world = fakeWorld("v4-16x1");
+    const s = steps(world);
+    let state = await s.init({ input: spec({ timeouts: { scaleSeconds: 86_400 } }), execution });
+    const before = state.history.events;
+    let polls = 0;
+    for (;;) {
+      try {
+        state = await s.scale(state);
+      } catch (e) {
+        expect(e).toBeInstanceOf(InsufficientSlices);
+        break;
+      }
+      polls++;
+      const wait = state.scale?.waitSeconds ?? 0;
+      expect(wait).toBeGreaterThanOrEqual(1);
+      expect(wait).toBeLessThanOrEqual(300);
+      world.advance(wait * 1000);
+    }
+    // Each poll is a task, a choice and a wait in the execution's history.
+    expect(polls * 9).toBeLessThan(4_000);
+    expect(state.history.events - before).toBeLessThan(4_000);
+  });
 });
 
 describe("PreparePlacement and LaunchHosts", () => {

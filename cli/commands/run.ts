@@ -11,7 +11,7 @@ import { type CliCommand, EXIT, UsageError } from "../command.js";
 import { loadJobFile } from "../load-job.js";
 import { createProgressReader } from "../progress.js";
 
-const USAGE = `usage: gangway run <job.yaml|job.json> [--cluster SPEC] [--preempt-after SECONDS] [--state-dir DIR] [--json]
+const USAGE = `usage: gangway run <job.yaml|job.json> [--cluster SPEC] [--preempt-after SECONDS] [--state-dir DIR] [--history-budget N] [--json]
 
 Run one job end to end on a fresh embedded stack (engine, Pub/Sub emulator, functions, local
 cluster), with live progress — attempt, slices, hosts, states — then its results.
@@ -21,6 +21,8 @@ cluster), with live progress — attempt, slices, hosts, states — then its res
                             that long after its hosts started (the local provider kills its
                             agents and workloads, publishes a notice, brings a new slice back)
   --state-dir DIR           keep the stack's state there (default: a temporary directory, removed)
+  --history-budget N        continue in a new execution past N history events (default 20000;
+                            a low one shows a long job's continuation); run follows it
   --json                    print only the final JobStatus as JSON
 
 exit codes: 0 the job succeeded · 1 it ended FAILED, PREEMPTED, ERROR or CANCELLED · 2 bad usage or job`;
@@ -42,6 +44,7 @@ export const command: CliCommand = {
           cluster: { type: "string" },
           "preempt-after": { type: "string" },
           "state-dir": { type: "string" },
+          "history-budget": { type: "string" },
           json: { type: "boolean" },
         },
       });
@@ -53,6 +56,13 @@ export const command: CliCommand = {
     const preemptAfter = values["preempt-after"] === undefined ? undefined : Number(values["preempt-after"]);
     if (preemptAfter !== undefined && !(preemptAfter >= 0)) {
       throw new UsageError(`--preempt-after: expected seconds ≥ 0, got ${String(values["preempt-after"])}`);
+    }
+    const historyBudget =
+      values["history-budget"] === undefined ? undefined : Number(values["history-budget"]);
+    if (historyBudget !== undefined && !(Number.isInteger(historyBudget) && historyBudget > 0)) {
+      throw new UsageError(
+        `--history-budget: expected a whole number of events > 0, got ${String(values["history-budget"])}`,
+      );
     }
     const json = values.json === true;
     let job: Awaited<ReturnType<typeof loadJobFile>>;
@@ -78,6 +88,7 @@ export const command: CliCommand = {
       stateDir,
       workloadCwd: ctx.cwd,
       provisioningDelayMs: 1000,
+      historyBudget,
     });
     try {
       say(
@@ -85,18 +96,19 @@ export const command: CliCommand = {
       );
       const sfn = createSfnClient({ endpoint: stack.sfnEndpoint });
       const name = `${job.name.slice(0, 60)}-${randomBytes(4).toString("hex")}`;
-      const { executionArn } = await sfn.send(
+      const started = await sfn.send(
         new StartExecutionCommand({
           stateMachineArn: stack.stateMachineArn,
           name,
           input: JSON.stringify(job),
         }),
       );
-      if (!executionArn) throw new Error("StartExecution answered no executionArn");
+      if (!started.executionArn) throw new Error("StartExecution answered no executionArn");
+      let executionArn = started.executionArn;
       say(
         `job ${name} submitted (${job.accelerator.kind === "tpu" ? `${job.accelerator.type} × ${JSON.stringify(job.accelerator.slices)}` : job.accelerator.kind})`,
       );
-      const reader = createProgressReader();
+      let reader = createProgressReader();
       let seen = 0;
       let runningSince: number | undefined;
       let injected = false;
@@ -125,7 +137,20 @@ export const command: CliCommand = {
             await stack.provider.preemptSlice(victim);
           }
         }
-        if (p.phase === "done") break;
+        if (p.phase === "done") {
+          // A long job goes on in a new execution before the history limit: follow it.
+          const ended = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+          const next =
+            ended.status === "SUCCEEDED"
+              ? (safeJson(ended.output) as { continuedAs?: unknown } | undefined)?.continuedAs
+              : undefined;
+          if (typeof next !== "string") break;
+          say(`continued in a new execution (history limit): ${next}`);
+          executionArn = next;
+          reader = createProgressReader();
+          seen = 0;
+          continue;
+        }
         await new Promise((r) => setTimeout(r, 100));
       }
       const done = await sfn.send(new DescribeExecutionCommand({ executionArn }));

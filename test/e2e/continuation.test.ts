@@ -1,6 +1,10 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { DescribeExecutionCommand } from "@aws-sdk/client-sfn";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { behaveJob, startTestStack } from "./harness.js";
+import { main } from "../../cli/main.js";
+import { behaveJob, REPO, startTestStack } from "./harness.js";
 
 // Before the 25,000-event history limit a job continues as a new execution, counters carried.
 // The budget is lowered here so that it happens after two attempts.
@@ -14,15 +18,17 @@ afterAll(async () => {
 });
 
 describe("continuing a long job as a new execution", () => {
+  // Three attempts end with an exit code that asks to be recovered; the fourth succeeds.
+  const spec = behaveJob(
+    "long",
+    { kind: "tpu", type: "v4-8", slices: 1 },
+    ["--fail-until-attempt", "4", "--exit-code", "75"],
+    {
+      retry: { maxPreemptions: 5, maxFailures: 0, retryOnExitCodes: [75] },
+    },
+  );
+
   it("carries the job and its counters into <job>-c2 and finishes there", async () => {
-    const spec = behaveJob(
-      "long",
-      { kind: "tpu", type: "v4-8", slices: 1 },
-      ["--fail-until-attempt", "4", "--exit-code", "75"],
-      {
-        retry: { maxPreemptions: 5, maxFailures: 0, retryOnExitCodes: [75] },
-      },
-    );
     const first = await t.runJob(spec);
     expect(first.status).toBe("SUCCEEDED");
     const continuedAs = (first.job as unknown as { continuedAs: string }).continuedAs;
@@ -44,5 +50,33 @@ describe("continuing a long job as a new execution", () => {
       counters: { attempts: 4, preemptions: 3, failures: 0 },
     });
     expect(status.result).toEqual([{ slice: 0, host: 0, worker: 0, attempt: 4 }]);
+  });
+
+  it("is followed by gangway run to the job's end", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gangway-run-long-"));
+    try {
+      const file = join(dir, "long.json");
+      await writeFile(file, JSON.stringify(spec));
+      let stdout = "";
+      const code = await main(
+        ["run", file, "--cluster", "v4-8x1", "--history-budget", "60", "--state-dir", dir, "--json"],
+        {
+          stdout: (text) => {
+            stdout += text;
+          },
+          stderr: () => {},
+          cwd: REPO,
+          signal: new AbortController().signal,
+        },
+      );
+      expect(code).toBe(0);
+      expect(JSON.parse(stdout)).toMatchObject({
+        status: "SUCCEEDED",
+        counters: { attempts: 4, preemptions: 3, failures: 0 },
+        result: [{ attempt: 4 }],
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -160,17 +160,32 @@ export const RetrySchema = z.strictObject({
 });
 
 /** Time limits of a job's steps, in seconds (Levanter's: health 60 s, cancel 4 min, teardown 5 min). */
-export const TimeoutsSchema = z.strictObject({
-  heartbeatSeconds: posInt(86_400).default(60).describe("A silent attempt is declared lost after this long."),
-  cancelGraceSeconds: z.int().min(0).max(3600).default(30).describe("SIGTERM → SIGKILL grace period."),
-  teardownSeconds: posInt(3600).default(300),
-  scaleSeconds: posInt(86_400)
-    .default(600)
-    .describe("How long to wait for slices before InsufficientSlices."),
-  attemptSeconds: posInt(30 * 86_400)
-    .optional()
-    .describe("Optional limit of one attempt's run time."),
-});
+export const TimeoutsSchema = z
+  .strictObject({
+    heartbeatSeconds: posInt(86_400)
+      .default(60)
+      .describe("A silent attempt is declared lost after this long."),
+    cancelGraceSeconds: z.int().min(0).max(3600).default(30).describe("SIGTERM → SIGKILL grace period."),
+    teardownSeconds: posInt(3600).default(300),
+    scaleSeconds: posInt(86_400)
+      .default(600)
+      .describe("How long to wait for slices before InsufficientSlices."),
+    attemptSeconds: posInt(30 * 86_400)
+      .optional()
+      .describe(
+        "Optional limit of one attempt's run time: an attempt still running after it is stopped and retried, counted as a preemption (a timeout, as in the ancestors). More than heartbeatSeconds.",
+      ),
+  })
+  .superRefine((t, ctx) => {
+    // Step Functions refuses a heartbeat as long as the task's timeout.
+    if (t.attemptSeconds !== undefined && t.attemptSeconds <= t.heartbeatSeconds)
+      ctx.addIssue({
+        code: "custom",
+        path: ["attemptSeconds"],
+        message: `more than heartbeatSeconds (${t.heartbeatSeconds})`,
+        input: t.attemptSeconds,
+      });
+  });
 
 /** The job spec: what a user submits. Unknown fields are rejected everywhere. */
 export const JobSpecSchema = z

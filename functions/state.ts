@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { JobSpecSchema } from "../core/job-spec.js";
+import { type JobSpec, JobSpecSchema } from "../core/job-spec.js";
 import { SerializedErrorSchema } from "../core/serialized-error.js";
 
 /**
@@ -68,6 +68,8 @@ export const ExecutionStateSchema = z.object({
   retry: RetryStateSchema,
   /** The attempt in progress (1-based); also the epoch every agent command carries. */
   attempt: z.int().min(0),
+  /** AwaitAttempt's timeout: the job's `attemptSeconds`, or Step Functions' own default (none). */
+  attemptTimeoutSeconds: z.int().min(1).optional(),
   /** Rough count of history events in this execution, to continue as a new one before 25,000. */
   history: z.object({
     events: z.int().min(0),
@@ -120,3 +122,10 @@ export const leaseIdOf = (jobId: string, attempt: number) => `${jobId}#${attempt
 /** The key of the unit a host belongs to, as {@link KeptLeases} names it. */
 export const unitKeyOf = (kind: "tpu" | "gpu" | "cpu", slice: string, address: string) =>
   kind === "tpu" ? slice : address;
+
+/** Step Functions' default (and largest) task timeout: what "no limit" is for AwaitAttempt. */
+export const NO_TASK_TIMEOUT_SECONDS = 99_999_999;
+
+/** The timeout AwaitAttempt reads (`TimeoutSecondsPath`) for `job`. */
+export const attemptTimeoutSeconds = (job: JobSpec): number =>
+  job.timeouts.attemptSeconds ?? NO_TASK_TIMEOUT_SECONDS;

@@ -5,7 +5,7 @@ import { InvalidJobSpec } from "../../core/errors.js";
 import { safeParseJobSpec } from "../../core/job-spec.js";
 import { attemptStore } from "../attempts.js";
 import type { ControlPlaneDeps } from "../deps.js";
-import { type ExecutionState, ExecutionStateSchema } from "../state.js";
+import { attemptTimeoutSeconds, type ExecutionState, ExecutionStateSchema } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
 /** Input of Init: the execution input and the context object's Execution / StateMachine. */
@@ -35,6 +35,7 @@ export function createInit(deps: Pick<ControlPlaneDeps, "store" | "clock">) {
         stateMachineArn: input.stateMachine?.Id ?? prev.stateMachineArn,
         retry: prev.retry,
         attempt: prev.retry.attempts,
+        attemptTimeoutSeconds: attemptTimeoutSeconds(prev.job),
         history: {
           events: 0,
           execution: prev.history.execution + 1,
@@ -65,6 +66,7 @@ export function createInit(deps: Pick<ControlPlaneDeps, "store" | "clock">) {
       stateMachineArn: input.stateMachine?.Id,
       retry: initialRetryState(),
       attempt: 0,
+      attemptTimeoutSeconds: attemptTimeoutSeconds(spec.data),
       history: { events: 5, execution: 1, firstExecutionArn: input.execution.Id },
     };
   };

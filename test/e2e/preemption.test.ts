@@ -141,6 +141,20 @@ describe("preemption and failure, end to end", () => {
     expect(r.job?.counters).toEqual({ attempts: 1, preemptions: 0, failures: 0 });
   });
 
+  it("stops an attempt that outlives attemptSeconds and retries it as a preemption", async () => {
+    const r = await t.runJob(
+      behaveJob("slow", { kind: "tpu", type: "v4-8", slices: 1 }, ["--first-sleep", "60000"], {
+        timeouts: { heartbeatSeconds: 2, attemptSeconds: 4, cancelGraceSeconds: 1 },
+      }),
+    );
+    ran.push(r.jobId);
+    expect(r.status).toBe("SUCCEEDED");
+    expect(r.job?.counters).toEqual({ attempts: 2, preemptions: 1, failures: 0 });
+    expect(r.history.find((e) => e.type === "TaskTimedOut")?.taskTimedOutEventDetails?.error).toBe(
+      "States.Timeout",
+    );
+  });
+
   it("rejects an invalid job spec: the execution fails with InvalidJobSpec", async () => {
     const r = await t.runJob({
       name: "bad",

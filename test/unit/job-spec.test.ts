@@ -163,6 +163,11 @@ describe("job spec", () => {
         "name: expected letters, digits, '.', '_' and '-', starting with a letter or digit, got string \"my job\"",
       ],
     ],
+    [
+      "an attempt limit no longer than the heartbeat",
+      { ...minimal(), timeouts: { heartbeatSeconds: 60, attemptSeconds: 60 } },
+      ["timeouts.attemptSeconds: expected more than heartbeatSeconds (60), got integer 60"],
+    ],
     ["not an object", "train", ['(root): expected object, got string "train"']],
   ])("rejects %s with a message naming path, expected and got", (_what, input, expected) => {
     const messages = problems(input);

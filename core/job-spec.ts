@@ -166,7 +166,11 @@ export const TimeoutsSchema = z
       .default(60)
       .describe("A silent attempt is declared lost after this long."),
     cancelGraceSeconds: z.int().min(0).max(3600).default(30).describe("SIGTERM → SIGKILL grace period."),
-    teardownSeconds: posInt(3600).default(300),
+    teardownSeconds: posInt(3600)
+      .default(300)
+      .describe(
+        "How long teardown keeps trying to end a process of the attempt that will not die before the job stops with TeardownTimedOut.",
+      ),
     scaleSeconds: posInt(86_400)
       .default(600)
       .describe("How long to wait for slices before InsufficientSlices."),

@@ -12,6 +12,7 @@ import type { ResultsStore } from "./ports.js";
  *   jobs/{jobId}/attempts/{n}/token           the attempt's task token
  *   jobs/{jobId}/attempts/{n}/outcome.json    how the attempt ended (created once)
  *   jobs/{jobId}/attempts/{n}/delivered       the outcome reached the token (until then, it is sent again)
+ *   jobs/{jobId}/attempts/{n}/teardown-started  when teardown first found a process it could not end
  *   jobs/{jobId}/attempts/{n}/hosts/{s}-{h}.json   each host's end; succeeded/{s}-{h} when it exited 0
  *   index/slices/{name}.json, index/hosts/{address}.json   where notices are routed
  */
@@ -24,6 +25,8 @@ export const keys = {
   token: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/token`,
   outcome: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/outcome.json`,
   delivered: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/delivered`,
+  /** When the attempt's teardown first found a process it could not end (its time limit runs from there). */
+  teardownStarted: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/teardown-started`,
   hosts: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/hosts/`,
   host: (jobId: string, n: number, s: number, h: number) => `${keys.attempt(jobId, n)}/hosts/${s}-${h}.json`,
   /** A marker per host that exited 0: counting them needs a listing, not a read per host. */

@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import type { ClusterHost } from "../../core/cluster-spec.js";
 import { GangwayError } from "../../core/errors.js";
-import { attemptStore, caughtToError } from "../attempts.js";
+import { attemptStore, caughtToError, keys } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import type { AgentStatus } from "../ports.js";
 import { leaseTtlMs, releaseHosts } from "../scale-slices/index.js";
@@ -11,6 +11,11 @@ import { createStepApp } from "../step-app.js";
 /** A process of the attempt is still alive after teardown; the state machine retries teardown. */
 export class TeardownIncomplete extends GangwayError {
   override readonly name = "TeardownIncomplete";
+}
+
+/** Processes of the attempt outlived the job's `teardownSeconds`: the job stops rather than run beside them. */
+export class TeardownTimedOut extends GangwayError {
+  override readonly name = "TeardownTimedOut";
 }
 
 /** gRPC FAILED_PRECONDITION: the agent holds another lease than the one named. */
@@ -120,12 +125,15 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
           });
     const alive = outcomes.filter((o) => o.alive);
     if (alive.length > 0) {
-      throw new TeardownIncomplete(
-        `${alive.length} workload process group(s) of attempt ${epoch} still alive`,
-        {
-          slices: [...new Set(alive.map((o) => o.slice))],
-        },
-      );
+      // Retried by the state machine until `teardownSeconds` after the first try, then given up.
+      await attempts.store.create(keys.teardownStarted(state.jobId, epoch), String(deps.clock.now()));
+      const since = Number(await attempts.store.get(keys.teardownStarted(state.jobId, epoch)));
+      const limitMs = state.job.timeouts.teardownSeconds * 1000;
+      const details = { slices: [...new Set(alive.map((o) => o.slice))] };
+      const what = `${alive.length} workload process group(s) of attempt ${epoch}`;
+      if (deps.clock.now() - since >= limitMs)
+        throw new TeardownTimedOut(`${what} still alive after ${limitMs / 1000} s of teardown`, details);
+      throw new TeardownIncomplete(`${what} still alive`, details);
     }
     for (const o of outcomes) if (!o.reachable || o.preempted) preempted.add(o.slice);
 

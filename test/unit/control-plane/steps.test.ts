@@ -453,6 +453,21 @@ describe("CheckResults and Teardown", () => {
     ).rejects.toMatchObject({ name: "TeardownIncomplete" });
   });
 
+  it("gives up on a process that will not die once the job's teardownSeconds have passed", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world, { timeouts: { teardownSeconds: 120 } });
+    world.agentOf(0, 0).stubborn = true;
+    const torn = { ...state, decision: { action: "retry" as const, waitSeconds: 0 } };
+    await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownIncomplete" });
+    world.advance(119_000);
+    await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownIncomplete" });
+    world.advance(1_000);
+    await expect(s.teardown(torn)).rejects.toMatchObject({
+      name: "TeardownTimedOut",
+      message: expect.stringContaining("after 120 s"),
+    });
+  });
+
   it("learns each host's end from its release (one call), asking Status only of agents that do not say", async () => {
     const world = fakeWorld();
     const { s, state } = await launched(world);

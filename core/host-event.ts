@@ -46,7 +46,9 @@ export type HostEvent = z.infer<typeof HostEventSchema>;
 
 /**
  * A preemption notice: a slice by name, or a host by address; an agent's `preempted` host event
- * is accepted as a notice too. `attempt`, when given, lets an old notice be recognised as stale.
+ * is accepted as a notice too. `attempt`, when given, lets an old notice be recognised as stale;
+ * so does `at` (when the preemption happened, ms since the epoch; by default when the notice was
+ * published): a notice from before the job's current attempt started is about an earlier one.
  */
 export const PreemptionNoticeSchema = z
   .object({
@@ -54,6 +56,7 @@ export const PreemptionNoticeSchema = z
     address: z.string().min(1).max(300).optional(),
     jobId: z.string().max(300).optional(),
     attempt: z.int().min(0).optional(),
+    at: z.number().min(0).optional(),
     reason: z.string().max(2000).optional(),
   })
   .refine((n) => n.slice !== undefined || n.address !== undefined, {

@@ -229,6 +229,14 @@ export function createIngest(
       n.slice !== undefined ? h.sliceName === n.slice : h.address === n.address,
     );
     if (!hit) return { action: "ignored", reason: `${what} is not in the current attempt` };
+    // Slices and hosts keep their names across attempts (an inventory, an in-place restart): a
+    // notice of a preemption from before this attempt started — a late or second report of the
+    // one that ended the last attempt — is not about this one.
+    if (n.at !== undefined && n.at < record.startedAt)
+      return {
+        action: "ignored",
+        reason: `stale notice: ${what} was preempted before attempt ${record.attempt} started`,
+      };
     const error = plain(
       new Preempted(`${what} preempted${n.reason ? `: ${n.reason}` : ""}`, {
         slice: hit.sliceName,

@@ -38,7 +38,14 @@ function noticeFromLogEntry(data: unknown): PreemptionNotice | string {
   if (instance === undefined)
     return `log entry names ${resourceName.slice(0, 200)}, not a Compute Engine instance`;
   const at = entry.data.timestamp ? ` at ${entry.data.timestamp}` : "";
-  return { address: instance, reason: `Compute Engine preempted ${resourceName}${at}` };
+  const when = entry.data.timestamp ? Date.parse(entry.data.timestamp) : Number.NaN;
+  const notice: PreemptionNotice = {
+    address: instance,
+    reason: `Compute Engine preempted ${resourceName}${at}`,
+  };
+  // The entry reaches the topic through a log sink, maybe long after: when it happened is what counts.
+  if (Number.isFinite(when)) notice.at = when;
+  return notice;
 }
 
 /**
@@ -54,6 +61,7 @@ export function noticeFrom(data: unknown): PreemptionNotice | string {
       address: event.data.sliceName === undefined ? event.data.address : undefined,
       jobId: event.data.jobId,
       attempt: event.data.attempt,
+      at: event.data.at,
       reason: event.data.reason,
     };
   }
@@ -106,9 +114,13 @@ export function createIngestApp(
     }
     return ingest.hostEvent(event.data);
   });
-  route("/push/preemption-notices", async (data) => {
+  route("/push/preemption-notices", async (data, envelope) => {
     const notice = noticeFrom(data);
-    return typeof notice === "string" ? { action: "ignored", reason: notice } : ingest.notice(notice);
+    if (typeof notice === "string") return { action: "ignored", reason: notice };
+    // A notice that says nothing of its time is as old as its publication (kept on redelivery).
+    const published = Date.parse(envelope.message.publishTime ?? "");
+    if (notice.at === undefined && Number.isFinite(published)) notice.at = published;
+    return ingest.notice(notice);
   });
   app.get("/health", (c) => c.json({ ok: true, function: "ingest" }));
   return app;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createIngestApp } from "../../../functions/ingest/index.js";
 import { fakeWorld } from "./fakes.js";
+import { launched } from "./harness.js";
 
 const push = (data: unknown) => ({
   message: { data: Buffer.from(JSON.stringify(data)).toString("base64"), messageId: "m1" },
@@ -75,5 +76,38 @@ describe("the ingest app", () => {
     expect(
       await (await post("/push/preemption-notices", JSON.stringify(push({ slice: "nope" })))).json(),
     ).toMatchObject({ action: "ignored" });
+  });
+});
+
+describe("notices of a preemption from before the current attempt", () => {
+  it("are ignored, judged by when it happened, else by when the notice was published", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    await s.await({ token: "tok-1", state });
+    // The fake clock stands at 1,000,000 ms since the epoch when the attempt started.
+    const app = createIngestApp(world.deps);
+    const notify = async (data: unknown, publishTime: string) => {
+      const envelope = push(data);
+      const body = JSON.stringify({ message: { ...envelope.message, publishTime } });
+      const res = await app.request("/push/preemption-notices", {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/json" },
+      });
+      return res.json();
+    };
+    const before = new Date(999_000).toISOString();
+    const after = new Date(1_001_000).toISOString();
+    expect(await notify({ slice: "v4-16-1" }, before)).toMatchObject({
+      action: "ignored",
+      reason: "stale notice: slice v4-16-1 was preempted before attempt 1 started",
+    });
+    // Published late (a log sink), but the preemption it reports is older than the attempt.
+    expect(await notify({ slice: "v4-16-1", at: 999_500 }, after)).toMatchObject({ action: "ignored" });
+    expect(world.sent).toEqual([]);
+    expect(await notify({ slice: "v4-16-1" }, after)).toMatchObject({
+      action: "decided",
+      outcome: "Preempted",
+    });
   });
 });

@@ -44,6 +44,7 @@ describe("a Cloud Logging entry of a Compute Engine preemption as a notice", () 
   it("names the preempted instance as the host address, with where and when in the reason", () => {
     expect(noticeFrom(preemptedEntry("gpu-train-0"))).toEqual({
       address: "gpu-train-0",
+      at: Date.parse("2026-03-02T07:14:09.512345Z"),
       reason:
         "Compute Engine preempted projects/ml-prod/zones/us-central2-b/instances/gpu-train-0 at 2026-03-02T07:14:09.512345Z",
     });

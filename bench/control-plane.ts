@@ -365,7 +365,7 @@ for (const slices of sizes) {
   stepLines.push(`${String(r.hosts).padStart(5)} | ${bySteps.join(" · ")}`);
   const m = (pick: (u: CpuUse) => number) => stats(r.cpu.map(pick)).median.toFixed(0);
   cpuLines.push(
-    `${String(r.hosts).padStart(5)} | ${m((u) => u.wall)} | ${m((u) => u.capacity)} | ${m((u) => u.machineBusy)} | ${m((u) => u.mainThread)} | ${m((u) => u.otherThreads)} | ${m((u) => u.otherProcesses)}`,
+    `${String(r.hosts).padStart(5)} | ${m((u) => u.wall)} | ${m((u) => u.capacity)} | ${m((u) => u.machineBusy)} | ${m((u) => u.stolen)} | ${m((u) => u.mainThread)} | ${m((u) => u.otherThreads)} | ${m((u) => u.otherProcesses)}`,
   );
   const l = stats(r.launch).median;
   const b = stats(r.baseline).median;
@@ -376,6 +376,6 @@ for (const slices of sizes) {
 console.log("recovery by state, medians in ms (AwaitAttempt: notice → the attempt's wait ended):");
 for (const line of stepLines) console.log(line);
 console.log(
-  "CPU during the recovery (notice → all new seen), medians in ms: hosts | wall | the cores' capacity | busy, all of the machine | this process's JS thread | its other threads (GC, compilers, fs) | other processes (workloads, shells, kernel)",
+  "CPU during the recovery (notice → all new seen), medians in ms: hosts | wall | the cores' capacity | busy, all of the machine | stolen by the hypervisor | this process's JS thread | its other threads (GC, compilers, fs) | other processes (workloads, shells, kernel)",
 );
 for (const line of cpuLines) console.log(line);

@@ -8,6 +8,8 @@ const TICK_MS = 10;
 export interface CpuSample {
   at: number;
   machineBusy: number;
+  /** Time the hypervisor gave this VM's CPUs to others (steal): capacity the machine never had. */
+  stolen: number;
   /** This process's JS thread (the event loop). */
   mainThread: number;
   /** This process's other threads: V8's (GC, compilers) and libuv's (fs). */
@@ -27,6 +29,7 @@ export async function sampleCpu(): Promise<CpuSample> {
   // user nice system idle iowait irq softirq steal …: busy is everything but idle, iowait and steal.
   const t = (cpu ?? "").split(/\s+/).slice(1).map(Number);
   const busy = [0, 1, 2, 5, 6].reduce((sum, i) => sum + (t[i] ?? 0), 0) * TICK_MS;
+  const stolen = (t[7] ?? 0) * TICK_MS;
   let mainThread = 0;
   let otherThreads = 0;
   for (const tid of await readdir("/proc/self/task")) {
@@ -35,7 +38,7 @@ export async function sampleCpu(): Promise<CpuSample> {
     if (tid === String(process.pid)) mainThread += threadMs(stat);
     else otherThreads += threadMs(stat);
   }
-  return { at, machineBusy: busy, mainThread, otherThreads };
+  return { at, machineBusy: busy, stolen, mainThread, otherThreads };
 }
 
 /** Where the machine's CPU went between two samples, in ms. */
@@ -44,6 +47,7 @@ export interface CpuUse {
   /** What the cores could have given: wall × cores. */
   capacity: number;
   machineBusy: number;
+  stolen: number;
   mainThread: number;
   otherThreads: number;
   /** Everything outside this process: workloads, shells, the kernel's own threads. */
@@ -60,6 +64,7 @@ export function cpuUse(a: CpuSample, b: CpuSample): CpuUse {
     wall,
     capacity: wall * cpus().length,
     machineBusy,
+    stolen: b.stolen - a.stolen,
     mainThread,
     otherThreads,
     otherProcesses: Math.max(0, machineBusy - mainThread - otherThreads),

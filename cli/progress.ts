@@ -105,8 +105,13 @@ export function createProgressReader() {
     const failed = e.taskFailedEventDetails ?? e.lambdaFunctionFailedEventDetails;
     if (failed || e.taskTimedOutEventDetails) failedHere = true;
     if (failed && entered !== "Teardown") lines.push(`${at}: ${entered}: ${problemText(failed)}`);
-    if (e.taskTimedOutEventDetails)
-      lines.push(`${at}: ${entered}: ${e.taskTimedOutEventDetails.error} (no word from the hosts)`);
+    if (e.taskTimedOutEventDetails) {
+      const error = e.taskTimedOutEventDetails.error;
+      // A heartbeat missed: the hosts went silent; the task's own timeout: `attemptSeconds` ran out.
+      const why =
+        error === "States.Timeout" ? "the attempt ran past attemptSeconds" : "no word from the hosts";
+      lines.push(`${at}: ${entered}: ${error} (${why})`);
+    }
     if (
       e.type === "ExecutionSucceeded" ||
       e.type === "ExecutionFailed" ||

@@ -153,6 +153,9 @@ describe("preemption and failure, end to end", () => {
     expect(r.history.find((e) => e.type === "TaskTimedOut")?.taskTimedOutEventDetails?.error).toBe(
       "States.Timeout",
     );
+    expect(r.lines).toContain(
+      "attempt 1: AwaitAttempt: States.Timeout (the attempt ran past attemptSeconds)",
+    );
   });
 
   it("rejects an invalid job spec: the execution fails with InvalidJobSpec", async () => {

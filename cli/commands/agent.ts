@@ -21,7 +21,7 @@ Prints one JSON line {"ready":true,"address":"HOST:PORT"} once it serves; stops 
   --lockfile F             libtpu lockfile deleted before every run (default /tmp/libtpu_lockfile)
   --kill-vfio-holders      SIGKILL processes holding /dev/vfio before every run (default off)
   --grace-ms N             SIGTERM → SIGKILL grace (default 5000)
-  --preemption-url URL     metadata endpoint to poll (default the GCE one)
+  --preemption-url URL     metadata endpoint to watch (default the GCE one)
   --no-preemption-probe    do not poll for preemption
   --pubsub-project P       publish events to Pub/Sub in project P (PUBSUB_EMULATOR_HOST honoured)
   --events-file F          append events as JSON lines to F instead`;

@@ -17,28 +17,56 @@ export async function isPreempted(
   timeoutMs = PROBE_TIMEOUT_MS,
   abort?: AbortSignal,
 ): Promise<boolean> {
+  return (await askMetadata(url, timeoutMs, abort)).preempted;
+}
+
+/** How long the metadata server may hold a `wait_for_change` question before answering as is. */
+export const WATCH_TIMEOUT_SECONDS = 60;
+
+/**
+ * One question to the metadata endpoint: its answer and ETag. With `lastEtag` the question is
+ * GCE's hanging `wait_for_change`: the server answers once the value differs from that version
+ * (or after {@link WATCH_TIMEOUT_SECONDS}). Never throws: a failure answers "not preempted".
+ */
+async function askMetadata(
+  url: string,
+  timeoutMs: number,
+  abort?: AbortSignal,
+  lastEtag?: string,
+): Promise<{ preempted: boolean; etag?: string; failed?: boolean }> {
   try {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const res = await fetch(url, {
+    const target = new URL(url);
+    let limit = timeoutMs;
+    if (lastEtag !== undefined) {
+      target.searchParams.set("wait_for_change", "true");
+      target.searchParams.set("last_etag", lastEtag);
+      target.searchParams.set("timeout_sec", String(WATCH_TIMEOUT_SECONDS));
+      limit += WATCH_TIMEOUT_SECONDS * 1000;
+    }
+    const timeout = AbortSignal.timeout(limit);
+    const res = await fetch(target, {
       headers: { "Metadata-Flavor": "Google" },
       signal: abort ? AbortSignal.any([timeout, abort]) : timeout,
       redirect: "error",
     });
     if (res.status !== 200) {
       await res.body?.cancel();
-      return false;
+      return { preempted: false, failed: true };
     }
     const text = await res.text();
-    return text.trim() === "TRUE";
+    return { preempted: text.trim() === "TRUE", etag: res.headers.get("etag") ?? undefined };
   } catch {
-    return false;
+    return { preempted: false, failed: true };
   }
 }
 
 /** Options of {@link startPreemptionProbe}. */
 export interface PreemptionProbeOptions {
   url?: string;
-  /** Pause between questions (default 5 s). */
+  /**
+   * Pause between questions (default 5 s) when the endpoint cannot be watched: it gives no ETag
+   * (not GCE's metadata server) or a question failed.
+   */
   intervalMs?: number;
   timeoutMs?: number;
   /** Called once, the first time the endpoint answers TRUE. */
@@ -53,27 +81,37 @@ export interface PreemptionProbe {
 }
 
 /**
- * Poll the metadata endpoint until it says TRUE, then report the preemption once and stop.
- * Questions never overlap (the next is asked `intervalMs` after the previous answer).
+ * Watch the metadata endpoint until it says TRUE, then report the preemption once and stop. On
+ * GCE the questions hang (`wait_for_change` on the answer's ETag), so a preemption is known the
+ * moment the metadata server knows it, with no polling; an endpoint without ETags is polled
+ * every `intervalMs`. Questions never overlap.
  */
 export function startPreemptionProbe(options: PreemptionProbeOptions): PreemptionProbe {
   const { url = GCE_PREEMPTED_URL, intervalMs = 5000, timeoutMs = PROBE_TIMEOUT_MS } = options;
   let stopped = false;
   let preempted = false;
   let timer: NodeJS.Timeout | undefined;
+  let etag: string | undefined;
   const abort = new AbortController();
   const tick = async () => {
     timer = undefined;
     if (stopped) return;
-    const yes = await isPreempted(url, timeoutMs, abort.signal);
+    const asked = performance.now();
+    const answer = await askMetadata(url, timeoutMs, abort.signal, etag);
     if (stopped) return;
-    if (yes) {
+    if (answer.preempted) {
       preempted = true;
       stopped = true;
       options.onPreempted();
       return;
     }
-    timer = setTimeout(() => void tick(), intervalMs);
+    // Watch again at once when the server holds questions; otherwise (no ETag, a failure, or
+    // a server that answers an unchanged version at once) wait the interval first.
+    const held = etag !== undefined && answer.etag === etag && performance.now() - asked >= 1000;
+    const changed = answer.etag !== undefined && answer.etag !== etag;
+    etag = answer.failed ? undefined : answer.etag;
+    const pause = etag !== undefined && (held || changed) ? 0 : intervalMs;
+    timer = setTimeout(() => void tick(), pause);
     timer.unref();
   };
   void tick();

@@ -8,13 +8,44 @@ import { lease, runParams, startTestAgent, until } from "./helpers.js";
 let server: Server;
 let base: string;
 let preemptedAnswer = "FALSE";
-const hits: Array<{ path: string; flavor: string | undefined }> = [];
+const hits: Array<{ path: string; query: string; flavor: string | undefined }> = [];
 const hanging = new Set<ServerResponse>();
 
+// `/watch` answers as GCE's metadata server does: an ETag with every answer, and a question with
+// `wait_for_change=true&last_etag=E` held until the value's version is no longer E.
+let watched = { value: "FALSE", version: 1 };
+const watchers = new Set<ServerResponse>();
+const answerWatch = (res: ServerResponse) => {
+  res.setHeader("ETag", String(watched.version));
+  res.end(watched.value);
+};
+function setWatched(value: string) {
+  watched = { value, version: watched.version + 1 };
+  for (const res of watchers) answerWatch(res);
+  watchers.clear();
+}
+
 function handle(req: IncomingMessage, res: ServerResponse) {
-  hits.push({ path: req.url ?? "", flavor: req.headers["metadata-flavor"] as string | undefined });
+  const url = new URL(req.url ?? "/", "http://x");
+  hits.push({
+    path: url.pathname,
+    query: url.search,
+    flavor: req.headers["metadata-flavor"] as string | undefined,
+  });
   const flavorOk = req.headers["metadata-flavor"] === "Google";
-  switch (req.url) {
+  const waiting =
+    url.searchParams.get("wait_for_change") === "true" &&
+    url.searchParams.get("last_etag") === String(watched.version);
+  switch (url.pathname) {
+    case "/watch":
+      if (waiting) watchers.add(res);
+      else answerWatch(res);
+      return;
+    case "/watch-at-once":
+      // Takes the question but answers at once, the same version: the probe must not spin.
+      res.setHeader("ETag", "7");
+      res.end("FALSE");
+      return;
     case "/true":
       res.end(flavorOk ? "TRUE" : "missing header");
       return;
@@ -41,7 +72,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
-  for (const res of hanging) res.destroy();
+  for (const res of [...hanging, ...watchers]) res.destroy();
   server.closeAllConnections();
   await new Promise<void>((r) => server.close(() => r()));
 });
@@ -78,6 +109,47 @@ describe("preemption probe against a metadata stand-in", () => {
     expect(reports).toBe(1);
     expect(probe.preempted).toBe(true);
     expect(hits.filter((h) => h.path === "/switch").length).toBe(asked); // stopped polling
+  });
+
+  it("watches GCE's metadata server: a preemption is known the moment it is, with no polling", async () => {
+    let reports = 0;
+    // An hour between polls: only the held question can tell in time.
+    const probe = startPreemptionProbe({
+      url: `${base}/watch`,
+      intervalMs: 3_600_000,
+      onPreempted: () => reports++,
+    });
+    try {
+      // The first question reads the value and its ETag; the second waits for a change.
+      await until(() => (watchers.size === 1 ? true : undefined));
+      const asked = hits.filter((h) => h.path === "/watch");
+      expect(asked.map((h) => h.query)).toEqual([
+        "",
+        `?wait_for_change=true&last_etag=${watched.version}&timeout_sec=60`,
+      ]);
+      setWatched("TRUE");
+      await until(() => (reports > 0 ? true : undefined));
+      expect(probe.preempted).toBe(true);
+      expect(hits.filter((h) => h.path === "/watch")).toHaveLength(2);
+    } finally {
+      probe.stop();
+      setWatched("FALSE");
+    }
+  });
+
+  it("falls back to its interval when a watched question comes back at once, unchanged", async () => {
+    const probe = startPreemptionProbe({
+      url: `${base}/watch-at-once`,
+      intervalMs: 3_600_000,
+      onPreempted: () => {},
+    });
+    try {
+      await until(() => (hits.filter((h) => h.path === "/watch-at-once").length >= 2 ? true : undefined));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(hits.filter((h) => h.path === "/watch-at-once")).toHaveLength(2);
+    } finally {
+      probe.stop();
+    }
   });
 
   it("an agent with the probe marks a failed workload's exit as metadataPreempted when the endpoint says TRUE", async () => {

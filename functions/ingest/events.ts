@@ -231,8 +231,9 @@ export function createIngest(
     if (!hit) return { action: "ignored", reason: `${what} is not in the current attempt` };
     // Slices and hosts keep their names across attempts (an inventory, an in-place restart): a
     // notice of a preemption from before this attempt started — a late or second report of the
-    // one that ended the last attempt — is not about this one.
-    if (n.at !== undefined && n.at < record.startedAt)
+    // one that ended the last attempt — is not about this one. A notice naming its attempt was
+    // judged by that already (an agent's clock need not agree with ours).
+    if (n.attempt === undefined && n.at !== undefined && n.at < record.startedAt)
       return {
         action: "ignored",
         reason: `stale notice: ${what} was preempted before attempt ${record.attempt} started`,

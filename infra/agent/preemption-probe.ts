@@ -92,6 +92,8 @@ export function startPreemptionProbe(options: PreemptionProbeOptions): Preemptio
   let preempted = false;
   let timer: NodeJS.Timeout | undefined;
   let etag: string | undefined;
+  /** Answers in a row that came back at once: a second one means the server does not hold questions. */
+  let quick = 0;
   const abort = new AbortController();
   const tick = async () => {
     timer = undefined;
@@ -105,10 +107,12 @@ export function startPreemptionProbe(options: PreemptionProbeOptions): Preemptio
       options.onPreempted();
       return;
     }
-    // Watch again at once when the server holds questions; otherwise (no ETag, a failure, or
-    // a server that answers an unchanged version at once) wait the interval first.
-    const held = etag !== undefined && answer.etag === etag && performance.now() - asked >= 1000;
-    const changed = answer.etag !== undefined && answer.etag !== etag;
+    // Watch again at once when the server holds questions; otherwise (no ETag, a failure, or a
+    // server that answers at once twice in a row, changed or not) wait the interval first.
+    const slow = performance.now() - asked >= 1000;
+    quick = slow ? 0 : quick + 1;
+    const held = etag !== undefined && answer.etag === etag && slow;
+    const changed = answer.etag !== undefined && answer.etag !== etag && quick <= 1;
     etag = answer.failed ? undefined : answer.etag;
     const pause = etag !== undefined && (held || changed) ? 0 : intervalMs;
     timer = setTimeout(() => void tick(), pause);

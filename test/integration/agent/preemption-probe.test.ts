@@ -46,6 +46,11 @@ function handle(req: IncomingMessage, res: ServerResponse) {
       res.setHeader("ETag", "7");
       res.end("FALSE");
       return;
+    case "/watch-new-etag":
+      // Answers at once with a new version every time: nor must it spin on that.
+      res.setHeader("ETag", String(hits.length));
+      res.end("FALSE");
+      return;
     case "/true":
       res.end(flavorOk ? "TRUE" : "missing header");
       return;
@@ -137,16 +142,19 @@ describe("preemption probe against a metadata stand-in", () => {
     }
   });
 
-  it("falls back to its interval when a watched question comes back at once, unchanged", async () => {
+  it.each([
+    ["unchanged", "/watch-at-once"],
+    ["with a new version each time", "/watch-new-etag"],
+  ])("falls back to its interval when watched questions come back at once, %s", async (_how, path) => {
     const probe = startPreemptionProbe({
-      url: `${base}/watch-at-once`,
+      url: `${base}${path}`,
       intervalMs: 3_600_000,
       onPreempted: () => {},
     });
     try {
-      await until(() => (hits.filter((h) => h.path === "/watch-at-once").length >= 2 ? true : undefined));
+      await until(() => (hits.filter((h) => h.path === path).length >= 2 ? true : undefined));
       await new Promise((r) => setTimeout(r, 200));
-      expect(hits.filter((h) => h.path === "/watch-at-once")).toHaveLength(2);
+      expect(hits.filter((h) => h.path === path)).toHaveLength(2);
     } finally {
       probe.stop();
     }

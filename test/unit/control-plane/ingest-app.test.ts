@@ -110,4 +110,15 @@ describe("notices of a preemption from before the current attempt", () => {
       outcome: "Preempted",
     });
   });
+
+  it("judge a notice that names its attempt by that, whatever its clock says", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    await s.await({ token: "tok-1", state });
+    // An agent's clock a little behind ours: its notice of attempt 1 still counts.
+    expect(await s.ingest.notice({ slice: "v4-16-1", attempt: 1, at: 999_000 })).toMatchObject({
+      action: "decided",
+      outcome: "Preempted",
+    });
+  });
 });

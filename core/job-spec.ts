@@ -160,36 +160,23 @@ export const RetrySchema = z.strictObject({
 });
 
 /** Time limits of a job's steps, in seconds (Levanter's: health 60 s, cancel 4 min, teardown 5 min). */
-export const TimeoutsSchema = z
-  .strictObject({
-    heartbeatSeconds: posInt(86_400)
-      .default(60)
-      .describe("A silent attempt is declared lost after this long."),
-    cancelGraceSeconds: z.int().min(0).max(3600).default(30).describe("SIGTERM → SIGKILL grace period."),
-    teardownSeconds: posInt(3600)
-      .default(300)
-      .describe(
-        "How long teardown keeps trying to end a process of the attempt that will not die before the job stops with TeardownTimedOut.",
-      ),
-    scaleSeconds: posInt(86_400)
-      .default(600)
-      .describe("How long to wait for slices before InsufficientSlices."),
-    attemptSeconds: posInt(30 * 86_400)
-      .optional()
-      .describe(
-        "Optional limit of one attempt's run time: an attempt still running after it is stopped and retried, counted as a preemption (a timeout, as in the ancestors). More than heartbeatSeconds.",
-      ),
-  })
-  .superRefine((t, ctx) => {
-    // Step Functions refuses a heartbeat as long as the task's timeout.
-    if (t.attemptSeconds !== undefined && t.attemptSeconds <= t.heartbeatSeconds)
-      ctx.addIssue({
-        code: "custom",
-        path: ["attemptSeconds"],
-        message: `more than heartbeatSeconds (${t.heartbeatSeconds})`,
-        input: t.attemptSeconds,
-      });
-  });
+export const TimeoutsSchema = z.strictObject({
+  heartbeatSeconds: posInt(86_400).default(60).describe("A silent attempt is declared lost after this long."),
+  cancelGraceSeconds: z.int().min(0).max(3600).default(30).describe("SIGTERM → SIGKILL grace period."),
+  teardownSeconds: posInt(3600)
+    .default(300)
+    .describe(
+      "How long teardown keeps trying to end a process of the attempt that will not die before the job stops with TeardownTimedOut.",
+    ),
+  scaleSeconds: posInt(86_400)
+    .default(600)
+    .describe("How long to wait for slices before InsufficientSlices."),
+  attemptSeconds: posInt(30 * 86_400)
+    .optional()
+    .describe(
+      "Optional limit of one attempt's run time: an attempt still running after it is stopped and retried, counted as a preemption (a timeout, as in the ancestors). More than heartbeatSeconds.",
+    ),
+});
 
 /** The job spec: what a user submits. Unknown fields are rejected everywhere. */
 export const JobSpecSchema = z
@@ -214,6 +201,22 @@ export const JobSpecSchema = z
   })
   .describe("A gangway job spec.");
 
+/**
+ * What a job must also satisfy when it is submitted. Kept out of {@link JobSpecSchema}, which
+ * also reads the state of jobs already running: a rule added later must not stop those.
+ */
+const SubmittedJobSpecSchema = JobSpecSchema.superRefine((job, ctx) => {
+  const t = job.timeouts;
+  // Step Functions refuses a heartbeat as long as the task's timeout.
+  if (t.attemptSeconds !== undefined && t.attemptSeconds <= t.heartbeatSeconds)
+    ctx.addIssue({
+      code: "custom",
+      path: ["timeouts", "attemptSeconds"],
+      message: `more than heartbeatSeconds (${t.heartbeatSeconds})`,
+      input: t.attemptSeconds,
+    });
+});
+
 /** A parsed job spec, defaults filled in. */
 export type JobSpec = z.output<typeof JobSpecSchema>;
 /** A job spec as users write it (defaults optional). */
@@ -236,7 +239,7 @@ export type JobSpecParseResult =
  * if (!r.success) r.issues.forEach((i) => console.error(i.message));
  */
 export function safeParseJobSpec(input: unknown): JobSpecParseResult {
-  const result = JobSpecSchema.safeParse(input, { reportInput: true });
+  const result = SubmittedJobSpecSchema.safeParse(input, { reportInput: true });
   if (result.success) return { success: true, data: result.data };
   return {
     success: false,

@@ -126,6 +126,9 @@ export const unitKeyOf = (kind: "tpu" | "gpu" | "cpu", slice: string, address: s
 /** Step Functions' default (and largest) task timeout: what "no limit" is for AwaitAttempt. */
 export const NO_TASK_TIMEOUT_SECONDS = 99_999_999;
 
-/** The timeout AwaitAttempt reads (`TimeoutSecondsPath`) for `job`. */
+/**
+ * The timeout AwaitAttempt reads (`TimeoutSecondsPath`) for `job`: always longer than its
+ * heartbeat, as Step Functions requires (a job submitted before that was checked included).
+ */
 export const attemptTimeoutSeconds = (job: JobSpec): number =>
-  job.timeouts.attemptSeconds ?? NO_TASK_TIMEOUT_SECONDS;
+  Math.max(job.timeouts.attemptSeconds ?? NO_TASK_TIMEOUT_SECONDS, job.timeouts.heartbeatSeconds + 1);

@@ -8,7 +8,11 @@ import {
 import type { HostEvent } from "../../../core/host-event.js";
 import { attemptStore } from "../../../functions/attempts.js";
 import { continuationName } from "../../../functions/continue-execution/index.js";
-import type { ExecutionState } from "../../../functions/state.js";
+import {
+  attemptTimeoutSeconds,
+  type ExecutionState,
+  ExecutionStateSchema,
+} from "../../../functions/state.js";
 import { fakeWorld } from "./fakes.js";
 import { execution, exitEvent, launched, spec, steps } from "./harness.js";
 
@@ -28,6 +32,15 @@ describe("Init", () => {
     await expect(steps(fakeWorld()).init({ input: { name: "x" }, execution })).rejects.toThrow(
       InvalidJobSpec,
     );
+  });
+
+  it("still reads a running job whose attemptSeconds a later rule refuses, and keeps its timeout past the heartbeat", async () => {
+    const state = await steps(fakeWorld()).init({ input: spec(), execution });
+    const timeouts = { ...state.job.timeouts, heartbeatSeconds: 60, attemptSeconds: 30 };
+    const old = { ...state, job: { ...state.job, timeouts } };
+    expect(ExecutionStateSchema.safeParse(old).success).toBe(true);
+    expect(attemptTimeoutSeconds(old.job)).toBe(61);
+    expect(attemptTimeoutSeconds(state.job)).toBe(99_999_999);
   });
 
   it("picks up a continued job with its counters", async () => {

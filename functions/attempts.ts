@@ -27,6 +27,8 @@ export const keys = {
   delivered: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/delivered`,
   /** When the attempt's teardown first found a process it could not end (its time limit runs from there). */
   teardownStarted: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/teardown-started`,
+  /** How many times teardown found such a process (each a retried task in the history). */
+  teardownTries: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/teardown-tries`,
   hosts: (jobId: string, n: number) => `${keys.attempt(jobId, n)}/hosts/`,
   host: (jobId: string, n: number, s: number, h: number) => `${keys.attempt(jobId, n)}/hosts/${s}-${h}.json`,
   /** A marker per host that exited 0: counting them needs a listing, not a read per host. */

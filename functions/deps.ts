@@ -44,8 +44,8 @@ export async function mapLimit<T, R>(
 /** How many agent calls a step makes at once (fan-out to hundreds of hosts). */
 export const FAN_OUT = 128;
 
-/** Rough history events each state adds (Task ≈ 5, Choice/Pass ≈ 2, Wait ≈ 2). */
-export const HISTORY_COST = { task: 5, choice: 2, wait: 2 } as const;
+/** Rough history events each state adds (Task ≈ 5, Choice/Pass ≈ 2, Wait ≈ 2, a retried failed try ≈ 3). */
+export const HISTORY_COST = { task: 5, choice: 2, wait: 2, failedTry: 3 } as const;
 
 /** Continue as a new execution past this many events (AWS fails an execution at 25,000). */
 export const HISTORY_BUDGET = 20_000;

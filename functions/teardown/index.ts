@@ -1,6 +1,8 @@
 import type { Hono } from "hono";
 import type { ClusterHost } from "../../core/cluster-spec.js";
 import { GangwayError } from "../../core/errors.js";
+import type { JobStatus } from "../../core/job-status.js";
+import { serializeError } from "../../core/serialized-error.js";
 import { attemptStore, caughtToError, keys } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import type { AgentStatus } from "../ports.js";
@@ -124,17 +126,26 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
             }
           });
     const alive = outcomes.filter((o) => o.alive);
+    const triesKey = keys.teardownTries(state.jobId, epoch);
     if (alive.length > 0) {
       // Retried by the state machine until `teardownSeconds` after the first try, then given up.
-      await attempts.store.create(keys.teardownStarted(state.jobId, epoch), String(deps.clock.now()));
-      const since = Number(await attempts.store.get(keys.teardownStarted(state.jobId, epoch)));
+      const store = attempts.store;
+      await store.create(keys.teardownStarted(state.jobId, epoch), String(deps.clock.now()));
+      const since = Number(await store.get(keys.teardownStarted(state.jobId, epoch)));
+      await store.put(triesKey, String(Number((await store.get(triesKey)) ?? 0) + 1));
       const limitMs = state.job.timeouts.teardownSeconds * 1000;
       const details = { slices: [...new Set(alive.map((o) => o.slice))] };
       const what = `${alive.length} workload process group(s) of attempt ${epoch}`;
-      if (deps.clock.now() - since >= limitMs)
-        throw new TeardownTimedOut(`${what} still alive after ${limitMs / 1000} s of teardown`, details);
-      throw new TeardownIncomplete(`${what} still alive`, details);
+      if (deps.clock.now() - since < limitMs) throw new TeardownIncomplete(`${what} still alive`, details);
+      const timedOut = new TeardownTimedOut(
+        `${what} still alive after ${limitMs / 1000} s of teardown`,
+        details,
+      );
+      await closeJob(deps, state, timedOut);
+      throw timedOut;
     }
+    // Each failed try the state machine retried left events in the history that no step counted.
+    const retried = Number((await attempts.store.get(triesKey)) ?? 0);
     for (const o of outcomes) if (!o.reachable || o.preempted) preempted.add(o.slice);
 
     // A unit is kept whole or not at all: every host answered, holds one lease, none preempted.
@@ -188,9 +199,46 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
       problem: undefined,
       completion: undefined,
       kept: kept.length > 0 ? { epoch, units: kept } : undefined,
-      history: { ...state.history, events: state.history.events + HISTORY_COST.task },
+      history: {
+        ...state.history,
+        events: state.history.events + HISTORY_COST.task + retried * HISTORY_COST.failedTry,
+      },
     };
   };
+}
+
+/**
+ * A job that stops because teardown gave up: the job is done (ingest stops renewing the leases
+ * of its hosts, which then free themselves) and its status says why, with its counters.
+ */
+async function closeJob(
+  deps: Pick<ControlPlaneDeps, "store" | "clock">,
+  state: ExecutionState,
+  error: TeardownTimedOut,
+): Promise<void> {
+  const status: JobStatus = {
+    status: "ERROR",
+    info: {
+      name: state.job.name,
+      jobId: state.jobId,
+      state: "error",
+      kind: state.job.accelerator.kind,
+      executionArn: state.history.firstExecutionArn ?? state.executionArn,
+    },
+    counters: {
+      attempts: state.retry.attempts,
+      preemptions: state.retry.preemptions,
+      failures: state.retry.failures,
+    },
+    error: serializeError(error),
+  };
+  await deps.store.put(keys.status(state.jobId), JSON.stringify(status));
+  await attemptStore(deps.store).setCurrent(state.jobId, {
+    attempt: state.attempt,
+    executionArn: state.executionArn,
+    state: "done",
+    updatedAt: deps.clock.now(),
+  });
 }
 
 /** The Teardown step as a Hono app. */

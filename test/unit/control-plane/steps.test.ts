@@ -479,6 +479,30 @@ describe("CheckResults and Teardown", () => {
       name: "TeardownTimedOut",
       message: expect.stringContaining("after 120 s"),
     });
+    // The job is closed: done (no lease renewed any more), its status says why.
+    const store = attemptStore(world.deps.store);
+    expect(await store.current("train-1")).toMatchObject({ state: "done" });
+    expect(JSON.parse((await world.deps.store.get("jobs/train-1/status.json")) ?? "{}")).toMatchObject({
+      status: "ERROR",
+      error: { name: "TeardownTimedOut" },
+      counters: { attempts: 0 },
+    });
+  });
+
+  it("counts the tries it took in the execution's history", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    const stubborn = world.agentOf(0, 0);
+    stubborn.stubborn = true;
+    const torn = { ...state, decision: { action: "retry" as const, waitSeconds: 0 } };
+    for (let i = 0; i < 2; i++) await expect(s.teardown(torn)).rejects.toThrow();
+    stubborn.stubborn = false;
+    const once = await steps(fakeWorld()).teardown({
+      ...(await launched(fakeWorld())).state,
+      decision: torn.decision,
+    });
+    const after = await s.teardown(torn);
+    expect(after.history.events - state.history.events).toBe(once.history.events - state.history.events + 6);
   });
 
   it("learns each host's end from its release (one call), asking Status only of agents that do not say", async () => {

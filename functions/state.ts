@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { type JobSpec, JobSpecSchema } from "../core/job-spec.js";
+import type { JobInfo } from "../core/job-status.js";
 import { SerializedErrorSchema } from "../core/serialized-error.js";
 
 /**
@@ -132,3 +133,12 @@ export const NO_TASK_TIMEOUT_SECONDS = 99_999_999;
  */
 export const attemptTimeoutSeconds = (job: JobSpec): number =>
   Math.max(job.timeouts.attemptSeconds ?? NO_TASK_TIMEOUT_SECONDS, job.timeouts.heartbeatSeconds + 1);
+
+/** The JobStatus `info` of the job `state` runs, in `jobState` (`failed`, `cancelled` …). */
+export const jobInfo = (state: ExecutionState, jobState: string): JobInfo => ({
+  name: state.job.name,
+  jobId: state.jobId,
+  state: jobState,
+  kind: state.job.accelerator.kind,
+  executionArn: state.history.firstExecutionArn ?? state.executionArn,
+});

@@ -13,7 +13,7 @@ import { tpuType } from "../../core/tpu-catalog.js";
 import { type AttemptRecord, attemptStore, caughtToError, type HostEnd, keys } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_BUDGET, HISTORY_COST, mapLimit } from "../deps.js";
 import { workloadError } from "../ingest/events.js";
-import { type ExecutionState, ExecutionStateSchema } from "../state.js";
+import { type ExecutionState, ExecutionStateSchema, jobInfo } from "../state.js";
 import { createStepApp } from "../step-app.js";
 import { lostHosts } from "./lost-hosts.js";
 
@@ -170,13 +170,7 @@ export function createCheckResults(
         },
       };
     }
-    const info = {
-      name: state.job.name,
-      jobId: state.jobId,
-      state: decision.status.toLowerCase(),
-      kind: state.job.accelerator.kind,
-      executionArn: state.history.firstExecutionArn ?? state.executionArn,
-    };
+    const info = jobInfo(state, decision.status.toLowerCase());
     const counters = {
       attempts: decision.state.attempts,
       preemptions: decision.state.preemptions,
@@ -217,13 +211,7 @@ export function createCheckResults(
     const infos = hostInfos(state, record, ends);
     const status: JobStatus = {
       status: "CANCELLED",
-      info: {
-        name: state.job.name,
-        jobId: state.jobId,
-        state: "cancelled",
-        kind: state.job.accelerator.kind,
-        executionArn: state.history.firstExecutionArn ?? state.executionArn,
-      },
+      info: jobInfo(state, "cancelled"),
       counters,
       hosts: infos.length <= INLINE_HOSTS ? infos : undefined,
       error: { name: "JobCancelled", message: `job ${state.jobId} cancelled: ${reason}` },

@@ -7,7 +7,7 @@ import { attemptStore, caughtToError, keys } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import type { AgentStatus } from "../ports.js";
 import { leaseTtlMs, releaseHosts } from "../scale-slices/index.js";
-import { type ExecutionState, ExecutionStateSchema, leaseIdOf, unitKeyOf } from "../state.js";
+import { type ExecutionState, ExecutionStateSchema, jobInfo, leaseIdOf, unitKeyOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
 /** A process of the attempt is still alive after teardown; the state machine retries teardown. */
@@ -218,13 +218,7 @@ async function closeJob(
 ): Promise<void> {
   const status: JobStatus = {
     status: "ERROR",
-    info: {
-      name: state.job.name,
-      jobId: state.jobId,
-      state: "error",
-      kind: state.job.accelerator.kind,
-      executionArn: state.history.firstExecutionArn ?? state.executionArn,
-    },
+    info: jobInfo(state, "error"),
     counters: {
       attempts: state.retry.attempts,
       preemptions: state.retry.preemptions,

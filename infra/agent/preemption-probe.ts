@@ -107,14 +107,12 @@ export function startPreemptionProbe(options: PreemptionProbeOptions): Preemptio
       options.onPreempted();
       return;
     }
-    // Watch again at once when the server holds questions; otherwise (no ETag, a failure, or a
-    // server that answers at once twice in a row, changed or not) wait the interval first.
-    const slow = performance.now() - asked >= 1000;
-    quick = slow ? 0 : quick + 1;
-    const held = etag !== undefined && answer.etag === etag && slow;
-    const changed = answer.etag !== undefined && answer.etag !== etag && quick <= 1;
+    // Watch again at once while the server holds questions (or has answered at once only this
+    // one time: the first read); otherwise — no ETag, a failure, a second quick answer in a
+    // row — wait the interval first.
+    quick = performance.now() - asked >= 1000 ? 0 : quick + 1;
     etag = answer.failed ? undefined : answer.etag;
-    const pause = etag !== undefined && (held || changed) ? 0 : intervalMs;
+    const pause = etag !== undefined && quick <= 1 ? 0 : intervalMs;
     timer = setTimeout(() => void tick(), pause);
     timer.unref();
   };

@@ -457,20 +457,23 @@ describe("CheckResults and Teardown", () => {
     });
   });
 
-  it("refuses to finish teardown while a process of the attempt is alive", async () => {
+  /** An attempt going round again whose first host has a process that will not die. */
+  async function stubbornAttempt(overrides: Record<string, unknown> = {}) {
     const world = fakeWorld();
-    const { s, state } = await launched(world);
-    world.agentOf(0, 0).stubborn = true;
-    await expect(
-      s.teardown({ ...state, decision: { action: "retry", waitSeconds: 0 } }),
-    ).rejects.toMatchObject({ name: "TeardownIncomplete" });
+    const { s, state } = await launched(world, overrides);
+    const stubborn = world.agentOf(0, 0);
+    stubborn.stubborn = true;
+    const torn = { ...state, decision: { action: "retry" as const, waitSeconds: 0 } };
+    return { world, s, state, stubborn, torn };
+  }
+
+  it("refuses to finish teardown while a process of the attempt is alive", async () => {
+    const { s, torn } = await stubbornAttempt();
+    await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownIncomplete" });
   });
 
   it("gives up on a process that will not die once the job's teardownSeconds have passed", async () => {
-    const world = fakeWorld();
-    const { s, state } = await launched(world, { timeouts: { teardownSeconds: 120 } });
-    world.agentOf(0, 0).stubborn = true;
-    const torn = { ...state, decision: { action: "retry" as const, waitSeconds: 0 } };
+    const { world, s, torn } = await stubbornAttempt({ timeouts: { teardownSeconds: 120 } });
     await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownIncomplete" });
     world.advance(119_000);
     await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownIncomplete" });
@@ -490,11 +493,7 @@ describe("CheckResults and Teardown", () => {
   });
 
   it("counts the tries it took in the execution's history", async () => {
-    const world = fakeWorld();
-    const { s, state } = await launched(world);
-    const stubborn = world.agentOf(0, 0);
-    stubborn.stubborn = true;
-    const torn = { ...state, decision: { action: "retry" as const, waitSeconds: 0 } };
+    const { s, state, stubborn, torn } = await stubbornAttempt();
     for (let i = 0; i < 2; i++) await expect(s.teardown(torn)).rejects.toThrow();
     stubborn.stubborn = false;
     const once = await steps(fakeWorld()).teardown({

@@ -43,9 +43,10 @@ export async function redeliverOutcome(
   tokens: TaskTokens,
   jobId: string,
   attempt: number,
+  outcome?: Outcome,
 ): Promise<TokenOutcome | "waiting" | "delivered"> {
   if (await attempts.delivered(jobId, attempt)) return "delivered";
-  return deliverOutcome(attempts, tokens, jobId, attempt);
+  return deliverOutcome(attempts, tokens, jobId, attempt, { outcome });
 }
 
 /** An error as a task failure's cause (at most 32,768 characters): stacks go first when too long. */

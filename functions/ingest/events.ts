@@ -1,7 +1,14 @@
 import { Preempted, WorkloadFailed } from "../../core/errors.js";
 import type { HostEvent, PreemptionNotice } from "../../core/host-event.js";
 import { type SerializedError, serializeError } from "../../core/serialized-error.js";
-import { type AttemptRecord, attemptStore, type CurrentAttempt, type HostEnd, keys } from "../attempts.js";
+import {
+  type AttemptRecord,
+  attemptStore,
+  type CurrentAttempt,
+  type HostEnd,
+  keys,
+  type Outcome,
+} from "../attempts.js";
 import type { ControlPlaneDeps } from "../deps.js";
 import type { TokenOutcome } from "../ports.js";
 import { deliverOutcome, redeliverOutcome } from "../resolution.js";
@@ -84,8 +91,8 @@ export function createIngest(
    * The attempt was decided before: send its outcome again if it never reached the token (the
    * send failed, and Pub/Sub brings the event back), else nothing.
    */
-  async function settled(jobId: string, attempt: number): Promise<IngestResult> {
-    const again = await redeliverOutcome(attempts, deps.tokens, jobId, attempt);
+  async function settled(jobId: string, attempt: number, outcome?: Outcome): Promise<IngestResult> {
+    const again = await redeliverOutcome(attempts, deps.tokens, jobId, attempt, outcome);
     return again === "sent" || again === "stale"
       ? { action: "recorded", jobId, attempt, redelivered: again }
       : { action: "recorded", jobId, attempt };
@@ -188,7 +195,8 @@ export function createIngest(
     const sentAt = Number((await deps.store.get(keys.heartbeatSent(jobId, attempt))) ?? 0);
     if (now - sentAt < record.heartbeatMs / 4) return { action: "recorded", jobId, attempt };
     // A decided attempt is not kept alive: its outcome is sent again if it never arrived.
-    if (await attempts.outcome(jobId, attempt)) return settled(jobId, attempt);
+    const outcome = await attempts.outcome(jobId, attempt);
+    if (outcome) return settled(jobId, attempt, outcome);
     const alive = await attempts.aliveHosts(jobId, attempt);
     const silent = record.hosts.filter((h) => {
       const last = alive.get(`${h.sliceIndex}-${h.hostIndex}`) ?? record.startedAt;

@@ -47,12 +47,15 @@ export interface AgentPort {
     ttlMs: number;
   }): Promise<{ held: boolean }>;
   renewLease(r: { leaseId: string; epoch: number; ttlMs: number }): Promise<{ held: boolean }>;
-  /** Agents answer the host's status afterwards (`status`); without it the caller asks. */
+  /**
+   * Agents answer the host's status afterwards (`status`; without it the caller asks) and the
+   * processes of the lease's last run that outlived SIGKILL (`leftoverPids`).
+   */
   releaseLease(r: {
     leaseId: string;
     epoch: number;
     graceMs?: number;
-  }): Promise<{ held: boolean; status?: AgentStatus | null }>;
+  }): Promise<{ held: boolean; status?: AgentStatus | null; leftoverPids?: number[] }>;
   run(r: RunParams): Promise<{ started: boolean; alreadyRunning: boolean; errorJson: string }>;
   cancel(r: {
     leaseId: string;

@@ -42,6 +42,13 @@ function classifyRunFailure(where: Record<string, unknown>, thrown: unknown): Se
       }),
     );
   }
+  const remote = (thrown as { remote?: { name?: unknown } }).remote;
+  if (code === FAILED_PRECONDITION && remote?.name === "HostNotClean") {
+    // Processes there outlived SIGKILL: the host is broken like a preempted one (given back).
+    return serializeError(
+      new Preempted(`host not clean at launch: ${cause.message}`, where, { cause: deserializeError(cause) }),
+    );
+  }
   if (code === FAILED_PRECONDITION) {
     return serializeError(
       new Preempted(`lease lost before launch: ${cause.message}`, where, { cause: deserializeError(cause) }),

@@ -34,16 +34,21 @@ interface HostOutcome {
   heldEpoch?: number | undefined;
 }
 
-/** A host that answered: alive while a process of this job's attempt (or an older one) runs there. */
+/**
+ * A host that answered: alive while a process of this job's attempt (or an older one) runs there,
+ * or while processes of it outlived SIGKILL (`leftoverPids`, from the agent's reply).
+ */
 function answered<T extends Pick<HostOutcome, "slice" | "unit" | "host">>(
   base: T,
   status: AgentStatus,
   jobId: string,
   epoch: number,
+  leftoverPids: readonly number[] = [],
 ): HostOutcome {
   const run = status.run;
   const ours = run && run.jobId === jobId && run.attempt <= epoch;
-  return { ...base, reachable: true, alive: Boolean(ours && !run?.exited), preempted: status.preempted };
+  const alive = Boolean(ours && !run?.exited) || leftoverPids.length > 0;
+  return { ...base, reachable: true, alive, preempted: status.preempted };
 }
 
 /**
@@ -99,22 +104,23 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
             const stop = async (held: number) => {
               const lease = { leaseId: leaseIdOf(state.jobId, held), epoch: held, graceMs };
               const reply = keep ? await agent.cancel(lease) : await agent.releaseLease(lease);
-              return reply.status ?? (await agent.status());
+              return { status: reply.status ?? (await agent.status()), leftoverPids: reply.leftoverPids };
             };
             try {
               let held = epoch;
-              let status: AgentStatus;
+              let stopped: { status: AgentStatus; leftoverPids?: number[] | undefined };
               try {
-                status = await stop(held);
+                stopped = await stop(held);
               } catch (e) {
                 // A kept unit the attempt never launched on still holds the older lease.
                 const older = keptBefore?.epoch;
                 if ((e as { code?: unknown }).code !== LEASE_CONFLICT || !older || !keptUnits.has(h.unit))
                   throw e;
                 held = older;
-                status = await stop(held);
+                stopped = await stop(held);
               }
-              return { ...answered(base, status, state.jobId, epoch), heldEpoch: keep ? held : undefined };
+              const outcome = answered(base, stopped.status, state.jobId, epoch, stopped.leftoverPids);
+              return { ...outcome, heldEpoch: keep ? held : undefined };
             } catch (e) {
               // Our lease lapsed (and maybe another job holds the host now): the host answered,
               // it is neither lost nor ours to keep; whether a process of ours is left is asked.

@@ -1,6 +1,11 @@
 import * as grpc from "@grpc/grpc-js";
 import { serializeError } from "../../core/serialized-error.js";
-import { AgentStopping, InvalidAgentRequest, LeaseConflict } from "../../functions/clients/agent/errors.js";
+import {
+  AgentStopping,
+  HostNotClean,
+  InvalidAgentRequest,
+  LeaseConflict,
+} from "../../functions/clients/agent/errors.js";
 import {
   AcquireLeaseSchema,
   CancelSchema,
@@ -19,7 +24,7 @@ import type { HostAgent } from "./host-agent.js";
 /** Trailer carrying the serialized error behind a failed call (JSON, binary metadata). */
 
 function statusFor(error: unknown): grpc.status {
-  if (error instanceof LeaseConflict) return grpc.status.FAILED_PRECONDITION;
+  if (error instanceof LeaseConflict || error instanceof HostNotClean) return grpc.status.FAILED_PRECONDITION;
   if (error instanceof InvalidAgentRequest) return grpc.status.INVALID_ARGUMENT;
   if (error instanceof AgentStopping) return grpc.status.UNAVAILABLE;
   return grpc.status.INTERNAL;

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { inheritableEnvironment } from "../../core/env-names.js";
-import { AgentStopping, LeaseConflict } from "../../functions/clients/agent/errors.js";
+import { AgentStopping, HostNotClean, LeaseConflict } from "../../functions/clients/agent/errors.js";
 import type {
   AcquireLeaseRequest,
   CancelReply,
@@ -180,12 +180,14 @@ export class HostAgent {
   /**
    * Lease the host. Free (or expired) → granted. Same lease → renewed, its epoch raised if the
    * request's is newer. Another lease of the same job with a newer epoch → taken over (what ran
-   * under the old one is cancelled). Anything else → {@link LeaseConflict}.
+   * under the old one is cancelled). Anything else → {@link LeaseConflict}. While processes of
+   * an earlier run outlive SIGKILL → {@link HostNotClean}.
    */
   acquireLease(req: AcquireLeaseRequest): Promise<LeaseReply> {
     return this.serial.run(async () => {
       this.assertServing();
       await this.expireIfDue();
+      this.requireClean(this.survivors());
       const cur = this.lease;
       if (cur) {
         const takeover = cur.leaseId === req.leaseId || cur.jobId === req.jobId;
@@ -195,7 +197,8 @@ export class HostAgent {
             { heldBy: cur.leaseId, heldEpoch: cur.epoch, requested: req.leaseId, requestedEpoch: req.epoch },
           );
         }
-        if (req.epoch > cur.epoch || cur.leaseId !== req.leaseId) await this.stopRun("cancelled");
+        if (req.epoch > cur.epoch || cur.leaseId !== req.leaseId)
+          this.requireClean(await this.stopRun("cancelled"));
       }
       this.setLease(req.leaseId, req.jobId, req.epoch, req.ttlMs);
       return this.leaseReply();
@@ -218,14 +221,26 @@ export class HostAgent {
     return this.leaseReply();
   }
 
-  /** Cancel whatever runs under the lease and free the host. Releasing a free host is a no-op. */
+  /**
+   * Cancel whatever runs under the lease and free the host; the reply names processes of its run
+   * that outlived SIGKILL. Releasing a free host changes nothing; it reports those processes of
+   * the named lease's run again, so a caller that retries sees when they are gone.
+   */
   releaseLease(req: ReleaseLeaseRequest): Promise<LeaseReply> {
     return this.serial.run(async () => {
       await this.expireIfDue();
-      if (!this.lease) return { held: false, lease: null, status: this.status() };
+      if (!this.lease) {
+        const mine = this.run?.req.leaseId === req.leaseId;
+        return {
+          held: false,
+          lease: null,
+          status: this.status(),
+          leftoverPids: mine ? this.survivors() : [],
+        };
+      }
       this.requireLease(req.leaseId, req.epoch);
-      await this.stopRun("cancelled", req.graceMs, undefined, () => this.clearLease());
-      return { held: false, lease: null, status: this.status() };
+      const leftoverPids = await this.stopRun("cancelled", req.graceMs, undefined, () => this.clearLease());
+      return { held: false, lease: null, status: this.status(), leftoverPids };
     });
   }
 
@@ -306,7 +321,7 @@ export class HostAgent {
       this.requireLease(req.leaseId, req.epoch);
       const prev = this.run;
       if (prev && sameRun(prev.req, req) && !this.isStale(prev)) return this.runReply(prev, true);
-      await this.stopRun("cancelled", req.graceMs);
+      this.requireClean(await this.stopRun("cancelled", req.graceMs));
       prev?.monitor?.stop(); // the slice view lasts until the next run or the end of the lease
       const record = await prepareAndStart(req, {
         ...this.o,
@@ -398,15 +413,23 @@ export class HostAgent {
     beforeEvent?: () => void,
   ): Promise<number[]> {
     const run = this.run;
-    if (!run?.workload || run.exited) {
+    if (!run?.workload) {
       beforeEvent?.();
       return [];
+    }
+    if (run.exited) {
+      // Its leader is gone, but what it left running in its group (a daemon, a loader) is not:
+      // that goes the same way, or it would outlive the attempt and meet the next one.
+      run.leftoverPids = await run.workload.terminate(graceMs || this.o.graceMs);
+      beforeEvent?.();
+      return run.leftoverPids;
     }
     run.cancelled = kind !== "lost";
     run.endKind = kind === "lost" ? "lost" : "exited";
     run.reason = reason ?? (kind === "lost" ? undefined : "cancelled");
     run.holdEvent = true;
     const left = await run.workload.terminate(graceMs || this.o.graceMs);
+    run.leftoverPids = left;
     if (left.length === 0) await run.finished;
     beforeEvent?.();
     run.holdEvent = false;
@@ -416,6 +439,24 @@ export class HostAgent {
     // the event says (a freed host after a loss).
     if (run.exited && kind !== "cancelled") this.publishEnd(run);
     return left;
+  }
+
+  /** Processes of the last run that outlived SIGKILL, looked at afresh (none once they are gone). */
+  private survivors(): number[] {
+    const run = this.run;
+    if (!run?.workload || run.leftoverPids.length === 0) return [];
+    run.leftoverPids = run.workload.members();
+    return run.leftoverPids;
+  }
+
+  /** Refuse to lease or start anything beside processes that outlived SIGKILL. */
+  private requireClean(leftoverPids: readonly number[]): void {
+    const run = this.run;
+    if (leftoverPids.length === 0 || !run) return;
+    throw new HostNotClean(
+      `${leftoverPids.length} process(es) of job ${run.req.jobId} attempt ${run.req.attempt} outlived SIGKILL (pids ${leftoverPids.join(", ")})`,
+      { jobId: run.req.jobId, attempt: run.req.attempt, leftoverPids: [...leftoverPids] },
+    );
   }
 
   /** Cancel the run under the lease; returns once no process of its group is left. */

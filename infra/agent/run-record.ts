@@ -37,6 +37,8 @@ export interface RunRecord {
   stopHeartbeat: () => void;
   /** The metadata endpoint said TRUE when the workload failed (unset when not asked). */
   metadataPreempted: boolean | undefined;
+  /** Processes of the run that outlived its last SIGKILL (normally none). */
+  leftoverPids: number[];
 }
 
 /** A fresh record for `req`, not started yet. */
@@ -61,6 +63,7 @@ export function newRunRecord(req: RunRequest, files: RunFiles, startedAt: number
     monitor: undefined,
     stopHeartbeat: () => {},
     metadataPreempted: undefined,
+    leftoverPids: [],
   };
 }
 

@@ -9,6 +9,14 @@ export class LeaseConflict extends GangwayError {
   override readonly name = "LeaseConflict";
 }
 
+/**
+ * Processes of an earlier run on the host outlived SIGKILL (stuck in uninterruptible I/O, say):
+ * the host takes no new lease and starts no run until they are gone. Answered `FAILED_PRECONDITION`.
+ */
+export class HostNotClean extends GangwayError {
+  override readonly name = "HostNotClean";
+}
+
 /** A request that does not parse (field path, expected, got). Answered `INVALID_ARGUMENT`. */
 export class InvalidAgentRequest extends GangwayError {
   override readonly name = "InvalidAgentRequest";

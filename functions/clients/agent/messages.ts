@@ -29,6 +29,8 @@ export interface LeaseReply {
   lease: Lease | null;
   /** ReleaseLease only: the host's status once released (its last run's end included). */
   status?: HostStatus | null;
+  /** ReleaseLease only: processes of the lease's last run still alive after SIGKILL (normally none). */
+  leftoverPids?: number[];
 }
 
 /** Answer of Run: whether the workload started, its pid and its result/error files. */

@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { RunRequest } from "../../../functions/clients/agent/messages.js";
 import { HostAgent } from "../../../infra/agent/host-agent.js";
-import { groupMembers } from "../../../infra/agent/process-group.js";
+import { groupMembers, readProc, terminateGroup } from "../../../infra/agent/process-group.js";
+import { Workload } from "../../../infra/agent/workload.js";
 import { FakeClock } from "./fake-clock.js";
 import { MemoryEventSink } from "./memory-event-sink.js";
 
@@ -228,5 +229,70 @@ describe("HostAgent leases", () => {
     const r = await failing.startRun(run({ argv: ["true"] }));
     expect(r.started).toBe(true);
     await expect(failing.close(100)).resolves.toBeUndefined();
+  });
+});
+
+describe("HostAgent leftovers", () => {
+  // A zombie nobody reaps (its parent gone) holds nothing: it counts as gone.
+  const alive = (pid: number) => !["Z", "X", undefined].includes(readProc(pid)?.state);
+
+  it("kills what an exited workload left running in its group, on cancel, release and the next run", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 60_000 });
+    let attempt = 0;
+    for (const end of ["cancel", "release", "run"] as const) {
+      // The leader exits at once; the sleep it started stays in its group.
+      attempt += 2;
+      const first = await agent.startRun(run({ attempt, argv: ["sh", "-c", "sleep 300 & exit 0"] }));
+      await expect.poll(() => agent.status().state).toBe("exited");
+      const straggler = groupMembers(first.pid);
+      expect(straggler).toHaveLength(1);
+      if (end === "cancel") await agent.cancel({ leaseId: "L", epoch: 1, graceMs: 100 });
+      if (end === "release") {
+        const released = await agent.releaseLease({ leaseId: "L", epoch: 1, graceMs: 100 });
+        expect(released.leftoverPids).toEqual([]);
+        await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 60_000 });
+      }
+      if (end === "run") await agent.startRun(run({ attempt: attempt + 1, argv: ["true"] }));
+      expect(straggler.filter(alive)).toEqual([]);
+    }
+  });
+
+  it("reports processes that outlive SIGKILL and takes no lease or run beside them", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 60_000 });
+    const started = await agent.startRun(run());
+    // A process stuck in uninterruptible I/O cannot be made here: the group's end is made to say so.
+    let stuck = true;
+    const terminate = vi.spyOn(Workload.prototype, "terminate").mockImplementation(async function (
+      this: Workload,
+    ) {
+      await terminateGroup(this.pid, { graceMs: 0 });
+      return stuck ? [started.pid] : [];
+    });
+    const members = vi
+      .spyOn(Workload.prototype, "members")
+      .mockImplementation(() => (stuck ? [started.pid] : []));
+    try {
+      const released = await agent.releaseLease({ leaseId: "L", epoch: 1, graceMs: 100 });
+      expect(released).toMatchObject({ held: false, leftoverPids: [started.pid] });
+      // The freed host reports them again to the lease that asks, and refuses everyone else.
+      expect((await agent.releaseLease({ leaseId: "L", epoch: 1, graceMs: 0 })).leftoverPids).toEqual([
+        started.pid,
+      ]);
+      expect((await agent.releaseLease({ leaseId: "other", epoch: 1, graceMs: 0 })).leftoverPids).toEqual([]);
+      await expect(
+        agent.acquireLease({ leaseId: "M", jobId: "next", epoch: 1, ttlMs: 60_000 }),
+      ).rejects.toMatchObject({
+        name: "HostNotClean",
+        message: expect.stringContaining(String(started.pid)),
+      });
+      stuck = false;
+      expect((await agent.releaseLease({ leaseId: "L", epoch: 1, graceMs: 0 })).leftoverPids).toEqual([]);
+      await expect(
+        agent.acquireLease({ leaseId: "M", jobId: "next", epoch: 1, ttlMs: 60_000 }),
+      ).resolves.toMatchObject({ held: true });
+    } finally {
+      terminate.mockRestore();
+      members.mockRestore();
+    }
   });
 });

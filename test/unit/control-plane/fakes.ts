@@ -12,7 +12,10 @@ export class FakeAgent implements AgentPort {
   refuseLeases = false;
   startError: string | undefined;
   preempted = false;
-  /** Keep the run alive through release (a process that will not die). */
+  /**
+   * A process of the run will not die: cancel and release report it (`leftoverPids`), as the
+   * real agent does, and the run stays alive under a kept lease.
+   */
   stubborn = false;
   /** Answer the host's status with a release, as real agents do (older ones do not). */
   statusOnRelease = true;
@@ -51,7 +54,12 @@ export class FakeAgent implements AgentPort {
       this.lease = null;
       if (this.run_ && !this.stubborn) this.run_ = { ...this.run_, exited: true, cancelled: true };
     }
-    return this.statusOnRelease ? { held: false, status: this.snapshot() } : { held: false };
+    // As the real agent: asked again on a free host, it reports the survivors again.
+    const leftoverPids = this.leftoverPids();
+    return this.statusOnRelease ? { held: false, status: this.snapshot(), leftoverPids } : { held: false };
+  }
+  private leftoverPids(): number[] {
+    return this.stubborn && this.run_ ? [4242] : [];
   }
   async run(r: Parameters<AgentPort["run"]>[0]) {
     this.check("run");
@@ -95,19 +103,22 @@ export class FakeAgent implements AgentPort {
     this.requireLease("cancel", r);
     const wasRunning = !!this.run_ && !this.run_.exited;
     if (this.run_ && !this.stubborn) this.run_ = { ...this.run_, exited: true, cancelled: true };
+    const leftoverPids = this.leftoverPids();
     return this.statusOnRelease
-      ? { wasRunning, leftoverPids: [], status: this.snapshot() }
-      : { wasRunning, leftoverPids: [] };
+      ? { wasRunning, leftoverPids, status: this.snapshot() }
+      : { wasRunning, leftoverPids };
   }
   async status() {
     this.check("status");
     return this.snapshot();
   }
+  /** As the real agent: a freed host shows no run. */
   private snapshot() {
+    const run = this.lease ? this.run_ : null;
     return {
-      state: this.run_ ? "running" : "idle",
+      state: run ? "running" : "idle",
       lease: this.lease,
-      run: this.run_,
+      run,
       preempted: this.preempted,
     };
   }

@@ -492,6 +492,21 @@ describe("CheckResults and Teardown", () => {
     });
   });
 
+  it("keeps a released host in the teardown while its reply names processes that outlived SIGKILL", async () => {
+    const { s, stubborn, torn } = await stubbornAttempt();
+    // Stopping: every lease is released; the freed host shows no run, only the reply says what is left.
+    const stopping = {
+      ...torn,
+      decision: { action: "stop" as const, status: "FAILED" as const, waitSeconds: 0 },
+    };
+    await expect(s.teardown(stopping)).rejects.toMatchObject({ name: "TeardownIncomplete" });
+    expect(stubborn.lease).toBeNull();
+    // Retried on the freed host, the release reports them again until they are gone.
+    await expect(s.teardown(stopping)).rejects.toMatchObject({ name: "TeardownIncomplete" });
+    stubborn.stubborn = false;
+    await expect(s.teardown(stopping)).resolves.toMatchObject({ attempt: torn.attempt });
+  });
+
   it("counts the tries it took in the execution's history", async () => {
     const { s, state, stubborn, torn } = await stubbornAttempt();
     for (let i = 0; i < 2; i++) await expect(s.teardown(torn)).rejects.toThrow();

@@ -403,8 +403,8 @@ export class HostAgent {
 
   /**
    * End the current run (if it runs): SIGTERM the group, grace, SIGKILL, wait until /proc shows
-   * none of it, then wait for its end to be recorded. `cancelled`: its lease holder asked;
-   * `shutdown`: the agent stops; `lost`: the lease expired.
+   * none of it, then wait for its end to be recorded. `cancelled`: its lease holder asked (not
+   * published); `shutdown`: the agent stops, `lost`: the lease expired (both published as `lost`).
    */
   private async stopRun(
     kind: "cancelled" | "shutdown" | "lost",
@@ -424,9 +424,11 @@ export class HostAgent {
       beforeEvent?.();
       return run.leftoverPids;
     }
-    run.cancelled = kind !== "lost";
-    run.endKind = kind === "lost" ? "lost" : "exited";
-    run.reason = reason ?? (kind === "lost" ? undefined : "cancelled");
+    // Only the lease holder's cancel is a cancel. An agent that stops takes the run down as a
+    // lapsed lease would, and says so: the attempt hears of the loss now, not a heartbeat later.
+    run.cancelled = kind === "cancelled";
+    run.endKind = kind === "cancelled" ? "exited" : "lost";
+    run.reason = reason ?? (kind === "cancelled" ? "cancelled" : undefined);
     run.holdEvent = true;
     const left = await run.workload.terminate(graceMs || this.o.graceMs);
     run.leftoverPids = left;

@@ -98,6 +98,15 @@ describe("HostAgent leases", () => {
     });
   });
 
+  it("reports its run lost when the agent stops under it, so the attempt ends now", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 60_000 });
+    const started = await agent.startRun(run());
+    await agent.close(100);
+    const lost = await sink.waitFor((e) => e.event.kind === "lost");
+    expect(lost).toMatchObject({ jobId: "job", attempt: 1, cancelled: false, reason: "agent shutting down" });
+    expect(groupMembers(started.pid)).toEqual([]);
+  });
+
   it("renews a live lease at once, even while a long Cancel holds the host", async () => {
     await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 1000 });
     const script = `trap "" TERM; echo ready; while :; do sleep 1; done`;

@@ -12,7 +12,7 @@ import { type SerializedError, serializeError } from "../../core/serialized-erro
 import { tpuType } from "../../core/tpu-catalog.js";
 import { type AttemptRecord, attemptStore, caughtToError, type HostEnd, keys } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_BUDGET, HISTORY_COST, mapLimit } from "../deps.js";
-import { workloadError } from "../ingest/events.js";
+import { exitFailed, workloadError } from "../ingest/events.js";
 import { type ExecutionState, ExecutionStateSchema, jobInfo } from "../state.js";
 import { createStepApp } from "../step-app.js";
 import { lostHosts } from "./lost-hosts.js";
@@ -47,7 +47,7 @@ function hostProblems(
         error: { name: "LeaseExpired", message: `host ${h.address} of ${h.sliceName} freed itself` },
         ...ctx,
       });
-    } else if (end.exitCode !== 0 || end.signal) {
+    } else if (exitFailed(end)) {
       out.push({
         error: workloadError(end, h),
         ...ctx,
@@ -66,7 +66,7 @@ function hostInfos(
   const devices = acc.kind === "tpu" ? tpuType(acc.type).chipsPerHost : acc.kind === "gpu" ? acc.count : 0;
   return (record?.hosts ?? []).map((h) => {
     const end = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
-    const failed = end !== undefined && (end.kind !== "exited" || end.exitCode !== 0 || Boolean(end.signal));
+    const failed = end !== undefined && (end.kind !== "exited" || exitFailed(end));
     return {
       sliceIndex: h.sliceIndex,
       sliceName: h.sliceName,

@@ -47,6 +47,17 @@ export function workloadError(
   );
 }
 
+/** Errors of an exit 0 whose result broke the contract (too large, not JSON, not a file). */
+const RESULT_ERRORS = new Set(["ResultTooLarge", "InvalidResult"]);
+
+/**
+ * Whether a host's exit failed: a non-zero code, a signal, or an exit 0 without the result the
+ * job asked for (the agent names why), which must not pass as a success with no result.
+ */
+export function exitFailed(end: Pick<HostEvent, "exitCode" | "signal" | "error">): boolean {
+  return end.exitCode !== 0 || Boolean(end.signal) || RESULT_ERRORS.has(end.error?.name ?? "");
+}
+
 /**
  * The ingest of host events and preemption notices: route each to the current attempt of its
  * job, record it, decide the attempt's outcome the first time something ends it, and deliver
@@ -135,11 +146,25 @@ export function createIngest(
     // (count a success, decide, send the outcome) may have been cut short, and every step is
     // idempotent.
     const duplicate = previous?.eventId === event.eventId;
-    // A later "preempted" must not hide an exit already recorded: keep both facts.
-    if (!duplicate && (!previous || previous.cancelled || event.kind !== "exited")) {
+    // The first end a host reports is its end. A later preemption does not undo an exit: a host
+    // that finished its work keeps its exit and result, and a failed exit is marked as one in the
+    // wake of a preemption (FACTS: such a failure counts as a preemption).
+    const exited = previous?.kind === "exited" && !previous.cancelled ? previous : undefined;
+    if (!duplicate && !exited) {
       await attempts.writeHostEnd(jobId, attempt, host.sliceIndex, host.hostIndex, {
         ...end,
         metadataPreempted: end.metadataPreempted || previous?.metadataPreempted || event.kind === "preempted",
+      });
+    } else if (
+      !duplicate &&
+      exited &&
+      event.kind === "preempted" &&
+      exitFailed(exited) &&
+      !exited.metadataPreempted
+    ) {
+      await attempts.writeHostEnd(jobId, attempt, host.sliceIndex, host.hostIndex, {
+        ...exited,
+        metadataPreempted: true,
       });
     }
     switch (event.kind) {
@@ -163,7 +188,7 @@ export function createIngest(
         });
       case "exited": {
         if (event.cancelled) return { action: "recorded", jobId, attempt };
-        if (event.exitCode !== 0 || event.signal) return decide(jobId, attempt, workloadError(event, host));
+        if (exitFailed(event)) return decide(jobId, attempt, workloadError(event, host));
         await attempts.markSucceeded(jobId, attempt, host.sliceIndex, host.hostIndex);
         const succeeded = await attempts.succeededHosts(jobId, attempt);
         const done = record.hosts.filter((h) => succeeded.has(`${h.sliceIndex}-${h.hostIndex}`)).length;

@@ -86,7 +86,7 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
       const record = await attempts.record(state.jobId, epoch);
       for (const h of record?.hosts ?? []) {
         const end = ends.get(`${h.sliceIndex}-${h.hostIndex}`);
-        if (end?.kind === "preempted") preempted.add(h.sliceName);
+        if (end?.kind === "preempted" || end?.metadataPreempted) preempted.add(h.sliceName);
       }
     }
     // Keep leases only to go round again soon: a wait longer than half the lease would let it lapse.

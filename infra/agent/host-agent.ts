@@ -29,7 +29,7 @@ import {
   PREEMPTION_NOTICES_TOPIC,
 } from "./events.js";
 import { Prefork } from "./prefork.js";
-import { readErrorFile, readResultFile } from "./run-files.js";
+import { type ResultRead, readErrorFile, readResultFile } from "./run-files.js";
 import {
   heartbeatEvent,
   peerLostEvent,
@@ -336,9 +336,9 @@ export class HostAgent {
         return this.runReply(record, false);
       }
       const workload = record.workload;
-      record.finished = workload.exited.then((exit) =>
-        this.finishRun(record, exit.code, exit.signal, exit.endedAt),
-      );
+      record.finished = workload.exited
+        .then((exit) => this.finishRun(record, exit.code, exit.signal, exit.endedAt))
+        .catch((e) => this.o.log(`recording the end of ${record.req.jobId}: ${String(e)}`));
       record.stopHeartbeat = this.startHeartbeat(record, req.heartbeatMs || this.o.heartbeatMs);
       if (req.slicePeers.length > 0 && this.peerClients) {
         record.monitor = new SliceMonitor(req.slicePeers, this.peerClients, {
@@ -386,9 +386,17 @@ export class HostAgent {
     run.exitCode = code;
     run.signal = signal;
     run.endedAt = endedAt;
+    // The workload owns these paths: whatever it left there, the run's end is still recorded.
     const [result, error] = await Promise.all([
       readResultFile(run.files.resultFile, this.o.resultLimitBytes),
       readErrorFile(run.files.errorFile, 256 * 1024),
+    ]).catch((e): [ResultRead, undefined] => [
+      {
+        kind: "invalid",
+        bytes: 0,
+        error: { name: "InvalidResult", message: `result unreadable: ${String(e)}` },
+      },
+      undefined,
     ]);
     if (this.preempted) run.metadataPreempted = true;
     else if (failed && this.askMetadata) run.metadataPreempted = await this.askMetadata().catch(() => false);

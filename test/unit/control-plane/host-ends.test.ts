@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { fakeWorld } from "./fakes.js";
+import { exitEvent, launched } from "./harness.js";
+
+/** Every host of the attempt exits 0 (host `except` as `extra` says), as the token brings it back. */
+async function finished(world: ReturnType<typeof fakeWorld>, extra: Parameters<typeof exitEvent>[3] = {}) {
+  const { s, state } = await launched(world, { retry: { maxPreemptions: 2, maxFailures: 0 } });
+  await s.await({ token: "tok-1", state });
+  for (const [slice, host] of [
+    [0, 0],
+    [0, 1],
+    [1, 0],
+  ] as const)
+    await s.ingest.hostEvent(exitEvent(state, slice, host));
+  await s.ingest.hostEvent(exitEvent(state, 1, 1, extra));
+  return { s, state };
+}
+
+describe("a host's end", () => {
+  it("fails the attempt when it exited 0 without the result the job asked for", async () => {
+    const world = fakeWorld();
+    const tooLarge = { name: "ResultTooLarge", message: "result file is 5000000 bytes, more than 4194304" };
+    const { s, state } = await finished(world, { result: undefined, error: tooLarge });
+    const failure = world.sent.find((x) => x.kind === "fail");
+    expect(failure).toMatchObject({ error: "ResultTooLarge" });
+    const checked = await s.check({ ...state, problem: { Error: "ResultTooLarge", Cause: failure?.cause } });
+    expect(checked.decision).toMatchObject({ action: "stop", status: "FAILED" });
+    expect(JSON.parse(checked.final?.cause ?? "")).toMatchObject({
+      error: { name: "ResultTooLarge", details: { exitCode: 0, slice: "v4-16-1", host: 1 } },
+    });
+  });
+
+  it("stays the exit it was when a preemption of its host comes after", async () => {
+    const world = fakeWorld();
+    const { s, state } = await finished(world);
+    expect(world.sent).toMatchObject([{ kind: "succeed" }]);
+    // Host 0 of slice 0 is reclaimed after it finished, before CheckResults reads the ends.
+    await s.ingest.hostEvent({ ...exitEvent(state, 0, 0), kind: "preempted", eventId: "late" });
+    const checked = await s.check({ ...state, completion: { outcome: "succeeded" } });
+    expect(checked.decision).toMatchObject({ action: "stop", status: "SUCCEEDED" });
+    expect(checked.final?.status).toMatchObject({
+      status: "SUCCEEDED",
+      result: [
+        { slice: 0, host: 0 },
+        { slice: 0, host: 1 },
+        { slice: 1, host: 0 },
+        { slice: 1, host: 1 },
+      ],
+    });
+  });
+
+  it("turns a failed exit into a preemption when its host's preemption follows", async () => {
+    const world = fakeWorld();
+    const { s, state } = await finished(world, { exitCode: 1 });
+    const failure = world.sent.find((x) => x.kind === "fail");
+    await s.ingest.hostEvent({ ...exitEvent(state, 1, 1), kind: "preempted", eventId: "after" });
+    const checked = await s.check({
+      ...state,
+      problem: { Error: failure?.error ?? "", Cause: failure?.cause },
+    });
+    expect(checked.decision).toMatchObject({ action: "retry", reason: "preempted" });
+    expect(checked.retry).toMatchObject({ preemptions: 1, failures: 0 });
+  });
+});

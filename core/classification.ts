@@ -1,12 +1,14 @@
-import { PreemptedTooManyTimes } from "./errors.js";
+import { PreemptedTooManyTimes, UnhealthyTooManyTimes } from "./errors.js";
 import { causeChain, type SerializedError, serializeError } from "./serialized-error.js";
 
 /**
  * What a problem means for the job (FACTS.md "Classification"):
  * - `preempted`: infrastructure loss, a timeout, or a task error on a host being preempted;
  * - `failed`: the workload's own failure;
- * - `error`: a fault of gangway's runtime (counts against the failure budget; surfaces as ERROR);
- * - `unhealthy`: the attempt was abandoned before it ran because a slice was not whole (no counter).
+ * - `error`: a fault of gangway's runtime, or an error of unknown name a step raised (counts
+ *   against the failure budget; surfaces as ERROR);
+ * - `unhealthy`: the attempt was abandoned before it ran because a slice was not whole (no counter;
+ *   {@link MAX_UNHEALTHY_IN_A_ROW} in a row stop the job with ERROR).
  */
 export type ProblemKind = "preempted" | "failed" | "error" | "unhealthy";
 
@@ -43,6 +45,22 @@ export const SYSTEM_ERRORS = new Set([
   "States.DataLimitExceeded",
 ]);
 
+/**
+ * The workload's failures by name. Any other name is the workload's only when a host's end
+ * carries it (see {@link fromWorkload}); otherwise a step of gangway raised it.
+ */
+export const WORKLOAD_FAILURES = new Set(["WorkloadFailed", "WorkloadStartFailed", "ResultTooLarge"]);
+
+/**
+ * A failure a host's workload reported: ingest and CheckResults stamp the host's exit on every
+ * one (`details.exitCode`, null when killed), the user's own exception (`GANGWAY_ERROR_FILE`)
+ * included. A name is no discriminator here: a user's `TypeError` is the workload's, a step's
+ * is gangway's.
+ */
+export function fromWorkload(error: SerializedError): boolean {
+  return WORKLOAD_FAILURES.has(error.name) || (error.details !== undefined && "exitCode" in error.details);
+}
+
 /** Errors no retry can cure: the job itself is wrong. The job stops at once with ERROR. */
 export const FATAL_ERRORS = new Set(["InvalidJobSpec", "UnknownAcceleratorType"]);
 
@@ -73,7 +91,9 @@ export function classifyProblem(error: SerializedError, ctx: ProblemContext = {}
   if (ctx.metadataPreempted) return "preempted";
   const exitCode = exitCodeOf(error);
   if (exitCode !== undefined && ctx.retryOnExitCodes?.includes(exitCode)) return "preempted";
-  return "failed";
+  // An unknown name a step raised (Lambda.Unknown, States.TaskFailed, a TypeError of ours …)
+  // is gangway's fault: ERROR, never shown as the workload's failure (eformer's JobError).
+  return fromWorkload(error) ? "failed" : "error";
 }
 
 /** One problem of an attempt, with its host's facts. */
@@ -114,6 +134,11 @@ export interface RetryState {
   failures: number;
   /** Attempts abandoned because a slice was unhealthy (raise no counter). */
   abandoned: number;
+  /**
+   * Of those, how many in a row up to now (absent: 0, as in states written before it). Bounds
+   * a job that only ever meets unhealthy slices, which no budget would stop.
+   */
+  abandonedInARow?: number | undefined;
   /** The first failure (or runtime error): what a spent failure budget surfaces. */
   firstFailure?: { error: SerializedError; kind: "failed" | "error" } | undefined;
   lastPreemption?: SerializedError | undefined;
@@ -126,6 +151,9 @@ export const initialRetryState = (): RetryState => ({
   failures: 0,
   abandoned: 0,
 });
+
+/** After this many attempts in a row abandoned on unhealthy slices, the job stops with ERROR. */
+export const MAX_UNHEALTHY_IN_A_ROW = 10;
 
 /** Budgets as retries: N retries allow N+1 attempts (Levanter's counting). */
 export interface RetryBudget {
@@ -149,6 +177,8 @@ export function decideAfterAttempt(
   budget: RetryBudget,
 ): RetryDecision {
   const state: RetryState = { ...previous, attempts: previous.attempts + 1 };
+  // Any attempt that is not abandoned breaks the run of unhealthy ones.
+  if (verdict.outcome !== "unhealthy") delete state.abandonedInARow;
   const problem = verdict.problem ?? {
     name: "Error",
     message: `attempt ${state.attempts} ended as ${verdict.outcome}`,
@@ -156,9 +186,19 @@ export function decideAfterAttempt(
   switch (verdict.outcome) {
     case "succeeded":
       return { action: "stop", status: "SUCCEEDED", state };
-    case "unhealthy":
+    case "unhealthy": {
       state.abandoned += 1;
-      return { action: "retry", state, reason: "unhealthy" };
+      state.abandonedInARow = (previous.abandonedInARow ?? 0) + 1;
+      if (state.abandonedInARow < MAX_UNHEALTHY_IN_A_ROW)
+        return { action: "retry", state, reason: "unhealthy" };
+      const error = new UnhealthyTooManyTimes(
+        `abandoned ${state.abandonedInARow} attempts in a row: a slice was unhealthy each time (last: ${problem.message})`,
+        { abandonedInARow: state.abandonedInARow, attempts: state.attempts },
+      );
+      const serialized = serializeError(error);
+      delete serialized.stack;
+      return { action: "stop", status: "ERROR", state, error: { ...serialized, cause: problem } };
+    }
     case "preempted": {
       state.preemptions += 1;
       state.lastPreemption = problem;

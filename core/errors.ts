@@ -93,6 +93,11 @@ export class PreemptedTooManyTimes extends GangwayError {
   override readonly name = "PreemptedTooManyTimes";
 }
 
+/** Attempt after attempt was abandoned on unhealthy slices: the job stops as ERROR. */
+export class UnhealthyTooManyTimes extends GangwayError {
+  override readonly name = "UnhealthyTooManyTimes";
+}
+
 /** The job was cancelled by a user. */
 export class JobCancelled extends GangwayError {
   override readonly name = "JobCancelled";
@@ -116,6 +121,7 @@ const registered: Array<[string, unknown]> = [
   ["AttemptTimedOut", AttemptTimedOut],
   ["ResultTooLarge", ResultTooLarge],
   ["PreemptedTooManyTimes", PreemptedTooManyTimes],
+  ["UnhealthyTooManyTimes", UnhealthyTooManyTimes],
   ["JobCancelled", JobCancelled],
   ["InternalError", InternalError],
 ];

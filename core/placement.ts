@@ -52,7 +52,8 @@ export function chooseSliceCount(wanted: readonly number[], available: number, t
   return chosen;
 }
 
-function isWhole(slice: ClusterSlice, hostsPerSlice: number): boolean {
+/** A slice with exactly its type's hosts, worker ids 0..n-1 each once: one a job can be placed on. */
+export function isWhole(slice: ClusterSlice, hostsPerSlice: number): boolean {
   if (slice.hosts.length !== hostsPerSlice) return false;
   const ids = new Set(slice.hosts.map((h) => h.workerId));
   return ids.size === hostsPerSlice && [...ids].every((id) => id >= 0 && id < hostsPerSlice);
@@ -98,14 +99,14 @@ export function selectSlices(
 export function placeJob(job: JobSpec, slices: readonly ClusterSlice[]): Placement {
   const acc = job.accelerator;
   const hostsPerSlice = acc.kind === "tpu" ? tpuType(acc.type).hosts : acc.hosts;
-  const seen = new Map<string, string>();
+  const seen = new Map<string, { slice: string; worker: string }>();
   const placed: PlacedSlice[] = slices.map((slice, index) => {
     if (!isWhole(slice, hostsPerSlice)) {
       throw new SliceUnhealthy(
         `slice ${slice.name} has ${slice.hosts.length} usable of ${hostsPerSlice} hosts (worker ids ${slice.hosts
           .map((h) => h.workerId)
           .join(", ")})`,
-        { slice: slice.name, hosts: slice.hosts.length, wanted: hostsPerSlice },
+        { slice: slice.name, slices: [slice.name], hosts: slice.hosts.length, wanted: hostsPerSlice },
       );
     }
     const hosts = [...slice.hosts]
@@ -114,13 +115,11 @@ export function placeJob(job: JobSpec, slices: readonly ClusterSlice[]): Placeme
         const other = seen.get(h.address);
         if (other !== undefined) {
           throw new SliceUnhealthy(
-            `two workers on one host ${h.address}: ${other} and ${slice.name}#${h.workerId}`,
-            {
-              address: h.address,
-            },
+            `two workers on one host ${h.address}: ${other.worker} and ${slice.name}#${h.workerId}`,
+            { address: h.address, slices: [...new Set([other.slice, slice.name])] },
           );
         }
-        seen.set(h.address, `${slice.name}#${h.workerId}`);
+        seen.set(h.address, { slice: slice.name, worker: `${slice.name}#${h.workerId}` });
         return { index: h.workerId, address: h.address, agent: h.agent };
       });
     return { index, name: slice.name, type: slice.type, hosts, zone: slice.zone };

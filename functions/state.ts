@@ -47,6 +47,8 @@ export const RetryStateSchema = z.object({
   preemptions: z.int().min(0),
   failures: z.int().min(0),
   abandoned: z.int().min(0),
+  /** Absent in states written before it (a running execution's must still parse): 0. */
+  abandonedInARow: z.int().min(0).optional(),
   firstFailure: z.object({ error: SerializedErrorSchema, kind: z.enum(["failed", "error"]) }).optional(),
   lastPreemption: SerializedErrorSchema.optional(),
 });

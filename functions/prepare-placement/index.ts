@@ -5,7 +5,7 @@ import { serializeError } from "../../core/serialized-error.js";
 import { type AttemptHost, attemptStore } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
-import { leaseTtlMs } from "../scale-slices/index.js";
+import { leaseTtlMs, releaseHosts } from "../scale-slices/index.js";
 import { type ExecutionState, ExecutionStateSchema, leaseIdOf, unitKeyOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
@@ -17,6 +17,36 @@ import { createStepApp } from "../step-app.js";
  */
 export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">) {
   const attempts = attemptStore(deps.store);
+
+  /**
+   * Give back the leases of the slices that made placement fail. Their hosts answered well, so
+   * the teardown would keep them for an in-place restart and the next attempt would take the
+   * same broken units first, abandoned again each time; once freed, the teardown keeps none of them.
+   */
+  async function releaseOffenders(e: SliceUnhealthy, state: ExecutionState): Promise<void> {
+    const names = new Set(Array.isArray(e.details.slices) ? e.details.slices : []);
+    const kind = state.job.accelerator.kind;
+    const keptBefore = state.scale?.kept;
+    const keptUnits = new Set(keptBefore?.units ?? []);
+    const hosts = (state.scale?.slices ?? [])
+      .filter((s) => names.has(s.name))
+      .flatMap((s) =>
+        s.hosts.map((h) => ({ host: h, kept: keptUnits.has(unitKeyOf(kind, s.name, h.address)) })),
+      );
+    const under = (epoch: number) => ({ leaseId: leaseIdOf(state.jobId, epoch), epoch });
+    await releaseHosts(
+      deps.agents,
+      hosts.filter((h) => !h.kept).map((h) => h.host),
+      under(state.attempt),
+    );
+    if (keptBefore)
+      await releaseHosts(
+        deps.agents,
+        hosts.filter((h) => h.kept).map((h) => h.host),
+        under(keptBefore.epoch),
+      );
+  }
+
   return async (state: ExecutionState): Promise<ExecutionState> => {
     await stopIfCancelled(attempts, state.jobId);
     const slices = state.scale?.slices;
@@ -57,7 +87,13 @@ export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "
         },
       );
     }
-    const placement = placeJob(state.job, slices);
+    let placement: ReturnType<typeof placeJob>;
+    try {
+      placement = placeJob(state.job, slices);
+    } catch (e) {
+      if (e instanceof SliceUnhealthy) await releaseOffenders(e, state);
+      throw e;
+    }
     const recordHosts: AttemptHost[] = placement.slices.flatMap((s) =>
       s.hosts.map((h) => ({
         sliceIndex: s.index,

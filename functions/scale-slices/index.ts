@@ -2,6 +2,7 @@ import type { Hono } from "hono";
 import type { ClusterHost, ClusterSlice } from "../../core/cluster-spec.js";
 import { InsufficientSlices } from "../../core/errors.js";
 import { acceptableSliceCounts, type JobSpec } from "../../core/job-spec.js";
+import { isWhole } from "../../core/placement.js";
 import { tpuType } from "../../core/tpu-catalog.js";
 import { attemptStore } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
@@ -88,8 +89,10 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
   const acc = job.accelerator;
   if (acc.kind === "tpu") {
     const hosts = tpuType(acc.type).hosts;
+    // Whole slices only (worker ids 0..n-1, as PreparePlacement requires): a broken one leased
+    // here would make every attempt unhealthy while a whole slice waits unused.
     const whole = cluster
-      .filter((s) => s.kind === "tpu" && s.type === acc.type && s.hosts.length === hosts)
+      .filter((s) => s.kind === "tpu" && s.type === acc.type && isWhole(s, hosts))
       .sort((a, b) => a.name.localeCompare(b.name));
     return {
       units: whole.map((slice) => ({
@@ -134,7 +137,8 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
     const wanted = acc.kind === "tpu" ? acceptableSliceCounts(acc) : [acc.hosts];
     const max = Math.max(...wanted);
     const lease = { leaseId: leaseIdOf(jobId, attempt), jobId, epoch: attempt, ttlMs: leaseTtlMs(job) };
-    const { units } = unitsFor(job, await deps.provider.listSlices());
+    const cluster = await deps.provider.listSlices();
+    const { units } = unitsFor(job, cluster);
     // Units the teardown kept are held already (an in-place restart: the Run takes their older
     // lease over); they come first, then as many more are leased at once as are still wanted —
     // units another job holds are skipped and the next candidates tried, until enough are held.
@@ -143,6 +147,16 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
       : undefined;
     const keptKeys = new Set(state.kept?.units ?? []);
     const kept = new Set(units.filter((u) => keptKeys.has(u.key)));
+    // A kept unit that is no unit any more (no longer whole, gone from its pool) is not taken:
+    // its hosts still hold the older lease, given back here rather than left to lapse.
+    const keptFound = new Set([...kept].map((u) => u.key));
+    const unfit = cluster.flatMap((s) =>
+      s.hosts.filter((h) => {
+        const key = unitKeyOf(acc.kind, s.name, h.address);
+        return keptKeys.has(key) && !keptFound.has(key);
+      }),
+    );
+    if (keptLease && unfit.length > 0) await releaseHosts(deps.agents, unfit, keptLease);
     const giveBack = (these: readonly Unit[]) =>
       Promise.all([
         releaseHosts(

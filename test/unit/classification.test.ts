@@ -6,6 +6,7 @@ import {
   classifyProblem,
   decideAfterAttempt,
   initialRetryState,
+  MAX_UNHEALTHY_IN_A_ROW,
   type ProblemContext,
   type ProblemKind,
   type RetryState,
@@ -18,6 +19,8 @@ const err = (name: string, extra: Partial<SerializedError> = {}): SerializedErro
   ...extra,
 });
 const exited = (exitCode: number) => err("WorkloadFailed", { details: { exitCode } });
+/** The user's own exception as a host reports it: ingest stamps the host's exit on it. */
+const own = (name: string, exitCode: number | null = 1) => err(name, { details: { exitCode, slice: "s-0" } });
 
 // The specification of classifyProblem: [what, error, context, kind]. FACTS.md "Classification".
 const PROBLEMS: Array<[string, SerializedError, ProblemContext, ProblemKind]> = [
@@ -48,7 +51,17 @@ const PROBLEMS: Array<[string, SerializedError, ProblemContext, ProblemKind]> = 
   ["a task error on a healthy host", exited(1), { metadataPreempted: false }, "failed"],
   ["an exit code the job recovers on", exited(42), { retryOnExitCodes: [42] }, "preempted"],
   ["an exit code the job does not recover on", exited(1), { retryOnExitCodes: [42] }, "failed"],
-  ["the user's own exception", err("ValueError"), {}, "failed"],
+  ["the user's own exception", own("ValueError"), {}, "failed"],
+  ["the user's own exception named as a JavaScript error", own("TypeError"), {}, "failed"],
+  ["the user's own exception on a host killed by a signal", own("DeliberateFailure", null), {}, "failed"],
+  // Unknown names a step of gangway raised (no host's exit on them): its fault, not the workload's.
+  ["a Lambda service fault", err("Lambda.Unknown"), {}, "error"],
+  ["a Lambda service exception", err("Lambda.ServiceException"), {}, "error"],
+  ["a task failure Step Functions names", err("States.TaskFailed"), {}, "error"],
+  ["a step given input it cannot read", err("InvalidStepInput"), {}, "error"],
+  ["a step answering text that is not JSON", err("StepAnswerNotJson"), {}, "error"],
+  ["a bug in a step", err("TypeError"), {}, "error"],
+  ["a plain Error from a step", err("Error"), {}, "error"],
   ["a workload that could not start", err("WorkloadStartFailed"), {}, "failed"],
   ["a result too large", err("ResultTooLarge"), {}, "failed"],
   ["a runtime fault of gangway", err("InternalError"), {}, "error"],
@@ -75,7 +88,8 @@ describe("classifyAttempt: one attempt raises at most one counter", () => {
   it.each<[string, AttemptProblem[], AttemptVerdict["outcome"], string | undefined]>([
     ["no problem", [], "succeeded", undefined],
     ["a failure and a preemption", [p(exited(1)), p(err("Preempted"))], "preempted", "Preempted"],
-    ["two failures", [p(err("ValueError")), p(exited(3))], "failed", "ValueError"],
+    ["two failures", [p(own("ValueError")), p(exited(3))], "failed", "ValueError"],
+    ["a step's fault and a failure", [p(exited(1)), p(err("Lambda.Unknown"))], "error", "Lambda.Unknown"],
     ["a runtime error and a failure", [p(exited(1)), p(err("InternalError"))], "error", "InternalError"],
     [
       "only unhealthy slices",
@@ -178,6 +192,42 @@ describe("decideAfterAttempt: budgets are retries (N retries = N+1 attempts)", (
       status: "SUCCEEDED",
       state: { preemptions: 0, failures: 0, abandoned: 2, attempts: 3 },
     });
+  });
+
+  it(`stops with ERROR after ${MAX_UNHEALTHY_IN_A_ROW} attempts in a row abandoned on unhealthy slices`, () => {
+    let state = initialRetryState();
+    const unhealthy = { outcome: "unhealthy" as const, problem: err("SliceUnhealthy"), fatal: false };
+    const budget = { maxPreemptions: 1_000_000, maxFailures: 10 };
+    for (let i = 1; i < MAX_UNHEALTHY_IN_A_ROW; i++) {
+      const d = decideAfterAttempt(state, unhealthy, budget);
+      if (d.action !== "retry") throw new Error(`stopped after ${i}`);
+      state = d.state;
+    }
+    expect(decideAfterAttempt(state, unhealthy, budget)).toMatchObject({
+      action: "stop",
+      status: "ERROR",
+      state: { abandoned: MAX_UNHEALTHY_IN_A_ROW, abandonedInARow: MAX_UNHEALTHY_IN_A_ROW, failures: 0 },
+      error: {
+        name: "UnhealthyTooManyTimes",
+        message: expect.stringMatching(/^abandoned 10 attempts in a row/),
+        cause: { name: "SliceUnhealthy" },
+      },
+    });
+  });
+
+  it("counts only abandoned attempts in a row: any other attempt starts again, an old state from 0", () => {
+    const ninth = Array<AttemptVerdict["outcome"]>(MAX_UNHEALTHY_IN_A_ROW - 1).fill("unhealthy");
+    const { decision } = run([...ninth, "preempted", ...ninth, "succeeded"]);
+    expect(decision).toMatchObject({ status: "SUCCEEDED", state: { abandoned: 18, preemptions: 1 } });
+    expect(decision?.state.abandonedInARow).toBeUndefined();
+    // A state written before the count (none) goes on from 0.
+    const { abandonedInARow: _, ...old } = { ...initialRetryState(), abandoned: 30, abandonedInARow: 0 };
+    const d = decideAfterAttempt(
+      old,
+      { outcome: "unhealthy", fatal: false },
+      { maxPreemptions: 0, maxFailures: 0 },
+    );
+    expect(d).toMatchObject({ action: "retry", state: { abandoned: 31, abandonedInARow: 1 } });
   });
 
   it("surfaces a runtime error as ERROR when it was the first failure", () => {

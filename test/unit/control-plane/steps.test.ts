@@ -436,7 +436,7 @@ describe("CheckResults and Teardown", () => {
     const { s, state } = await launched(world);
     const first = {
       Error: "DeliberateFailure",
-      Cause: JSON.stringify({ name: "DeliberateFailure", message: "first" }),
+      Cause: JSON.stringify({ name: "DeliberateFailure", message: "first", details: { exitCode: 1 } }),
     };
     const a = await s.teardown(await s.check({ ...state, problem: first }));
     expect(a.decision?.action).toBe("retry");
@@ -445,7 +445,7 @@ describe("CheckResults and Teardown", () => {
       attempt: 2,
       problem: {
         Error: "DeliberateFailure",
-        Cause: JSON.stringify({ name: "DeliberateFailure", message: "second" }),
+        Cause: JSON.stringify({ name: "DeliberateFailure", message: "second", details: { exitCode: 1 } }),
       },
     });
     expect(b.decision).toMatchObject({ action: "stop", status: "FAILED" });

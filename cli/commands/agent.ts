@@ -1,8 +1,7 @@
 import { readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { eventSinkFromFlags, readTokenFile } from "../../infra/agent/cli-support.js";
+import { defaultWorkDir, eventSinkFromFlags, readTokenFile } from "../../infra/agent/cli-support.js";
 import { GCE_PREEMPTED_URL } from "../../infra/agent/preemption-probe.js";
 import { startAgentServer } from "../../infra/agent/server.js";
 import { type CliCommand, EXIT, UsageError } from "../command.js";
@@ -17,7 +16,8 @@ Prints one JSON line {"ready":true,"address":"HOST:PORT"} once it serves; stops 
   --listen HOST:PORT       address to serve on (port 0: any free port, printed)
   --token-file F           file whose first line is the bearer token every call must carry
   --tls-cert F --tls-key F serve TLS with this PEM cert and key
-  --work-dir DIR           run directories (result and error files); default $TMPDIR/gangway-agent
+  --work-dir DIR           run directories (result and error files), held by this agent alone;
+                           default $TMPDIR/gangway-agent-<host>-<port> (one per --listen)
   --lockfile F             libtpu lockfile deleted before every run (default /tmp/libtpu_lockfile)
   --kill-vfio-holders      SIGKILL processes holding /dev/vfio before every run (default off)
   --grace-ms N             SIGTERM → SIGKILL grace (default 5000)
@@ -80,7 +80,7 @@ export const command: CliCommand = {
       listen,
       token,
       tls: tlsCert && tlsKey ? { cert: readFileSync(tlsCert), key: readFileSync(tlsKey) } : undefined,
-      workDir: path("work-dir") ?? join(tmpdir(), "gangway-agent"),
+      workDir: path("work-dir") ?? defaultWorkDir(listen),
       lockfilePath: path("lockfile"),
       killVfioHolders: values["kill-vfio-holders"] === true,
       graceMs,

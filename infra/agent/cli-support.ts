@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { PubSub } from "@google-cloud/pubsub";
 import { createJsonLinesEventSink, discardEvents, type EventSink } from "./events.js";
 import { createPubSubEventSink } from "./pubsub-event-sink.js";
@@ -15,6 +16,20 @@ export function readTokenFile(path: string): string {
   const token = text.split(/\r?\n/)[0]?.trim() ?? "";
   if (token.length === 0) throw new Error(`--token-file ${path}: the file holds no token`);
   return token;
+}
+
+/**
+ * `gangway agent`'s default work dir: `$TMPDIR/gangway-agent-<host>-<port>`, one per listen
+ * address, so agents of one machine never share one (nor take each other's runs for leftovers).
+ * A restarted agent on the same address finds its predecessor's. Port 0 gives `…-0`: two such
+ * agents would share it, and the second refuses to start (WorkDirInUse).
+ */
+export function defaultWorkDir(listen: string, tmp: string = tmpdir()): string {
+  const cut = listen.lastIndexOf(":");
+  const host = listen.slice(0, cut).replace(/^\[|\]$/g, "");
+  const port = listen.slice(cut + 1);
+  // IPv6 colons and anything else odd in a file name become `_`.
+  return join(tmp, `gangway-agent-${host.replace(/[^A-Za-z0-9._-]/g, "_")}-${port}`);
 }
 
 /**

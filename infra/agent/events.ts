@@ -38,12 +38,17 @@ export const discardEvents: EventSink = { publish: async () => {} };
  * handy on a single machine and in integration tests that read what agents published.
  */
 export function createJsonLinesEventSink(path: string): EventSink {
-  let chain: Promise<void> = Promise.resolve();
+  // Settles (never rejects) once the latest append has: the next one waits for it, whatever it gave.
+  let tail: Promise<void> = Promise.resolve();
   return {
     publish(topic, event) {
-      // Appends are chained so lines never interleave and keep their order.
-      chain = chain.then(() => appendFile(path, `${JSON.stringify({ topic, event })}\n`));
-      return chain;
+      // Appends are chained so lines never interleave and keep their order; each publish answers
+      // for its own append only, so one failure (a missing directory, a full disk) is not
+      // repeated to every later publish.
+      const line = `${JSON.stringify({ topic, event })}\n`;
+      const append = tail.then(() => appendFile(path, line));
+      tail = append.catch(() => {});
+      return append;
     },
   };
 }

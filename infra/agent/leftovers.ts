@@ -1,13 +1,86 @@
-import { readdir, readFile } from "node:fs/promises";
-import { readProc, signalGroup } from "./process-group.js";
+import { createHash } from "node:crypto";
+import { mkdir, readdir, readFile, realpath, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import { GangwayError } from "../../core/errors.js";
+import { readProc, terminateGroup } from "./process-group.js";
+
+/** Another live agent holds the work directory: starting would kill its workloads as leftovers. */
+export class WorkDirInUse extends GangwayError {
+  override readonly name = "WorkDirInUse";
+}
+
+/** The file in a claimed work dir saying which agent holds it (for the error a second one gets). */
+export const OWNER_FILE = "agent-owner.json";
+
+/** A work dir held by this agent until {@link WorkDirClaim.release}. */
+export interface WorkDirClaim {
+  /** The work dir's real path. */
+  dir: string;
+  /** Record the agent's address in the owner file once it is known (best effort). */
+  noteAddress(address: string): Promise<void>;
+  release(): Promise<void>;
+}
+
+/**
+ * Hold `workDir` for this agent alone: a second agent on the same dir (same machine) fails with
+ * WorkDirInUse naming the dir and, when it can tell, the holder. The lock is a Linux abstract
+ * Unix socket named after the dir's real path: binding it is atomic and the kernel frees it when
+ * its holder dies, so a crashed agent leaves no stale lock for its successor to judge.
+ */
+export async function claimWorkDir(workDir: string): Promise<WorkDirClaim> {
+  await mkdir(workDir, { recursive: true });
+  const dir = await realpath(workDir);
+  const name = `\0gangway-agent-workdir/${createHash("sha256").update(dir).digest("hex")}`;
+  const server: Server = createServer((socket) => socket.destroy());
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ path: name }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE") throw e;
+    const owner = await readFile(join(dir, OWNER_FILE), "utf8")
+      .then((t) => JSON.parse(t) as { pid?: number; agent?: string })
+      .catch(() => undefined);
+    const who = owner?.pid ? ` (pid ${owner.pid}${owner.agent ? `, ${owner.agent}` : ""})` : "";
+    throw new WorkDirInUse(
+      `work dir ${dir} is in use by another agent${who}; give each agent its own work dir (--work-dir)`,
+      { workDir: dir, ...(owner ?? {}) },
+    );
+  }
+  // The lock must never keep the process alive on its own.
+  server.unref();
+  const owner = (agent?: string) =>
+    writeFile(join(dir, OWNER_FILE), `${JSON.stringify({ pid: process.pid, agent })}\n`).catch(() => {
+      // only an aid to the error message
+    });
+  await owner();
+  let released: Promise<void> | undefined;
+  return {
+    dir,
+    noteAddress: (address) => owner(address),
+    release() {
+      released ??= new Promise<void>((resolve) => server.close(() => resolve()));
+      return released;
+    },
+  };
+}
 
 /**
  * Process groups of workloads a previous life of an agent left running: processes whose
- * `GANGWAY_RESULT_FILE` lies under `workDir` (every run of an agent gets one there). An agent that
- * crashed leaves its detached workloads behind; they must not run on beside the next attempt.
+ * `GANGWAY_RESULT_FILE` lies under `workDir/runs/` (every run of an agent gets one there). An agent
+ * that crashed leaves its detached workloads behind; they must not run on beside the next attempt.
+ * Only safe while this agent holds `workDir` ({@link claimWorkDir}): a live agent's runs match too.
  */
 export async function findLeftoverRuns(workDir: string): Promise<number[]> {
-  const prefix = `GANGWAY_RESULT_FILE=${workDir.replace(/\/+$/, "")}/`;
+  // `runs/` as core's agentRunFiles lays them out: an agent whose work dir lies inside this one
+  // (but not in its runs) is not taken for a predecessor.
+  const prefix = `GANGWAY_RESULT_FILE=${workDir.replace(/\/+$/, "")}/runs/`;
+  const self = readProc(process.pid);
   const groups = new Set<number>();
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
@@ -19,14 +92,26 @@ export async function findLeftoverRuns(workDir: string): Promise<number[]> {
     }
     if (!environ.split("\0").some((v) => v.startsWith(prefix))) continue;
     const info = readProc(Number(entry));
-    if (info && info.state !== "Z") groups.add(info.pgid > 1 ? info.pgid : info.pid);
+    if (!info || info.state === "Z") continue;
+    const group = info.pgid > 1 ? info.pgid : info.pid;
+    // Never our own group or session (a workload of ours would be in neither, but be sure).
+    if (self && (group === self.pgid || group === self.sid)) continue;
+    groups.add(group);
   }
   return [...groups].sort((a, b) => a - b);
 }
 
-/** SIGKILL every leftover run under `workDir` (and everything of its group); returns the groups. */
-export async function killLeftoverRuns(workDir: string): Promise<number[]> {
+/**
+ * SIGKILL every leftover run under `workDir` (and everything of its group), and wait (up to
+ * `waitMs` per group, together) until /proc shows none of them: the agent serves only once they
+ * no longer hold the devices and ports a new run needs. Returns the groups and any pid that
+ * outlived the wait (stuck in uninterruptible I/O, say).
+ */
+export async function killLeftoverRuns(
+  workDir: string,
+  { waitMs = 10_000 }: { waitMs?: number } = {},
+): Promise<{ groups: number[]; remaining: number[] }> {
   const groups = await findLeftoverRuns(workDir);
-  for (const pgid of groups) signalGroup(pgid, "SIGKILL");
-  return groups;
+  const left = await Promise.all(groups.map((g) => terminateGroup(g, { graceMs: 0, killWaitMs: waitMs })));
+  return { groups, remaining: [...new Set(left.flat())].sort((a, b) => a - b) };
 }

@@ -1,4 +1,5 @@
-import { open } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
+import { open, rm, unlink } from "node:fs/promises";
 import { ResultTooLarge } from "../../core/errors.js";
 import { type SerializedError, SerializedErrorSchema, serializeError } from "../../core/serialized-error.js";
 
@@ -9,22 +10,53 @@ export type ResultRead =
   | { kind: "invalid"; error: SerializedError; bytes: number }
   | { kind: "too-large"; error: SerializedError; bytes: number };
 
+/** What {@link readCapped} found at a path. */
+export type CappedRead =
+  | undefined
+  | { tooLarge: false; text: string; bytes: number }
+  | { tooLarge: true; bytes: number }
+  /** Not a readable regular file (a directory, FIFO, symlink, socket …, or a read error): `found` says what. */
+  | { tooLarge: false; unreadable: true; found: string };
+
+// The workload controls these paths: never follow a symlink (it could point anywhere the agent
+// may read), and never block in open (a FIFO with no writer would hang the run's end).
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
+
+function describeNonFile(s: Stats): string {
+  if (s.isDirectory()) return "a directory";
+  if (s.isFIFO()) return "a FIFO";
+  if (s.isSocket()) return "a socket";
+  if (s.isCharacterDevice()) return "a character device";
+  if (s.isBlockDevice()) return "a block device";
+  return "not a regular file";
+}
+
 /**
- * Read at most `limit` bytes of a file. Returns `undefined` when there is no file and
- * `{ tooLarge: true, bytes }` (never a truncated text) when it is larger than `limit`.
+ * Read at most `limit` bytes of a regular file. Returns `undefined` when there is no file,
+ * `{ tooLarge: true, bytes }` (never a truncated text) when it is larger than `limit`, and
+ * `{ unreadable: true, found }` when something else is there or it cannot be read. Never throws,
+ * never blocks on what the workload put at `path`.
  */
-export async function readCapped(
-  path: string,
-  limit: number,
-): Promise<undefined | { tooLarge: false; text: string; bytes: number } | { tooLarge: true; bytes: number }> {
+export async function readCapped(path: string, limit: number): Promise<CappedRead> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
-    handle = await open(path, "r");
-  } catch {
-    return undefined;
+    handle = await open(path, OPEN_FLAGS);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    // O_NOFOLLOW refuses a symlink with ELOOP; a socket cannot be opened at all (ENXIO).
+    if (code === "ELOOP") return { tooLarge: false, unreadable: true, found: "a symbolic link" };
+    if (code === "ENXIO") return { tooLarge: false, unreadable: true, found: "a socket or device" };
+    return {
+      tooLarge: false,
+      unreadable: true,
+      found: `cannot be opened (${code ?? (e as Error).message})`,
+    };
   }
   try {
-    const { size } = await handle.stat();
+    const stat = await handle.stat();
+    if (!stat.isFile()) return { tooLarge: false, unreadable: true, found: describeNonFile(stat) };
+    const { size } = stat;
     if (size > limit) return { tooLarge: true, bytes: size };
     // Read one byte past the cap: the file may have grown since stat.
     const buf = Buffer.alloc(Math.min(limit + 1, size + 1));
@@ -37,8 +69,32 @@ export async function readCapped(
     }
     if (off > limit) return { tooLarge: true, bytes: off };
     return { tooLarge: false, text: buf.subarray(0, off).toString("utf8"), bytes: off };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return {
+      tooLarge: false,
+      unreadable: true,
+      found: `cannot be read (${code ?? (e as Error).message})`,
+    };
   } finally {
-    await handle.close();
+    await handle.close().catch(() => {});
+  }
+}
+
+/**
+ * Clear a run file's path before a run: whatever a previous workload left there (a file, a
+ * symlink, a FIFO, a whole directory) goes, so it cannot poison later runs. Best effort: a path
+ * we cannot clear is not worth a failed run (the read after the run reports what is there).
+ */
+export async function clearRunFile(path: string): Promise<void> {
+  try {
+    // A bare unlink first: the usual case (a file or nothing), and cheaper than rm's walk.
+    await unlink(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    await rm(path, { recursive: true, force: true }).catch(() => {
+      // no permission, or busy: leave it
+    });
   }
 }
 
@@ -46,6 +102,17 @@ export async function readCapped(
 export async function readResultFile(path: string, limit: number): Promise<ResultRead> {
   const read = await readCapped(path, limit);
   if (!read) return { kind: "absent" };
+  if ("unreadable" in read) {
+    return {
+      kind: "invalid",
+      bytes: 0,
+      error: {
+        name: "InvalidResult",
+        message: `result file ${path} is not a readable regular file: ${read.found}`,
+        details: { path, found: read.found },
+      },
+    };
+  }
   if (read.tooLarge) {
     const error = new ResultTooLarge(`result file is ${read.bytes} bytes, more than the limit of ${limit}`, {
       bytes: read.bytes,
@@ -76,6 +143,13 @@ export async function readResultFile(path: string, limit: number): Promise<Resul
 export async function readErrorFile(path: string, limit: number): Promise<SerializedError | undefined> {
   const read = await readCapped(path, limit);
   if (!read) return undefined;
+  if ("unreadable" in read) {
+    return {
+      name: "InvalidErrorFile",
+      message: `error file ${path} is not a readable regular file: ${read.found}`,
+      details: { path, found: read.found },
+    };
+  }
   if (read.tooLarge) {
     return {
       name: "InvalidErrorFile",

@@ -5,15 +5,16 @@ import { WorkloadStartFailed } from "../../core/errors.js";
 import { serializeError } from "../../core/serialized-error.js";
 import type { RunRequest } from "../../functions/clients/agent/messages.js";
 import type { Prefork } from "./prefork.js";
+import { clearRunFile } from "./run-files.js";
 import { newRunRecord, type RunRecord } from "./run-record.js";
 import { killHolders } from "./vfio.js";
 import { Workload } from "./workload.js";
 
 /**
- * Delete a file if it is there; best effort (a file we cannot delete is not worth a failed run).
- * A bare unlink: `rm` walks the path first, which costs more than the call itself.
+ * Delete the libtpu lockfile if it is there; best effort (a file we cannot delete is not worth a
+ * failed run). A bare unlink, never a recursive rm: the path is configured, not ours to empty.
  */
-const remove = (path: string) =>
+const removeLockfile = (path: string) =>
   unlink(path).catch(() => {
     // not there, a directory in its place, or no permission: leave it
   });
@@ -50,10 +51,11 @@ export async function prepareAndStart(req: RunRequest, o: RunStartOptions): Prom
   // emulator write theirs) can block for a millisecond, and a machine of simulated hosts makes
   // hundreds at once.
   await Promise.all([
-    remove(o.lockfilePath),
+    removeLockfile(o.lockfilePath),
     mkdir(files.dir, { recursive: true }),
-    remove(files.resultFile),
-    remove(files.errorFile),
+    // A previous workload of this run may have left a directory or a FIFO there: cleared too.
+    clearRunFile(files.resultFile),
+    clearRunFile(files.errorFile),
   ]);
   const env = {
     ...o.baseEnv,

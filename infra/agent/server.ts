@@ -4,7 +4,7 @@ import type { Clock } from "./clock.js";
 import type { EventSink } from "./events.js";
 import { HostAgentService } from "./grpc-service.js";
 import { HostAgent, type HostAgentOptions } from "./host-agent.js";
-import { killLeftoverRuns } from "./leftovers.js";
+import { claimWorkDir, killLeftoverRuns, type WorkDirClaim } from "./leftovers.js";
 import { isPreempted, type PreemptionProbe, startPreemptionProbe } from "./preemption-probe.js";
 
 /** PEM cert and key the agent serves TLS with. */
@@ -30,8 +30,10 @@ export interface AgentServerOptions
   /** Largest request accepted (default 8 MiB). */
   maxMessageBytes?: number | undefined;
   /**
-   * Before serving, SIGKILL workloads a previous (crashed) agent with the same `workDir` left
-   * running (default off: one scan of /proc per agent; `gangway agent` turns it on).
+   * Claim `workDir` for this agent alone (a second agent on it fails with WorkDirInUse), then,
+   * before serving, SIGKILL workloads a previous (crashed) agent with the same `workDir` left
+   * running and wait until they are gone (default off: one scan of /proc per agent; `gangway
+   * agent` turns it on).
    */
   killLeftovers?: boolean | undefined;
   /** Most Watch streams open at once (default 64); more are refused with RESOURCE_EXHAUSTED. */
@@ -68,11 +70,29 @@ function splitHostPort(listen: string): { host: string; port: number } {
  */
 export async function startAgentServer(options: AgentServerOptions): Promise<AgentServerHandle> {
   const { host } = splitHostPort(options.listen);
-  if (options.killLeftovers) {
-    const killed = await killLeftoverRuns(options.workDir);
-    if (killed.length > 0)
-      options.log?.(`killed ${killed.length} workload group(s) left by a previous agent`);
+  // Leftovers are matched by work dir alone: only an agent that holds its dir may kill them, or a
+  // second agent on the same dir would kill the first one's live workloads.
+  const claim = options.killLeftovers ? await claimWorkDir(options.workDir) : undefined;
+  try {
+    if (options.killLeftovers) {
+      const { groups, remaining } = await killLeftoverRuns(options.workDir);
+      if (groups.length > 0)
+        options.log?.(`killed ${groups.length} workload group(s) left by a previous agent`);
+      if (remaining.length > 0)
+        options.log?.(`left by a previous agent and still there after SIGKILL: pids ${remaining.join(", ")}`);
+    }
+    return await serve(options, host, claim);
+  } catch (e) {
+    await claim?.release();
+    throw e;
   }
+}
+
+async function serve(
+  options: AgentServerOptions,
+  host: string,
+  claim: WorkDirClaim | undefined,
+): Promise<AgentServerHandle> {
   const peerCa = options.peerCa ?? options.tls?.cert;
   const probeConfig = options.preemptionProbe || undefined;
   const agent = new HostAgent({
@@ -120,6 +140,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   });
   const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
   agent.agent = address;
+  await claim?.noteAddress(address);
 
   let probe: PreemptionProbe | undefined;
   if (options.preemptionProbe) {
@@ -148,6 +169,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         probe?.stop();
         await agent.close();
         await shutdown();
+        await claim?.release();
       })();
       return closing;
     },
@@ -156,6 +178,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         probe?.stop();
         server.forceShutdown();
         await agent.kill();
+        // A dead VM's lock goes with it: a replacement agent on the same dir may start.
+        await claim?.release();
       })();
       return closing;
     },

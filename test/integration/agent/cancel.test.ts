@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { readProc } from "../../../infra/agent/process-group.js";
+import { type AgentServerHandle, startAgentServer } from "../../../infra/agent/server.js";
 import {
   alive,
   lease,
@@ -13,6 +14,7 @@ import {
   runParams,
   startTestAgent,
   type TestAgent,
+  TOKEN,
   until,
 } from "./helpers.js";
 
@@ -120,11 +122,48 @@ describe("agent cancel", () => {
         liveGroup(orphan).length === 2 && liveGroup(foreign).length === 2 ? true : undefined,
       );
       const a = await startTestAgent({ workDir: dir, killLeftovers: true });
+      // It serves only once they are gone.
+      expect(liveGroup(orphan)).toEqual([]);
       await a.close();
-      await until(() => (liveGroup(orphan).length === 0 ? true : undefined));
       expect(liveGroup(foreign)).toHaveLength(2);
     } finally {
       for (const pid of liveGroup(foreign)) process.kill(pid, "SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a second agent on a work dir another agent holds refuses to start, and kills nothing", async () => {
+    agent = await startTestAgent({ killLeftovers: true });
+    await agent.client.acquireLease(lease());
+    const run = await agent.client.run(runParams(["sh", "-c", "sleep 300 & wait"]));
+    await until(() => (liveGroup(run.pid).length === 2 ? true : undefined));
+    const second = (options: { workDir: string }) =>
+      startAgentServer({
+        listen: "127.0.1.1:0",
+        token: TOKEN,
+        killLeftovers: true,
+        log: () => {},
+        ...options,
+      });
+    const outcome = await second({ workDir: agent.workDir }).catch((e: unknown) => e);
+    // Should it have started (the bug), it must not outlive the test.
+    if (typeof (outcome as Partial<AgentServerHandle>).close === "function")
+      await (outcome as AgentServerHandle).close();
+    const error = outcome instanceof Error ? outcome : undefined;
+    expect(error?.name).toBe("WorkDirInUse");
+    expect(error).toMatchObject({ details: { pid: process.pid } });
+    expect(error?.message).toContain(realpathSync(agent.workDir));
+    expect(error?.message).toContain(agent.server.address);
+    expect(liveGroup(run.pid)).toHaveLength(2);
+    // Once the holder is gone (closed, or killed as a VM dies), the dir may be taken again.
+    const dir = mkdtempSync(join(tmpdir(), "gangway-workdir-claim-"));
+    try {
+      const a = await second({ workDir: dir });
+      await a.kill();
+      const b = await second({ workDir: dir });
+      await b.close();
+      await (await second({ workDir: dir })).close();
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -100,6 +100,25 @@ describe("agent runs", () => {
     expect((await c.readResult()).present).toBe(false);
   });
 
+  it("reports a directory or FIFO at the run files as invalid, and clears them for the next run", async () => {
+    agent = await startTestAgent();
+    const c = agent.client;
+    await c.acquireLease(lease());
+    // Without care the first would crash the agent (EISDIR) and the second hang the run's end.
+    await c.run(runParams(["sh", "-c", 'mkdir "$GANGWAY_RESULT_FILE" && mkfifo "$GANGWAY_ERROR_FILE"']));
+    const first = await agent.waitForEvent((e) => e.event.kind === "exited" && e.event.epoch === 1);
+    expect(first.exitCode).toBe(0);
+    expect(first.error).toMatchObject({ name: "InvalidErrorFile", details: { found: "a FIFO" } });
+    expect((await c.status()).run).toMatchObject({ exited: true, resultJson: "" });
+    // The same run again (an in-place restart: same job, attempt, slice and host, so the same
+    // paths) finds them cleared and can write its files there.
+    const script = `require("node:fs").writeFileSync(process.env.GANGWAY_RESULT_FILE, '{"ok":true}')`;
+    await c.run(runParams([NODE, "-e", script], { leaseId: "lease-b", epoch: 2, takeOverTtlMs: 60_000 }));
+    const second = await agent.waitForEvent((e) => e.event.kind === "exited" && e.event.epoch === 2);
+    expect(second).toMatchObject({ exitCode: 0, result: { ok: true } });
+    expect(second.error).toBeUndefined();
+  });
+
   it("sends a large result as a reference, readable whole with ReadResult", async () => {
     agent = await startTestAgent({ inlineResultBytes: 100 });
     const c = agent.client;

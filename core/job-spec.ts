@@ -159,10 +159,22 @@ export const RetrySchema = z.strictObject({
     ),
 });
 
+/** Longest `heartbeatSeconds` a job may give. The agents' request limits follow from it. */
+export const MAX_HEARTBEAT_SECONDS = 86_400;
+/** Longest `cancelGraceSeconds` a job may give. The agents' request limits follow from it. */
+export const MAX_CANCEL_GRACE_SECONDS = 3600;
+
 /** Time limits of a job's steps, in seconds (Levanter's: health 60 s, cancel 4 min, teardown 5 min). */
 export const TimeoutsSchema = z.strictObject({
-  heartbeatSeconds: posInt(86_400).default(60).describe("A silent attempt is declared lost after this long."),
-  cancelGraceSeconds: z.int().min(0).max(3600).default(30).describe("SIGTERM → SIGKILL grace period."),
+  heartbeatSeconds: posInt(MAX_HEARTBEAT_SECONDS)
+    .default(60)
+    .describe("A silent attempt is declared lost after this long."),
+  cancelGraceSeconds: z
+    .int()
+    .min(0)
+    .max(MAX_CANCEL_GRACE_SECONDS)
+    .default(30)
+    .describe("SIGTERM → SIGKILL grace period."),
   teardownSeconds: posInt(3600)
     .default(300)
     .describe(
@@ -177,6 +189,16 @@ export const TimeoutsSchema = z.strictObject({
       "Optional limit of one attempt's run time: an attempt still running after it is stopped and retried, counted as a preemption (a timeout, as in the ancestors). More than heartbeatSeconds.",
     ),
 });
+
+/**
+ * How long a host's lease lasts unrenewed: three heartbeat periods (at least a minute), so one
+ * or two lost heartbeats never free a healthy host.
+ */
+export const leaseTtlSeconds = (heartbeatSeconds: number): number => Math.max(heartbeatSeconds * 3, 60);
+
+/** How often a host's agent sends heartbeat events: a few per period, at least once a second. */
+export const agentHeartbeatMs = (heartbeatSeconds: number): number =>
+  Math.max(1000, Math.floor((heartbeatSeconds * 1000) / 4));
 
 /** The job spec: what a user submits. Unknown fields are rejected everywhere. */
 export const JobSpecSchema = z

@@ -3,6 +3,7 @@ import type { Hono } from "hono";
 import { classifyAttempt } from "../../core/classification.js";
 import { computeHostEnvironments } from "../../core/env-contract.js";
 import { HostUnreachable, InternalError, Preempted, WorkloadStartFailed } from "../../core/errors.js";
+import { agentHeartbeatMs } from "../../core/job-spec.js";
 import {
   deserializeError,
   type SerializedError,
@@ -77,7 +78,7 @@ export function createLaunchHosts(
     const leaseId = leaseIdOf(state.jobId, state.attempt);
     const graceMs = state.job.timeouts.cancelGraceSeconds * 1000;
     // A few heartbeats per period, so one lost event never makes a healthy host look silent.
-    const heartbeatMs = Math.max(1000, Math.floor((state.job.timeouts.heartbeatSeconds * 1000) / 4));
+    const heartbeatMs = agentHeartbeatMs(state.job.timeouts.heartbeatSeconds);
     const peers = new Map(
       placement.slices.map((s) => [s.index, s.hosts.flatMap((h) => (h.agent ? [h.agent] : []))]),
     );

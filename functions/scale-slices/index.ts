@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import type { ClusterHost, ClusterSlice } from "../../core/cluster-spec.js";
 import { InsufficientSlices } from "../../core/errors.js";
-import { acceptableSliceCounts, type JobSpec } from "../../core/job-spec.js";
+import { acceptableSliceCounts, type JobSpec, leaseTtlSeconds } from "../../core/job-spec.js";
 import { isWhole } from "../../core/placement.js";
 import { tpuType } from "../../core/tpu-catalog.js";
 import { attemptStore } from "../attempts.js";
@@ -13,7 +13,7 @@ import { createStepApp } from "../step-app.js";
 
 /** How long a lease lasts without renewal: a control plane that dies strands no host for long. */
 export function leaseTtlMs(job: JobSpec): number {
-  return Math.max(job.timeouts.heartbeatSeconds * 3, 60) * 1000;
+  return leaseTtlSeconds(job.timeouts.heartbeatSeconds) * 1000;
 }
 
 /** The longest wait between two polls of the provider. */

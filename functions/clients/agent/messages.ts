@@ -1,4 +1,10 @@
 import { z } from "zod";
+import {
+  agentHeartbeatMs,
+  leaseTtlSeconds,
+  MAX_CANCEL_GRACE_SECONDS,
+  MAX_HEARTBEAT_SECONDS,
+} from "../../../core/job-spec.js";
 import { toValidationIssues } from "../../../core/validation.js";
 import { InvalidAgentRequest } from "./errors.js";
 
@@ -119,15 +125,17 @@ export interface ResultReply {
 }
 
 const MAX_ID = 256;
-const MAX_TTL_MS = 24 * 3600 * 1000;
-const MAX_GRACE_MS = 10 * 60 * 1000;
+// What any valid job asks of an agent must pass here: the limits follow from the job spec's.
+const MAX_TTL_MS = leaseTtlSeconds(MAX_HEARTBEAT_SECONDS) * 1000;
+const MAX_GRACE_MS = MAX_CANCEL_GRACE_SECONDS * 1000;
+const MAX_HEARTBEAT_MS = agentHeartbeatMs(MAX_HEARTBEAT_SECONDS);
 const id = z.string().min(1).max(MAX_ID);
 const epoch = z.number().int().min(1);
 const grace = z.number().int().min(0).max(MAX_GRACE_MS);
 const MIN_TTL_MS = 100;
 const ttl = z.number().int().min(MIN_TTL_MS).max(MAX_TTL_MS);
 
-/** What AcquireLease must hold: ids, an epoch ≥ 1, a TTL of 100 ms to 24 h. */
+/** What AcquireLease must hold: ids, an epoch ≥ 1, a TTL of 100 ms to what the longest heartbeat needs (3 days). */
 export const AcquireLeaseSchema = z.object({
   leaseId: id,
   jobId: id,
@@ -195,7 +203,9 @@ export const RunSchema = z.object({
   heartbeatMs: z
     .number()
     .int()
-    .refine((n) => n === 0 || (n >= 10 && n <= 3_600_000), { message: "0 or 10 to 3600000 (milliseconds)" })
+    .refine((n) => n === 0 || (n >= 10 && n <= MAX_HEARTBEAT_MS), {
+      message: `0 or 10 to ${MAX_HEARTBEAT_MS} (milliseconds)`,
+    })
     .default(0),
   /** Non-zero: take over this job's lease of an older epoch for this run (an in-place restart). */
   takeOverTtlMs: z

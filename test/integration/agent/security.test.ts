@@ -76,7 +76,7 @@ describe("agent security", () => {
       ["Run", { ...runParams(["echo"]), env: { "A=B": "x" }, cwd: "", graceMs: 0 }, "env"],
       ["Run", { ...runParams(["echo"]), env: {}, cwd: "/tmp\0x", graceMs: 0 }, "cwd"],
       ["Run", { ...runParams(["echo"]), attempt: 0, env: {}, cwd: "", graceMs: 0 }, "attempt"],
-      ["Cancel", { leaseId: "lease-a", epoch: 1, graceMs: 3_600_000 }, "graceMs"],
+      ["Cancel", { leaseId: "lease-a", epoch: 1, graceMs: 3_600_001 }, "graceMs"],
     ];
     await c.acquireLease(lease());
     for (const [method, request, field] of bad) {

@@ -252,7 +252,8 @@ describe("HostAgent leftovers", () => {
       // The leader exits at once; the sleep it started stays in its group.
       attempt += 2;
       const first = await agent.startRun(run({ attempt, argv: ["sh", "-c", "sleep 300 & exit 0"] }));
-      await expect.poll(() => agent.status().state).toBe("exited");
+      // The straggler holds the leader's stdout open: the exit is recorded after the drain wait (1 s).
+      await expect.poll(() => agent.status().state, { timeout: 10_000 }).toBe("exited");
       const straggler = groupMembers(first.pid);
       expect(straggler).toHaveLength(1);
       if (end === "cancel") await agent.cancel({ leaseId: "L", epoch: 1, graceMs: 100 });

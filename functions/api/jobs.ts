@@ -5,7 +5,14 @@ import { safeParseJobSpec } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { attemptStore, keys } from "../attempts.js";
 import { continuationName } from "../continue-execution/index.js";
-import type { AgentConnector, Clock, ExecutionsApi, ResultsStore, TaskTokens } from "../ports.js";
+import type {
+  AgentConnector,
+  Clock,
+  ExecutionDetail,
+  ExecutionsApi,
+  ResultsStore,
+  TaskTokens,
+} from "../ports.js";
 import { openApiDocument } from "./openapi.js";
 import { signatureProblem } from "./signature.js";
 
@@ -68,6 +75,36 @@ export async function jobHistory(
   return { executions, events };
 }
 
+/** The `continuedAs` of an execution that ended by continuing the job in a new one. */
+function continuedAs(execution: ExecutionDetail): string | undefined {
+  if (execution.status !== "SUCCEEDED") return undefined;
+  try {
+    const next = (JSON.parse(execution.output ?? "null") as { continuedAs?: unknown } | null)?.continuedAs;
+    return typeof next === "string" ? next : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The execution job's `arn` goes on in: itself, or the last of the executions it continued as.
+ * A continued execution ends SUCCEEDED; that is not the job's end, even where the job's record
+ * still names it (written before the record followed continuations).
+ */
+async function lastExecution(
+  executions: ExecutionsApi,
+  arn: string,
+): Promise<{ arn: string; execution: ExecutionDetail | undefined }> {
+  let execution = await executions.describe(arn);
+  let next = execution && continuedAs(execution);
+  while (next) {
+    arn = next;
+    execution = await executions.describe(arn);
+    next = execution && continuedAs(execution);
+  }
+  return { arn, execution };
+}
+
 /** A job as `GET /v1/jobs/:id` shows it. */
 export async function jobView(
   deps: Pick<JobsApiDeps, "executions" | "store" | "stateMachineArn">,
@@ -76,7 +113,8 @@ export async function jobView(
   const attempts = attemptStore(deps.store);
   const current = await attempts.current(jobId);
   const firstArn = executionArnOf(deps.stateMachineArn, jobId);
-  const execution = await deps.executions.describe(current?.executionArn ?? firstArn);
+  const last = await lastExecution(deps.executions, current?.executionArn ?? firstArn);
+  const execution = last.execution;
   if (!execution && !current) return undefined;
   const finalText = await deps.store.get(keys.status(jobId));
   const final = finalText ? (JSON.parse(finalText) as JobStatus) : undefined;
@@ -109,7 +147,7 @@ export async function jobView(
     jobId,
     status,
     executionArn: firstArn,
-    currentExecutionArn: current?.executionArn ?? firstArn,
+    currentExecutionArn: last.arn,
     attempt: n,
     phase: current?.state ?? "scaling",
     counters: final?.counters,

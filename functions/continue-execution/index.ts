@@ -1,5 +1,6 @@
 import type { Hono } from "hono";
 import { InternalError } from "../../core/errors.js";
+import { attemptStore } from "../attempts.js";
 import type { ControlPlaneDeps } from "../deps.js";
 import { type ExecutionState, ExecutionStateSchema } from "../state.js";
 import { createStepApp } from "../step-app.js";
@@ -15,7 +16,8 @@ export function continuationName(jobId: string, execution: number): string {
  * state machine that carries the job and its counters on, linked to this one; this execution
  * then ends with `{continuedAs}`. A job can so survive thousands of preemptions.
  */
-export function createContinueExecution(deps: Pick<ControlPlaneDeps, "executions">) {
+export function createContinueExecution(deps: Pick<ControlPlaneDeps, "executions" | "store" | "clock">) {
+  const attempts = attemptStore(deps.store);
   return async (state: ExecutionState): Promise<ExecutionState> => {
     if (!state.stateMachineArn)
       throw new InternalError("cannot continue: the state machine's ARN is unknown");
@@ -27,18 +29,34 @@ export function createContinueExecution(deps: Pick<ControlPlaneDeps, "executions
       scale: undefined,
       placement: undefined,
     };
+    // Same name and input on a retry: Step Functions answers with the execution already started.
     const { executionArn } = await deps.executions.start({
       stateMachineArn: state.stateMachineArn,
       name: continuationName(state.jobId, next),
       input: JSON.stringify({ gangwayContinuation: carried }),
     });
+    // This execution ends now; until the new one's Init, the API (status, cancel) finds the job
+    // through its current record, which must name the execution that goes on. It is the record
+    // that Init writes, and it is written only while it still names this execution: a retry
+    // never moves back a record the new execution has taken further.
+    const current = await attempts.current(state.jobId);
+    if (!current || current.executionArn === state.executionArn) {
+      await attempts.setCurrent(state.jobId, {
+        attempt: state.retry.attempts,
+        executionArn,
+        state: "scaling",
+        updatedAt: deps.clock.now(),
+      });
+    }
     const status = { continuedAs: executionArn, jobId: state.jobId, counters: state.retry };
     return { ...state, final: { status, error: "", cause: "" } };
   };
 }
 
 /** The ContinueExecution step as a Hono app. */
-export function createContinueExecutionApp(deps: Pick<ControlPlaneDeps, "executions">): Hono {
+export function createContinueExecutionApp(
+  deps: Pick<ControlPlaneDeps, "executions" | "store" | "clock">,
+): Hono {
   return createStepApp({
     name: "continue-execution",
     input: ExecutionStateSchema,

@@ -191,7 +191,10 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
         "preempted",
       );
     }
-    const stopping = state.decision?.action !== "retry";
+    // A job continuing in a new execution is not done: it goes round again there, and until that
+    // execution's Init the API, cancellation and ingest find it through this record.
+    const action = state.decision?.action;
+    const stopping = action !== "retry" && action !== "continue";
     await attempts.setCurrent(state.jobId, {
       attempt: epoch,
       executionArn: state.executionArn,

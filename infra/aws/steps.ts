@@ -22,7 +22,7 @@ export const STEP_NEEDS = {
   "await-attempt": ["store", "tokens"],
   "check-results": ["agents", "store", "clock"],
   teardown: ["agents", "store", "provider", "clock"],
-  "continue-execution": ["executions"],
+  "continue-execution": ["executions", "store", "clock"],
 } as const satisfies Record<StepName, readonly string[]>;
 
 /** Whether step `step` is built with dependency `need`. */

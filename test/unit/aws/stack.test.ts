@@ -216,7 +216,7 @@ describe("the synthesized gangway stack", () => {
       "await-attempt": { ...store, ...tokens },
       "check-results": { ...store, ...agentToken, ...read(caObject) },
       teardown: { ...store, ...agentToken, ...read(inventoryObject, caObject) },
-      "continue-execution": { "states:StartExecution": [sm] },
+      "continue-execution": { ...store, "states:StartExecution": [sm] },
       api: {
         ...store,
         ...tokens,

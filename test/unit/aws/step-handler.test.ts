@@ -182,10 +182,10 @@ describe("the step adapter", () => {
     const reads = s3.requests.filter((r) => r.command === "GetObjectCommand").map((r) => r.input.Key);
     expect(reads.sort()).toEqual(["agents-ca.pem", "inventory/abc.json"]);
 
-    // Continue-execution starts the next execution through SFN and needs nothing else.
+    // Continue-execution starts the next execution through SFN and points the job's record at it.
     const cont = fakeClients();
-    const contDeps = await buildStepDeps("continue-execution", readLambdaConfig({}), cont.clients, () => {});
-    expect(Object.keys(contDeps).sort()).toEqual(["executions", "log"]);
+    const contDeps = await buildStepDeps("continue-execution", config, cont.clients, () => {});
+    expect(Object.keys(contDeps).sort()).toEqual(["clock", "executions", "log", "store"]);
     await contDeps.executions.start({ stateMachineArn: SM, name: "job-1-c2", input: "{}" });
     expect(cont.sfnRequests).toEqual([
       { command: "StartExecutionCommand", input: { stateMachineArn: SM, name: "job-1-c2", input: "{}" } },

@@ -29,7 +29,7 @@ import {
   PREEMPTION_NOTICES_TOPIC,
 } from "./events.js";
 import { Prefork } from "./prefork.js";
-import { type ResultRead, readErrorFile, readResultFile } from "./run-files.js";
+import { type ResultRead, readErrorFile, readLeftResult, readResultFile } from "./run-files.js";
 import {
   heartbeatEvent,
   peerLostEvent,
@@ -339,7 +339,7 @@ export class HostAgent {
       record.finished = workload.exited
         .then((exit) => this.finishRun(record, exit.code, exit.signal, exit.endedAt))
         .catch((e) => this.o.log(`recording the end of ${record.req.jobId}: ${String(e)}`));
-      record.stopHeartbeat = this.startHeartbeat(record, req.heartbeatMs || this.o.heartbeatMs);
+      this.startHeartbeat(record, req.heartbeatMs || this.o.heartbeatMs);
       if (req.slicePeers.length > 0 && this.peerClients) {
         record.monitor = new SliceMonitor(req.slicePeers, this.peerClients, {
           ...this.sliceMonitorOptions,
@@ -368,20 +368,21 @@ export class HostAgent {
     return !this.lease || this.lease.leaseId !== run.req.leaseId || this.lease.epoch !== run.req.epoch;
   }
 
-  /** Publish `heartbeat` every `periodMs` while the run lasts (the control plane's liveness signal). */
-  private startHeartbeat(run: RunRecord, periodMs: number): () => void {
-    let cancel = () => {};
+  /**
+   * Publish `heartbeat` every `periodMs` while the run's lease holds (the control plane's liveness
+   * signal), after the workload's exit too: each renews the lease, and a host that finished
+   * first must keep its result for CheckResults however long the others take.
+   */
+  private startHeartbeat(run: RunRecord, periodMs: number): void {
     const beat = () => {
-      if (run.exited || this.run !== run) return;
+      if (this.stopping || this.run !== run || this.isStale(run)) return;
       this.events.publish(HOST_EVENTS_TOPIC, heartbeatEvent(this.baseEvent("heartbeat"), run));
-      cancel = this.o.clock.schedule(periodMs, beat);
+      this.o.clock.schedule(periodMs, beat);
     };
-    cancel = this.o.clock.schedule(periodMs, beat);
-    return () => cancel();
+    this.o.clock.schedule(periodMs, beat);
   }
 
   private async finishRun(run: RunRecord, code: number | null, signal: string | null, endedAt: number) {
-    run.stopHeartbeat();
     const failed = !run.cancelled && run.endKind === "exited" && (code !== 0 || signal !== null);
     run.exitCode = code;
     run.signal = signal;
@@ -530,13 +531,22 @@ export class HostAgent {
     };
   }
 
-  /** The whole result of the latest run (of `jobId`/`attempt` when given). */
-  readResult(jobId: string, attempt: number): ResultReply {
+  /**
+   * The whole result of the latest run (of `jobId`/`attempt` when given); for an earlier run of
+   * that job and attempt, what its result file on disk still holds.
+   */
+  async readResult(jobId: string, attempt: number): Promise<ResultReply> {
+    const absent = { present: false, resultJson: "", resultBytes: 0 };
     const run = this.run;
     const matches = run && (!jobId || run.req.jobId === jobId) && (!attempt || run.req.attempt === attempt);
-    if (!run || !matches || run.resultJson === undefined)
-      return { present: false, resultJson: "", resultBytes: 0 };
-    return { present: true, resultJson: run.resultJson, resultBytes: run.resultBytes };
+    if (run && matches) {
+      if (run.resultJson === undefined) return absent;
+      return { present: true, resultJson: run.resultJson, resultBytes: run.resultBytes };
+    }
+    // Another run took its place here, or the agent restarted: the file may still say it.
+    if (!jobId || !attempt) return absent;
+    const left = await readLeftResult(this.o.workDir, jobId, attempt, this.o.resultLimitBytes);
+    return left ? { present: true, resultJson: left.json, resultBytes: left.bytes } : absent;
   }
 
   /** The slice as its head sees it (the SliceActor): its own status and its peers'. */

@@ -1,5 +1,7 @@
 import { constants, type Stats } from "node:fs";
-import { open, rm, unlink } from "node:fs/promises";
+import { open, readdir, rm, unlink } from "node:fs/promises";
+import { dirname } from "node:path";
+import { agentRunFiles } from "../../core/env-contract.js";
 import { ResultTooLarge } from "../../core/errors.js";
 import { type SerializedError, SerializedErrorSchema, serializeError } from "../../core/serialized-error.js";
 
@@ -174,4 +176,22 @@ export async function readErrorFile(path: string, limit: number): Promise<Serial
     message: "error file is not a serialized error {name, message, stack?, cause?}",
     details: { start: read.text.slice(0, 200) },
   };
+}
+
+/**
+ * The result a finished run of `jobId`'s `attempt` left on disk under `workDir` (a host runs one
+ * run per attempt), or `undefined` when there is none to give.
+ */
+export async function readLeftResult(
+  workDir: string,
+  jobId: string,
+  attempt: number,
+  limit: number,
+): Promise<{ json: string; bytes: number } | undefined> {
+  const attemptDir = dirname(agentRunFiles(workDir, { jobId, attempt }, 0, 0).dir);
+  const runs = await readdir(attemptDir).catch(() => [] as string[]);
+  const [only, ...more] = runs.filter((name) => /^slice-\d+-host-\d+$/.test(name));
+  if (only === undefined || more.length > 0) return undefined;
+  const read = await readResultFile(`${attemptDir}/${only}/result.json`, limit);
+  return read.kind === "ok" ? { json: read.json, bytes: read.bytes } : undefined;
 }

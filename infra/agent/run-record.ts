@@ -33,8 +33,6 @@ export interface RunRecord {
   holdEvent: boolean;
   /** On a slice head: its watch over the other hosts of the slice. */
   monitor: SliceMonitor | undefined;
-  /** Stops the heartbeat events of the run. */
-  stopHeartbeat: () => void;
   /** The metadata endpoint said TRUE when the workload failed (unset when not asked). */
   metadataPreempted: boolean | undefined;
   /** Processes of the run that outlived its last SIGKILL (normally none). */
@@ -61,7 +59,6 @@ export function newRunRecord(req: RunRequest, files: RunFiles, startedAt: number
     finished: Promise.resolve(),
     holdEvent: false,
     monitor: undefined,
-    stopHeartbeat: () => {},
     metadataPreempted: undefined,
     leftoverPids: [],
   };

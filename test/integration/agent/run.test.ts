@@ -131,6 +131,14 @@ describe("agent runs", () => {
     const whole = await c.readResult({ jobId: "job-a", attempt: 1 });
     expect(JSON.parse(whole.resultJson)).toEqual({ big: "y".repeat(3000) });
     expect((await c.readResult({ jobId: "job-a", attempt: 2 })).present).toBe(false);
+    // Another run took its place (the lease lapsed, another job came): the file still answers.
+    await c.releaseLease({ leaseId: "lease-a", epoch: 1 });
+    await c.acquireLease(lease("lease-b", 1, "job-b"));
+    await c.run(runParams(["true"], { leaseId: "lease-b", jobId: "job-b" }));
+    await agent.waitForEvent((e) => e.event.kind === "exited" && e.event.jobId === "job-b");
+    const again = await c.readResult({ jobId: "job-a", attempt: 1 });
+    expect(again).toMatchObject({ present: true, resultBytes: 3010 });
+    expect(JSON.parse(again.resultJson)).toEqual({ big: "y".repeat(3000) });
   });
 
   it("reports a workload that cannot start, and publishes its end", async () => {

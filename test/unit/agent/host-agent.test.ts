@@ -175,7 +175,7 @@ describe("HostAgent leases", () => {
     await expect(agent.startRun(run({ epoch: 4 }))).rejects.toMatchObject({ name: "AgentStopping" });
   });
 
-  it("heartbeats while a run lasts, and stops when it ends", async () => {
+  it("heartbeats while the run's lease holds, past the workload's end, and stops when it is released", async () => {
     await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 2, ttlMs: 3_600_000 });
     await agent.startRun(run({ epoch: 2, attempt: 7, hostIndex: 1, heartbeatMs: 5000 }));
     const beats = () => sink.events.filter((e) => e.event.kind === "heartbeat");
@@ -193,9 +193,15 @@ describe("HostAgent leases", () => {
     expect(beats()[0]?.topic).toBe("gangway-host-events");
     clock.advance(5000);
     await expect.poll(() => beats().length).toBe(2);
+    // Ended, its lease held: it goes on, so the control plane keeps renewing the lease (and the
+    // host keeps the run's result) until the teardown.
     await agent.cancel({ leaseId: "L", epoch: 2, graceMs: 100 });
+    clock.advance(5000);
+    await expect.poll(() => beats().length).toBe(3);
+    expect(beats()[2]?.event).toMatchObject({ attempt: 7, epoch: 2 });
+    await agent.releaseLease({ leaseId: "L", epoch: 2, graceMs: 100 });
     clock.advance(50_000);
-    expect(beats()).toHaveLength(2);
+    expect(beats()).toHaveLength(3);
   });
 
   it("asks the metadata endpoint when a workload fails, not when it succeeds or is cancelled", async () => {

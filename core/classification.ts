@@ -1,5 +1,5 @@
 import { PreemptedTooManyTimes, UnhealthyTooManyTimes } from "./errors.js";
-import { causeChain, type SerializedError, serializeError } from "./serialized-error.js";
+import { causeChain, type SerializedError, serializeError, shortenError } from "./serialized-error.js";
 
 /**
  * What a problem means for the job (FACTS.md "Classification"):
@@ -179,10 +179,11 @@ export function decideAfterAttempt(
   const state: RetryState = { ...previous, attempts: previous.attempts + 1 };
   // Any attempt that is not abandoned breaks the run of unhealthy ones.
   if (verdict.outcome !== "unhealthy") delete state.abandonedInARow;
-  const problem = verdict.problem ?? {
-    name: "Error",
-    message: `attempt ${state.attempts} ended as ${verdict.outcome}`,
-  };
+  // Shortened before it is kept: a workload's error file may be 256 KiB, and the state carries
+  // the problem again in every later attempt (MAX_ERROR_BYTES).
+  const problem = shortenError(
+    verdict.problem ?? { name: "Error", message: `attempt ${state.attempts} ended as ${verdict.outcome}` },
+  );
   switch (verdict.outcome) {
     case "succeeded":
       return { action: "stop", status: "SUCCEEDED", state };
@@ -197,7 +198,12 @@ export function decideAfterAttempt(
       );
       const serialized = serializeError(error);
       delete serialized.stack;
-      return { action: "stop", status: "ERROR", state, error: { ...serialized, cause: problem } };
+      return {
+        action: "stop",
+        status: "ERROR",
+        state,
+        error: shortenError({ ...serialized, cause: problem }),
+      };
     }
     case "preempted": {
       state.preemptions += 1;
@@ -209,7 +215,12 @@ export function decideAfterAttempt(
       );
       const serialized = serializeError(error);
       delete serialized.stack;
-      return { action: "stop", status: "PREEMPTED", state, error: { ...serialized, cause: problem } };
+      return {
+        action: "stop",
+        status: "PREEMPTED",
+        state,
+        error: shortenError({ ...serialized, cause: problem }),
+      };
     }
     case "failed":
     case "error": {
@@ -223,7 +234,8 @@ export function decideAfterAttempt(
         action: "stop",
         status: surfaced.kind === "error" ? "ERROR" : "FAILED",
         state,
-        error: surfaced.error,
+        // A first failure kept by a state written before errors were shortened may be large.
+        error: shortenError(surfaced.error),
       };
     }
   }

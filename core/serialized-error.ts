@@ -147,3 +147,147 @@ export function causeChain(error: SerializedError): SerializedError[] {
   }
   return chain;
 }
+
+/**
+ * How large an error may be (bytes of its JSON) where an execution's state or a task failure's
+ * cause keeps it. A state holds it several times (first failure, last preemption, the final
+ * status and its cause text, the caught problem) beside the placement of 1,024 hosts, and all of
+ * it must stay under Step Functions' 256 KiB; a workload's error file may be that large alone.
+ */
+export const MAX_ERROR_BYTES = 8 * 1024;
+
+const encoder = new TextEncoder();
+
+/** Bytes of `value` as JSON (UTF-8): how Step Functions measures a state. */
+export const jsonBytes = (value: unknown): number => encoder.encode(JSON.stringify(value) ?? "").length;
+
+/** `text` cut to at most `max` bytes of JSON (quotes aside), its head kept, the cut noted. */
+function clip(text: string, max: number): string {
+  if (jsonBytes(text) - 2 <= max) return text;
+  const note = (cut: number) => `… [${cut} more characters cut]`;
+  const fits = (n: number) => jsonBytes(text.slice(0, n) + note(text.length - n)) - 2 <= max;
+  // Every character takes at least a byte, so the cut lies within the first `max` characters.
+  let lo = 0;
+  let hi = Math.min(text.length, max);
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  // Never keep half of a surrogate pair.
+  const code = text.charCodeAt(lo - 1);
+  if (lo > 0 && code >= 0xd800 && code <= 0xdbff) lo -= 1;
+  return text.slice(0, lo) + note(text.length - lo);
+}
+
+interface Limits {
+  message: number;
+  stack: number;
+  /** One detail value. */
+  value: number;
+  /** All of an error's details. */
+  details: number;
+  /** Members of an AggregateError kept. */
+  errors: number;
+  /** Errors kept in all (causes and members), so a deep or wide tree cannot blow up. */
+  nodes: number;
+}
+
+/** Step Functions' limit on an error name. */
+const NAME_BYTES = 256;
+/** A detail key longer than this is no fact worth its room. */
+const KEY_BYTES = 64;
+
+/** The `details` that fit in `limits`; small facts first (exit code, signal, host: classification reads them). */
+function shortenDetails(details: Record<string, unknown>, limits: Pick<Limits, "value" | "details">) {
+  const rank = (v: unknown) => (typeof v === "string" ? 1 : v !== null && typeof v === "object" ? 2 : 0);
+  const kept = new Map<string, unknown>();
+  let used = 2;
+  for (const [key, value] of Object.entries(details).sort(([, a], [, b]) => rank(a) - rank(b))) {
+    if (jsonBytes(key) - 2 > KEY_BYTES || value === undefined) continue;
+    const short =
+      typeof value === "string"
+        ? clip(value, limits.value)
+        : rank(value) === 2 && jsonBytes(value) > limits.value
+          ? clip(JSON.stringify(value), limits.value)
+          : value;
+    const cost = jsonBytes(key) + jsonBytes(short) + 2;
+    if (used + cost > limits.details) continue;
+    kept.set(key, short);
+    used += cost;
+  }
+  // In their first order, as the reader wrote them.
+  return Object.fromEntries(Object.keys(details).flatMap((k) => (kept.has(k) ? [[k, kept.get(k)]] : [])));
+}
+
+function cut(
+  error: SerializedError,
+  limits: Limits,
+  budget: { nodes: number },
+  depth: number,
+): SerializedError {
+  budget.nodes -= 1;
+  const out: SerializedError = {
+    name: clip(error.name, NAME_BYTES),
+    message: clip(error.message, limits.message),
+  };
+  if (error.stack !== undefined && limits.stack > 0) out.stack = clip(error.stack, limits.stack);
+  if (error.details !== undefined) out.details = shortenDetails(error.details, limits);
+  if (error.cause !== undefined) {
+    out.cause =
+      budget.nodes > 0 && depth + 2 < MAX_CAUSE_DEPTH
+        ? cut(error.cause, limits, budget, depth + 1)
+        : { name: "CauseChainCut", message: "the rest of the cause chain was cut to keep the error small" };
+  }
+  if (error.errors !== undefined && limits.errors > 0 && budget.nodes > 0) {
+    const members = error.errors.slice(0, limits.errors);
+    out.errors = [];
+    for (const member of members)
+      if (budget.nodes > 0) out.errors.push(cut(member, limits, budget, depth + 1));
+    const dropped = error.errors.length - out.errors.length;
+    if (dropped > 0) out.errors.push({ name: "ErrorsCut", message: `${dropped} more errors were cut` });
+  }
+  return out;
+}
+
+/**
+ * `error` within `maxBytes` bytes of JSON: unchanged when it fits, else its text cut from the end
+ * (the message keeps its start), stacks and members dropped before causes, harsher until it fits.
+ * Pure. `maxBytes` should be at least 2 KiB.
+ *
+ * @example
+ * shortenError({ name: "ValueError", message: "x".repeat(300_000) }).message // "xxxx…xxxx… [n more characters cut]", 2 KiB
+ */
+export function shortenError(error: SerializedError, maxBytes = MAX_ERROR_BYTES): SerializedError {
+  if (jsonBytes(error) <= maxBytes) return error;
+  const levels: Limits[] = [
+    {
+      message: maxBytes / 4,
+      stack: maxBytes / 4,
+      value: 512,
+      details: maxBytes / 8,
+      errors: 4,
+      nodes: MAX_CAUSE_DEPTH,
+    },
+    { message: maxBytes / 16, stack: 0, value: 128, details: maxBytes / 16, errors: 2, nodes: 16 },
+    {
+      message: Math.max(64, maxBytes / 64),
+      stack: 0,
+      value: 64,
+      details: maxBytes / 32,
+      errors: 0,
+      nodes: 8,
+    },
+  ];
+  for (const limits of levels) {
+    const short = cut(error, limits, { nodes: limits.nodes }, 0);
+    if (jsonBytes(short) <= maxBytes) return short;
+  }
+  // The name, the start of the message and the small facts: always within the bound.
+  const details = error.details && shortenDetails(error.details, { value: 64, details: maxBytes / 4 });
+  return {
+    name: clip(error.name, NAME_BYTES),
+    message: clip(error.message, maxBytes / 2 - NAME_BYTES),
+    ...(details ? { details } : {}),
+  };
+}

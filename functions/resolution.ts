@@ -1,4 +1,4 @@
-import type { SerializedError } from "../core/serialized-error.js";
+import { type SerializedError, shortenError } from "../core/serialized-error.js";
 import type { AttemptStore, Outcome } from "./attempts.js";
 import type { TaskTokens, TokenOutcome } from "./ports.js";
 
@@ -49,18 +49,10 @@ export async function redeliverOutcome(
   return deliverOutcome(attempts, tokens, jobId, attempt, { outcome });
 }
 
-/** An error as a task failure's cause (at most 32,768 characters): stacks go first when too long. */
+/**
+ * An error as a task failure's cause: shortened, for Step Functions' 32,768 characters and for the
+ * state the Catch puts it in (its `problem`), which the 256 KiB limit bounds.
+ */
 export function errorCause(error: SerializedError): string {
-  const text = JSON.stringify(error);
-  if (text.length <= 32_768) return text;
-  const lean = (e: SerializedError | undefined, depth: number): SerializedError | undefined =>
-    e && depth < 8
-      ? {
-          name: e.name,
-          message: e.message.slice(0, 2000),
-          details: e.details,
-          cause: lean(e.cause, depth + 1),
-        }
-      : undefined;
-  return JSON.stringify(lean(error, 0));
+  return JSON.stringify(shortenError(error));
 }

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import type { z } from "zod";
-import { serializeError } from "../core/serialized-error.js";
+import { serializeError, shortenError } from "../core/serialized-error.js";
 import { toValidationIssues } from "../core/validation.js";
 
 /** Body of a failed invocation: AWS Lambda's error shape plus gangway's serialized error. */
@@ -65,7 +65,8 @@ export function createStepApp<S extends z.ZodType, O>(spec: {
     try {
       return c.json((await spec.handle(parsed.data)) ?? {}, 200);
     } catch (thrown) {
-      const error = serializeError(thrown);
+      // Shortened: Step Functions puts this body in the state (a Catch's `problem`).
+      const error = shortenError(serializeError(thrown));
       const body: FunctionErrorBody = {
         errorType: error.name,
         errorMessage: error.message,

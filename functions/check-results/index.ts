@@ -8,7 +8,7 @@ import {
 import { InternalError } from "../../core/errors.js";
 import type { HostInfo, JobStatus } from "../../core/job-status.js";
 import { orderResults } from "../../core/results.js";
-import { type SerializedError, serializeError } from "../../core/serialized-error.js";
+import { jsonBytes, serializeError, shortenError } from "../../core/serialized-error.js";
 import { tpuType } from "../../core/tpu-catalog.js";
 import { type AttemptRecord, attemptStore, caughtToError, type HostEnd, keys } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_BUDGET, HISTORY_COST, mapLimit } from "../deps.js";
@@ -17,12 +17,18 @@ import { type ExecutionState, ExecutionStateSchema, jobInfo } from "../state.js"
 import { createStepApp } from "../step-app.js";
 import { lostHosts } from "./lost-hosts.js";
 
-/** Past this size a job's results go to the results store and the status carries a reference. */
-export const INLINE_RESULTS_BYTES = 128 * 1024;
-/** Per-host detail is kept in the status up to this many hosts (the rest is in the store). */
+/**
+ * CheckResults' whole output (not the status alone: placement at 1,024 hosts takes ~160 KB) stays
+ * within this many bytes of JSON, or per-host detail and then the results move to the results
+ * store. Below Step Functions' 256 KiB with room for what the machine adds (a Catch's `fault`).
+ */
+export const STATE_BUDGET_BYTES = 200 * 1024;
+/** Per-host detail is kept in the status up to this many hosts (all of it is in the store). */
 export const INLINE_HOSTS = 256;
 /** Step Functions' limit on a Fail state's cause. */
 const MAX_CAUSE_CHARS = 32_768;
+/** The error in a cause too long for that limit: shorter than the state keeps it. */
+const CAUSE_ERROR_BYTES = 4 * 1024;
 
 function hostProblems(
   state: ExecutionState,
@@ -87,11 +93,9 @@ export function causeText(status: JobStatus): string {
   let text = JSON.stringify(status);
   if (text.length <= MAX_CAUSE_CHARS) return text;
   const { hosts: _hosts, ...lean } = status;
-  const strip = (e: SerializedError | undefined): SerializedError | undefined =>
-    e
-      ? { name: e.name, message: e.message.slice(0, 4000), details: e.details, cause: strip(e.cause) }
-      : undefined;
-  text = JSON.stringify("error" in lean ? { ...lean, error: strip(lean.error) } : lean);
+  text = JSON.stringify(
+    "error" in lean && lean.error ? { ...lean, error: shortenError(lean.error, CAUSE_ERROR_BYTES) } : lean,
+  );
   return text.length <= MAX_CAUSE_CHARS
     ? text
     : JSON.stringify({ status: status.status, info: status.info, counters: status.counters });
@@ -183,18 +187,33 @@ export function createCheckResults(
         ? { status: "SUCCEEDED", info, counters, hosts, result: results }
         : { status: decision.status, info, counters, hosts, error: decision.error };
     await deps.store.put(keys.status(state.jobId), JSON.stringify({ ...status, hosts: infos }));
-    if (status.status === "SUCCEEDED" && Buffer.byteLength(JSON.stringify(status)) > INLINE_RESULTS_BYTES) {
-      const key = keys.results(state.jobId);
-      const text = JSON.stringify(results);
-      await deps.store.put(key, text);
-      status = { ...status, result: { resultRef: { store: key, bytes: Buffer.byteLength(text) } } };
-    }
-    const error = status.status === "SUCCEEDED" ? "" : (status.error?.name ?? status.status);
-    return {
+    const stopped = decision.status;
+    const output = (status: JobStatus): ExecutionState => ({
       ...base,
-      decision: { action: "stop", status: decision.status, waitSeconds: 0 },
-      final: { status, error, cause: causeText(status) },
-    };
+      decision: { action: "stop", status: stopped, waitSeconds: 0 },
+      final: {
+        status,
+        error: status.status === "SUCCEEDED" ? "" : (status.error?.name ?? status.status),
+        cause: causeText(status),
+      },
+    });
+    // Too large: per-host detail stays out first (status.json has it), then the results travel
+    // as a reference, with the detail back if that leaves room.
+    const over = (s: JobStatus) => jsonBytes(output(s)) > STATE_BUDGET_BYTES;
+    if (over(status)) {
+      const lean: JobStatus = { ...status, hosts: undefined };
+      if (lean.status === "SUCCEEDED" && over(lean)) {
+        const key = keys.results(state.jobId);
+        const text = JSON.stringify(results);
+        await deps.store.put(key, text);
+        const ref: JobStatus = {
+          ...lean,
+          result: { resultRef: { store: key, bytes: Buffer.byteLength(text) } },
+        };
+        status = over({ ...ref, hosts: status.hosts }) ? ref : { ...ref, hosts: status.hosts };
+      } else status = lean;
+    }
+    return output(status);
   };
 
   async function cancelled(
@@ -214,7 +233,7 @@ export function createCheckResults(
       info: jobInfo(state, "cancelled"),
       counters,
       hosts: infos.length <= INLINE_HOSTS ? infos : undefined,
-      error: { name: "JobCancelled", message: `job ${state.jobId} cancelled: ${reason}` },
+      error: shortenError({ name: "JobCancelled", message: `job ${state.jobId} cancelled: ${reason}` }),
     };
     await deps.store.put(keys.status(state.jobId), JSON.stringify({ ...status, hosts: infos }));
     return {

@@ -3,9 +3,14 @@ import { InsufficientSlices, Preempted, WorkloadFailed } from "../../core/errors
 import {
   causeChain,
   deserializeError,
+  jsonBytes,
+  MAX_ERROR_BYTES,
+  type SerializedError,
   SerializedErrorSchema,
   serializeError,
+  shortenError,
 } from "../../core/serialized-error.js";
+import { errorCause } from "../../functions/resolution.js";
 
 describe("SerializedError", () => {
   it("keeps name, message, stack, details and the whole cause chain through JSON", () => {
@@ -67,5 +72,68 @@ describe("SerializedError", () => {
     expect(SerializedErrorSchema.safeParse({ name: "X", message: "x", cause: { name: 3 } }).success).toBe(
       false,
     );
+  });
+});
+
+describe("shortenError", () => {
+  it("leaves an error that fits as it is", () => {
+    const small: SerializedError = { name: "ValueError", message: "bad", details: { exitCode: 1 } };
+    expect(shortenError(small)).toBe(small);
+  });
+
+  it("keeps the name, the start of the message and the small facts of a huge error", () => {
+    const huge: SerializedError = {
+      name: "ValueError",
+      message: `loss went NaN: ${"m".repeat(200_000)}`,
+      stack: "  at f (x.py:1)\n".repeat(10_000),
+      details: { blob: "b".repeat(50_000), nested: { big: "n".repeat(50_000) }, exitCode: 3, signal: null },
+      cause: { name: "FloatingPointError", message: "f".repeat(50_000) },
+    };
+    const short = shortenError(huge);
+    expect(jsonBytes(short)).toBeLessThanOrEqual(MAX_ERROR_BYTES);
+    expect(short.name).toBe("ValueError");
+    expect(short.message.startsWith("loss went NaN: mmm")).toBe(true);
+    expect(short.message).toMatch(/more characters cut\]$/);
+    expect(short.details).toMatchObject({ exitCode: 3, signal: null });
+    expect(short.cause?.name).toBe("FloatingPointError");
+    expect(SerializedErrorSchema.safeParse(short).success).toBe(true);
+  });
+
+  it("bounds deep chains, wide aggregates, many-byte text and escaped characters", () => {
+    let deep: SerializedError = { name: "Root", message: "r".repeat(5_000) };
+    for (let i = 0; i < 100; i++) deep = { name: `E${i}`, message: "€".repeat(3_000), cause: deep };
+    const wide: SerializedError = {
+      name: "AggregateError",
+      message: "many",
+      errors: Array.from({ length: 1_000 }, (_, i) => ({ name: `E${i}`, message: "\u0001".repeat(2_000) })),
+    };
+    const keys: SerializedError = {
+      name: "N".repeat(10_000),
+      message: "😀".repeat(10_000),
+      details: Object.fromEntries(Array.from({ length: 5_000 }, (_, i) => [`k${i}`, i])),
+    };
+    for (const error of [deep, wide, keys]) {
+      const short = shortenError(error);
+      expect(jsonBytes(short)).toBeLessThanOrEqual(MAX_ERROR_BYTES);
+      // No half of a surrogate pair is left at a cut.
+      expect(short.message).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+    }
+    expect(shortenError(deep).cause?.name).toBe("E98");
+    // Wherever the cut falls among characters of two code units, none is split.
+    for (let k = 0; k < 8; k++) {
+      const short = shortenError({ name: "E", message: `${"a".repeat(k)}${"😀".repeat(5_000)}` }, 2048 + k);
+      expect(short.message).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+    }
+  });
+
+  it("is what a task failure's cause carries, within Step Functions' 32,768 characters", () => {
+    const cause = errorCause({
+      name: "ValueError",
+      message: "x".repeat(300_000),
+      stack: "y".repeat(300_000),
+    });
+    expect(cause.length).toBeLessThanOrEqual(32_768);
+    expect(Buffer.byteLength(cause)).toBeLessThanOrEqual(MAX_ERROR_BYTES);
+    expect(JSON.parse(cause)).toMatchObject({ name: "ValueError" });
   });
 });

@@ -2,11 +2,13 @@ import type { HistoryEvent } from "@aws-sdk/client-sfn";
 import type { JobSpecInput } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { deserializeError } from "../../core/serialized-error.js";
+import type { ResultsStore } from "../../functions/ports.js";
 import { apiTransport, type SubmittedJob, sfnTransport, type Transport } from "./transport.js";
 
 export {
   apiTransport,
   GangwayApiError,
+  ResultsNotFetched,
   type SubmittedJob,
   sfnTransport,
   type Transport,
@@ -15,7 +17,13 @@ export {
 /** Where the control plane is: its API, or the state machine directly through the SFN client. */
 export type Connection =
   | { api: string; webhookSecret?: string | undefined; apiToken?: string | undefined }
-  | { sfnEndpoint?: string | undefined; region?: string | undefined; stateMachineArn: string }
+  | {
+      sfnEndpoint?: string | undefined;
+      region?: string | undefined;
+      stateMachineArn: string;
+      /** Where results too large for an execution's output are read (see {@link sfnTransport}). */
+      results?: Pick<ResultsStore, "get"> | undefined;
+    }
   | { transport: Transport };
 
 /** The accelerator of a job, as in a job spec. */
@@ -41,7 +49,12 @@ export interface ExecuteOptions {
 function transportOf(c: Connection): Transport {
   if ("transport" in c) return c.transport;
   if ("api" in c) return apiTransport(c);
-  return sfnTransport({ endpoint: c.sfnEndpoint, region: c.region, stateMachineArn: c.stateMachineArn });
+  return sfnTransport({
+    endpoint: c.sfnEndpoint,
+    region: c.region,
+    stateMachineArn: c.stateMachineArn,
+    results: c.results,
+  });
 }
 
 /** Submit a job and wait for its JobStatus, reporting history events as they come. */

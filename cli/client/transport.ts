@@ -4,6 +4,7 @@ import type { JobSpecInput } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { signBody } from "../../functions/api/signature.js";
 import { createSfnClient, executionHistory } from "../../functions/clients/sfn.js";
+import type { ResultsStore } from "../../functions/ports.js";
 
 /** A job in flight: its id, and how it stands when asked. */
 export interface SubmittedJob {
@@ -17,6 +18,14 @@ export interface Transport {
   /** The final JobStatus, or `undefined` while the job runs. */
   result(job: SubmittedJob): Promise<JobStatus | undefined>;
   history(job: SubmittedJob): Promise<HistoryEvent[]>;
+}
+
+/**
+ * The results of a job too large for its execution's output are in the results store, and the
+ * output names them (`{resultRef: {store, bytes}}`): read them there, or say plainly why not.
+ */
+export class ResultsNotFetched extends Error {
+  override readonly name = "ResultsNotFetched";
 }
 
 /** A failed API call: the HTTP status and the `{code, message, issues}` body. */
@@ -105,11 +114,23 @@ export function apiTransport(options: {
   };
 }
 
-/** Reach the state machine directly with the official SFN client (AWS, LocalStack or embedded). */
+/** `{resultRef: {store: KEY}}` → KEY, for a result that travels as a reference. */
+function resultRefKey(result: unknown): string | undefined {
+  const ref = (result as { resultRef?: { store?: unknown } } | null)?.resultRef;
+  return typeof ref?.store === "string" ? ref.store : undefined;
+}
+
+/**
+ * Reach the state machine directly with the official SFN client (AWS, LocalStack or embedded).
+ * `results`: the results store (the embedded stack's `<stateDir>/results` directory, or the
+ * deployment's bucket), where results too large for the execution's output are read; without
+ * it such a job's result is a {@link ResultsNotFetched} error.
+ */
 export function sfnTransport(options: {
   endpoint?: string | undefined;
   region?: string | undefined;
   stateMachineArn: string;
+  results?: Pick<ResultsStore, "get"> | undefined;
 }): Transport {
   const sfn = createSfnClient({ endpoint: options.endpoint, region: options.region });
   const current = async (job: SubmittedJob): Promise<string> => {
@@ -142,8 +163,9 @@ export function sfnTransport(options: {
       const d = await sfn.send(new DescribeExecutionCommand({ executionArn: await current(job) }));
       if (d.status === "RUNNING") return undefined;
       const text = d.status === "SUCCEEDED" ? d.output : d.cause;
+      let status: JobStatus;
       try {
-        return JSON.parse(text ?? "") as JobStatus;
+        status = JSON.parse(text ?? "") as JobStatus;
       } catch {
         return {
           status: "ERROR",
@@ -155,6 +177,14 @@ export function sfnTransport(options: {
           },
         };
       }
+      const key = status.status === "SUCCEEDED" ? resultRefKey(status.result) : undefined;
+      if (key === undefined) return status;
+      const where = `the results of ${job.jobId} are in the results store at ${key}`;
+      if (!options.results)
+        throw new ResultsNotFetched(`${where}: give the connection \`results\` (the store), or use the API`);
+      const stored = await options.results.get(key);
+      if (stored === undefined) throw new ResultsNotFetched(`${where}, but nothing is there`);
+      return { ...status, result: JSON.parse(stored) as unknown };
     },
     history: async (job) => executionHistory(sfn, await current(job)),
   };

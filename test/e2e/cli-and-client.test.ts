@@ -128,6 +128,24 @@ describe("the TypeScript client", () => {
     ).rejects.toMatchObject({ name: "DeliberateFailure" });
   });
 
+  it("reads results too large for the execution's output from the results store", async () => {
+    const connection = { sfnEndpoint: t.stack.sfnEndpoint, stateMachineArn: t.stack.stateMachineArn };
+    const large = { command: [...workload.command, "--result-pad", "150000"] };
+    const results = (await executeResumable(large, tpu, {
+      connection: { ...connection, results: t.store },
+      name: "large",
+    })) as Array<{ slice: number; pad: string }>;
+    expect(results.map((r) => [r.slice, r.pad.length])).toEqual([
+      [0, 150_000],
+      [1, 150_000],
+    ]);
+    // Without the store the client says where the results are, rather than returning the reference.
+    await expect(executeResumable(large, tpu, { connection, name: "large-blind" })).rejects.toMatchObject({
+      name: "ResultsNotFetched",
+      message: expect.stringContaining("results store"),
+    });
+  });
+
   it("turns a workload into a callable", async () => {
     const run = withExecutor({
       accelerator: tpu,

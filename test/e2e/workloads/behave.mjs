@@ -6,6 +6,7 @@
 //   --fail-slice S             failures happen on slice S only
 //   --always-fail-slice S      slice S fails on every attempt
 //   --exit-code C              exit code of a failure (default 1)
+//   --result-pad N             add N characters to the result (`pad`), to make it large
 // A failure raises DeliberateFailure: written to GANGWAY_ERROR_FILE, then exit C.
 // On success it writes {slice, host, worker, attempt} to GANGWAY_RESULT_FILE.
 import { writeFileSync } from "node:fs";
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     "fail-slice": { type: "string" },
     "always-fail-slice": { type: "string" },
     "exit-code": { type: "string", default: "1" },
+    "result-pad": { type: "string", default: "0" },
   },
 });
 const env = process.env;
@@ -45,4 +47,5 @@ if (fail) {
   );
   process.exit(Number(values["exit-code"]));
 }
-writeFileSync(env.GANGWAY_RESULT_FILE, JSON.stringify({ slice, host, worker, attempt }));
+const pad = Number(values["result-pad"]) > 0 ? { pad: "x".repeat(Number(values["result-pad"])) } : {};
+writeFileSync(env.GANGWAY_RESULT_FILE, JSON.stringify({ slice, host, worker, attempt, ...pad }));

@@ -4,8 +4,12 @@ import type { JobSpec } from "./job-spec.js";
 import { placeholderCluster, placeJob, type SliceChoice, selectSlices } from "./placement.js";
 import { tpuType } from "./tpu-catalog.js";
 
-/** Where agents keep runs unless told otherwise (`gangway agent --work-dir`). */
-export const DEFAULT_AGENT_WORK_DIR = "/tmp/gangway";
+/**
+ * The agents' work dir a plan shows paths under: the one the documented deployment gives them
+ * (docs/static-inventory.md's unit, `--work-dir /var/lib/gangway-agent`); an agent started
+ * without `--work-dir` has one of its own per listen address.
+ */
+export const DEFAULT_AGENT_WORK_DIR = "/var/lib/gangway-agent";
 
 /** Everything one attempt of a job would do, computed without launching anything. */
 export interface JobPlan {

@@ -167,6 +167,11 @@ export function createIngest(
         metadataPreempted: true,
       });
     }
+    // A host whose workload ended repeats its end while its lease holds: that keeps the lease (and
+    // the result the host holds) while the attempt waits for the others. Once the attempt is
+    // decided the teardown follows, and if it never comes (the execution died) the lease lapses.
+    if (exited && event.kind === "exited" && !event.cancelled && !(await attempts.outcome(jobId, attempt)))
+      await renewLease(record, host);
     switch (event.kind) {
       case "preempted":
         return decide(
@@ -198,6 +203,15 @@ export function createIngest(
     }
   }
 
+  /** Renew the lease of one host of the attempt (one that does not answer lets it lapse). */
+  async function renewLease(record: AttemptRecord, host: AttemptRecord["hosts"][number]): Promise<void> {
+    if (!deps.agents || !host.agent) return;
+    await deps.agents
+      .agent(host.agent)
+      .renewLease({ leaseId: record.leaseId, epoch: record.attempt, ttlMs: record.leaseTtlMs })
+      .catch(() => undefined);
+  }
+
   /**
    * A host says it is alive: renew its lease, note the time, and — at most a few times per
    * heartbeat period — heartbeat the attempt's task if every host was heard from recently, or end
@@ -211,12 +225,7 @@ export function createIngest(
     const { jobId, attempt } = record;
     const now = deps.clock.now();
     await attempts.markAlive(jobId, attempt, host.sliceIndex, host.hostIndex, Math.min(event.at, now));
-    if (deps.agents && host.agent) {
-      await deps.agents
-        .agent(host.agent)
-        .renewLease({ leaseId: record.leaseId, epoch: attempt, ttlMs: record.leaseTtlMs })
-        .catch(() => undefined);
-    }
+    await renewLease(record, host);
     const sentAt = Number((await deps.store.get(keys.heartbeatSent(jobId, attempt))) ?? 0);
     if (now - sentAt < record.heartbeatMs / 4) return { action: "recorded", jobId, attempt };
     // A decided attempt is not kept alive: its outcome is sent again if it never arrived.

@@ -369,14 +369,19 @@ export class HostAgent {
   }
 
   /**
-   * Publish `heartbeat` every `periodMs` while the run's lease holds (the control plane's liveness
-   * signal), after the workload's exit too: each renews the lease, and a host that finished
-   * first must keep its result for CheckResults however long the others take.
+   * Publish `heartbeat` every `periodMs` while the run lasts (the control plane's liveness
+   * signal). Once the workload has ended by itself, and while its lease holds, the beat is its end
+   * again instead: an end event that got lost still arrives, and the control plane keeps the
+   * lease of a host that finished first (and the result it holds) while the others run on. A run
+   * its lease holder cancelled goes quiet.
    */
   private startHeartbeat(run: RunRecord, periodMs: number): void {
     const beat = () => {
-      if (this.stopping || this.run !== run || this.isStale(run)) return;
-      this.events.publish(HOST_EVENTS_TOPIC, heartbeatEvent(this.baseEvent("heartbeat"), run));
+      if (this.stopping || this.run !== run || this.isStale(run) || (run.exited && run.cancelled)) return;
+      const event = run.exited
+        ? runEndEvent(this.baseEvent(run.endKind), run, this.o.inlineResultBytes)
+        : heartbeatEvent(this.baseEvent("heartbeat"), run);
+      this.events.publish(HOST_EVENTS_TOPIC, event);
       this.o.clock.schedule(periodMs, beat);
     };
     this.o.clock.schedule(periodMs, beat);
@@ -387,6 +392,10 @@ export class HostAgent {
     run.exitCode = code;
     run.signal = signal;
     run.endedAt = endedAt;
+    // Ended by itself: what it left running in its group goes now (SIGTERM, grace, SIGKILL), not
+    // at the teardown, which may come hours later, when the group's id may belong to another.
+    if (!run.cancelled && run.endKind === "exited" && run.workload)
+      run.leftoverPids = await run.workload.terminate(this.o.graceMs);
     // The workload owns these paths: whatever it left there, the run's end is still recorded.
     const [result, error] = await Promise.all([
       readResultFile(run.files.resultFile, this.o.resultLimitBytes),
@@ -403,8 +412,9 @@ export class HostAgent {
     else if (failed && this.askMetadata) run.metadataPreempted = await this.askMetadata().catch(() => false);
     run.resultBytes = result.kind === "absent" ? 0 : result.bytes;
     if (result.kind === "ok") run.resultJson = result.json;
-    run.error = error;
-    if (!run.error && (result.kind === "too-large" || result.kind === "invalid")) run.error = result.error;
+    // An exit 0 stands or falls by its result; a failed exit by its own error, if it wrote one.
+    const resultProblem = result.kind === "too-large" || result.kind === "invalid" ? result.error : undefined;
+    run.error = code === 0 && signal === null ? (resultProblem ?? error) : (error ?? resultProblem);
     run.exited = true;
     this.changed();
     if (!run.holdEvent) this.publishEnd(run);

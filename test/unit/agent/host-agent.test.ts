@@ -175,7 +175,7 @@ describe("HostAgent leases", () => {
     await expect(agent.startRun(run({ epoch: 4 }))).rejects.toMatchObject({ name: "AgentStopping" });
   });
 
-  it("heartbeats while the run's lease holds, past the workload's end, and stops when it is released", async () => {
+  it("heartbeats while a run lasts, and goes quiet once its lease holder cancels it", async () => {
     await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 2, ttlMs: 3_600_000 });
     await agent.startRun(run({ epoch: 2, attempt: 7, hostIndex: 1, heartbeatMs: 5000 }));
     const beats = () => sink.events.filter((e) => e.event.kind === "heartbeat");
@@ -193,15 +193,25 @@ describe("HostAgent leases", () => {
     expect(beats()[0]?.topic).toBe("gangway-host-events");
     clock.advance(5000);
     await expect.poll(() => beats().length).toBe(2);
-    // Ended, its lease held: it goes on, so the control plane keeps renewing the lease (and the
-    // host keeps the run's result) until the teardown.
     await agent.cancel({ leaseId: "L", epoch: 2, graceMs: 100 });
+    clock.advance(50_000);
+    expect(sink.events.map((e) => e.event.kind)).toEqual(["heartbeat", "heartbeat"]);
+  });
+
+  it("repeats the end of a run that ended by itself while its lease holds, then goes quiet", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 2, ttlMs: 3_600_000 });
+    await agent.startRun(run({ epoch: 2, attempt: 7, argv: ["true"], heartbeatMs: 5000 }));
+    const ends = () => sink.events.filter((e) => e.event.kind === "exited");
+    await expect.poll(() => ends().length, { timeout: 10_000 }).toBe(1);
+    // A lost end event still arrives, and the control plane keeps the lease while others run.
     clock.advance(5000);
-    await expect.poll(() => beats().length).toBe(3);
-    expect(beats()[2]?.event).toMatchObject({ attempt: 7, epoch: 2 });
+    await expect.poll(() => ends().length).toBe(2);
+    expect(ends()[1]?.event).toMatchObject({ jobId: "job", attempt: 7, exitCode: 0, cancelled: false });
+    expect(ends()[1]?.event.eventId).not.toBe(ends()[0]?.event.eventId);
+    expect(sink.events.filter((e) => e.event.kind === "heartbeat")).toEqual([]);
     await agent.releaseLease({ leaseId: "L", epoch: 2, graceMs: 100 });
     clock.advance(50_000);
-    expect(beats()).toHaveLength(3);
+    expect(ends()).toHaveLength(2);
   });
 
   it("asks the metadata endpoint when a workload fails, not when it succeeds or is cancelled", async () => {
@@ -251,26 +261,16 @@ describe("HostAgent leftovers", () => {
   // A zombie nobody reaps (its parent gone) holds nothing: it counts as gone.
   const alive = (pid: number) => !["Z", "X", undefined].includes(readProc(pid)?.state);
 
-  it("kills what an exited workload left running in its group, on cancel, release and the next run", async () => {
+  it("ends what a workload left running in its group once its leader exits", async () => {
     await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 60_000 });
-    let attempt = 0;
-    for (const end of ["cancel", "release", "run"] as const) {
-      // The leader exits at once; the sleep it started stays in its group.
-      attempt += 2;
-      const first = await agent.startRun(run({ attempt, argv: ["sh", "-c", "sleep 300 & exit 0"] }));
-      // The straggler holds the leader's stdout open: the exit is recorded after the drain wait (1 s).
-      await expect.poll(() => agent.status().state, { timeout: 10_000 }).toBe("exited");
-      const straggler = groupMembers(first.pid);
-      expect(straggler).toHaveLength(1);
-      if (end === "cancel") await agent.cancel({ leaseId: "L", epoch: 1, graceMs: 100 });
-      if (end === "release") {
-        const released = await agent.releaseLease({ leaseId: "L", epoch: 1, graceMs: 100 });
-        expect(released.leftoverPids).toEqual([]);
-        await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 60_000 });
-      }
-      if (end === "run") await agent.startRun(run({ attempt: attempt + 1, argv: ["true"] }));
-      expect(straggler.filter(alive)).toEqual([]);
-    }
+    // The leader exits at once; the sleep it started stays in its group (its pid is the result).
+    const script = 'sleep 300 & echo $! > "$GANGWAY_RESULT_FILE"; exit 0';
+    await agent.startRun(run({ argv: ["sh", "-c", script] }));
+    const end = await sink.waitFor((e) => e.event.kind === "exited");
+    const straggler = Number(end.result);
+    expect(straggler).toBeGreaterThan(0);
+    expect(end).toMatchObject({ exitCode: 0, cancelled: false });
+    expect(alive(straggler)).toBe(false);
   });
 
   it("reports processes that outlive SIGKILL and takes no lease or run beside them", async () => {

@@ -61,4 +61,27 @@ describe("a host's end", () => {
     expect(checked.decision).toMatchObject({ action: "retry", reason: "preempted" });
     expect(checked.retry).toMatchObject({ preemptions: 1, failures: 0 });
   });
+
+  it("repeated while the attempt waits for the others, keeps the host's lease; not once it is decided", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    await s.await({ token: "tok-1", state });
+    const first = world.agentOf(0, 0);
+    await s.ingest.hostEvent(exitEvent(state, 0, 0));
+    first.calls.length = 0;
+    // The agent repeats the end at each beat while its lease holds.
+    await s.ingest.hostEvent(exitEvent(state, 0, 0, { eventId: "again-1" }));
+    expect(first.calls).toEqual(["renewLease"]);
+    for (const [slice, host] of [
+      [0, 1],
+      [1, 0],
+      [1, 1],
+    ] as const)
+      await s.ingest.hostEvent(exitEvent(state, slice, host));
+    expect(world.sent).toMatchObject([{ kind: "succeed" }]);
+    first.calls.length = 0;
+    await s.ingest.hostEvent(exitEvent(state, 0, 0, { eventId: "again-2" }));
+    expect(first.calls).toEqual([]);
+    expect(world.sent).toHaveLength(1);
+  });
 });

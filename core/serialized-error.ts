@@ -199,16 +199,23 @@ const NAME_BYTES = 256;
 const KEY_BYTES = 64;
 
 /** The `details` that fit in `limits`; small facts first (exit code, signal, host: classification reads them). */
+/**
+ * Details gangway itself stamps on a host's error and decides by (the exit code tells a
+ * workload's failure from a step's fault; the rest classify and place it): kept before any other.
+ */
+const KEPT_DETAILS = ["exitCode", "signal", "metadataPreempted", "slice", "host", "address"];
+
 function shortenDetails(details: Record<string, unknown>, limits: Pick<Limits, "value" | "details">) {
-  const rank = (v: unknown) => (typeof v === "string" ? 1 : v !== null && typeof v === "object" ? 2 : 0);
+  const rank = (key: string, v: unknown) =>
+    KEPT_DETAILS.includes(key) ? -1 : typeof v === "string" ? 1 : v !== null && typeof v === "object" ? 2 : 0;
   const kept = new Map<string, unknown>();
   let used = 2;
-  for (const [key, value] of Object.entries(details).sort(([, a], [, b]) => rank(a) - rank(b))) {
+  for (const [key, value] of Object.entries(details).sort(([ka, a], [kb, b]) => rank(ka, a) - rank(kb, b))) {
     if (jsonBytes(key) - 2 > KEY_BYTES || value === undefined) continue;
     const short =
       typeof value === "string"
         ? clip(value, limits.value)
-        : rank(value) === 2 && jsonBytes(value) > limits.value
+        : rank(key, value) === 2 && jsonBytes(value) > limits.value
           ? clip(JSON.stringify(value), limits.value)
           : value;
     const cost = jsonBytes(key) + jsonBytes(short) + 2;

@@ -81,6 +81,18 @@ describe("shortenError", () => {
     expect(shortenError(small)).toBe(small);
   });
 
+  it("keeps the facts gangway decides by before the user's own many details", () => {
+    const many = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`metric_${i}`, i * 1.5]));
+    const error: SerializedError = {
+      name: "ValueError",
+      message: "m".repeat(20_000),
+      details: { ...many, exitCode: 1, signal: null, slice: "v4-16-1", host: 0 },
+    };
+    const short = shortenError(error);
+    expect(jsonBytes(short)).toBeLessThanOrEqual(MAX_ERROR_BYTES);
+    expect(short.details).toMatchObject({ exitCode: 1, signal: null, slice: "v4-16-1", host: 0 });
+  });
+
   it("keeps the name, the start of the message and the small facts of a huge error", () => {
     const huge: SerializedError = {
       name: "ValueError",

@@ -30,6 +30,12 @@ const MAX_CAUSE_CHARS = 32_768;
 /** The error in a cause too long for that limit: shorter than the state keeps it. */
 const CAUSE_ERROR_BYTES = 4 * 1024;
 
+/**
+ * The wait before trying again after the `n`th unhealthy attempt in a row: 1 s, doubling to a
+ * minute, so an inventory or provider has time to heal before the bound on such attempts ends it.
+ */
+export const unhealthyWaitSeconds = (n: number): number => Math.min(60, 2 ** Math.max(0, n - 1));
+
 function hostProblems(
   state: ExecutionState,
   record: AttemptRecord | undefined,
@@ -170,7 +176,11 @@ export function createCheckResults(
         decision: {
           action,
           reason: decision.reason,
-          waitSeconds: insufficient ? 5 : decision.reason === "unhealthy" ? 1 : 0,
+          waitSeconds: insufficient
+            ? 5
+            : decision.reason === "unhealthy"
+              ? unhealthyWaitSeconds(decision.state.abandonedInARow ?? 1)
+              : 0,
         },
       };
     }

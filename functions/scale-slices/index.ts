@@ -189,16 +189,30 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
     const got: Unit[] = [...kept].slice(0, max);
     await giveBack([...kept].slice(max));
     const candidates = units.filter((u) => !kept.has(u));
+    // A host is in one unit of the job at most: where an inventory puts one host in two units (or
+    // twice in one), placement would fail on every attempt, so such a unit is passed over.
+    const taken = new Set(got.flatMap((u) => u.hosts.map((h) => h.address)));
+    const fits = (u: Unit) =>
+      new Set(u.hosts.map((h) => h.address)).size === u.hosts.length &&
+      u.hosts.every((h) => !taken.has(h.address));
     let next = 0;
     while (got.length < max && next < candidates.length) {
-      const batch = candidates.slice(next, next + (max - got.length));
-      next += batch.length;
+      const batch: Unit[] = [];
+      while (batch.length < max - got.length && next < candidates.length) {
+        const u = candidates[next++] as Unit;
+        if (!fits(u)) continue;
+        for (const h of u.hosts) taken.add(h.address);
+        batch.push(u);
+      }
       const held = await mapLimit(
         batch,
         Math.max(1, Math.floor(FAN_OUT / (batch[0]?.hosts.length ?? 1))),
         (u) => leaseUnit(deps.agents, u, lease),
       );
-      got.push(...batch.filter((_, i) => held[i]));
+      batch.forEach((u, i) => {
+        if (held[i]) got.push(u);
+        else for (const h of u.hosts) taken.delete(h.address);
+      });
     }
     // In the cluster's order, kept or not (slice 0 stays slice 0 when it survives).
     const order = new Map(units.map((u, i) => [u, i]));

@@ -97,6 +97,8 @@ export const ExecutionStateSchema = z.object({
   kept: KeptLeasesSchema.optional(),
   placement: PlacementSchema.optional(),
   problem: CaughtErrorSchema.optional(),
+  /** A fault of gangway's own that a Catch recorded on the way to the Faulted state. */
+  fault: CaughtErrorSchema.optional(),
   completion: z.unknown().optional(),
   decision: z
     .object({

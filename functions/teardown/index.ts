@@ -192,9 +192,10 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
       );
     }
     // A job continuing in a new execution is not done: it goes round again there, and until that
-    // execution's Init the API, cancellation and ingest find it through this record.
+    // execution's Init the API, cancellation and ingest find it through this record. One whose
+    // execution faulted (the continuation failed to start, say) is.
     const action = state.decision?.action;
-    const stopping = action !== "retry" && action !== "continue";
+    const stopping = state.fault !== undefined || (action !== "retry" && action !== "continue");
     await attempts.setCurrent(state.jobId, {
       attempt: epoch,
       executionArn: state.executionArn,

@@ -60,6 +60,15 @@ describe("a job continuing in a new execution", () => {
     expect(await attempts.current("train-1")).toMatchObject({ executionArn: next, state: "scaling" });
   });
 
+  it("is done when its continuation fails to start (the Catch's clean-up runs Teardown again)", async () => {
+    const world = fakeWorld();
+    const attempts = attemptStore(world.deps.store);
+    const { s, tornDown } = await continued(world);
+    const fault = { Error: "StartExecutionFailed", Cause: "throttled" };
+    await s.teardown({ ...tornDown, fault });
+    expect((await attempts.current("train-1"))?.state).toBe("done");
+  });
+
   it("is reported running and can be cancelled between the old execution's end and the new one's Init", async () => {
     const world = fakeWorld();
     const { s, tornDown } = await continued(world);

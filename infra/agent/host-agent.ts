@@ -93,6 +93,8 @@ export interface HostAgentOptions {
 
 interface LeaseRecord extends Lease {
   cancelTimer: () => void;
+  /** The TTL it was last granted or renewed with. */
+  ttlMs: number;
 }
 
 /**
@@ -251,6 +253,7 @@ export class HostAgent {
       jobId,
       epoch,
       expiresAtMs: this.o.clock.now() + ttlMs,
+      ttlMs,
       cancelTimer: () => {},
     };
     const check = () => {
@@ -394,6 +397,7 @@ export class HostAgent {
     run.endedAt = endedAt;
     // Ended by itself: what it left running in its group goes now (SIGTERM, grace, SIGKILL), not
     // at the teardown, which may come hours later, when the group's id may belong to another.
+    run.leaderExited = true;
     if (!run.cancelled && run.endKind === "exited" && run.workload)
       run.leftoverPids = await run.workload.terminate(this.o.graceMs);
     // The workload owns these paths: whatever it left there, the run's end is still recorded.
@@ -436,10 +440,11 @@ export class HostAgent {
       beforeEvent?.();
       return [];
     }
-    if (run.exited) {
-      // Its leader is gone, but what it left running in its group (a daemon, a loader) is not:
-      // that goes the same way, or it would outlive the attempt and meet the next one.
+    if (run.exited || run.leaderExited) {
+      // Its leader is gone (its end is recorded, or being recorded: it is not relabelled), but
+      // what it left running in its group (a daemon, a loader) may not be: that goes the same way.
       run.leftoverPids = await run.workload.terminate(graceMs || this.o.graceMs);
+      if (run.leftoverPids.length === 0) await run.finished;
       beforeEvent?.();
       return run.leftoverPids;
     }
@@ -484,9 +489,12 @@ export class HostAgent {
   cancel(req: { leaseId: string; epoch: number; graceMs: number }): Promise<CancelReply> {
     return this.serial.run(async () => {
       await this.expireIfDue();
-      this.requireLease(req.leaseId, req.epoch);
+      const cur = this.requireLease(req.leaseId, req.epoch);
       const wasRunning = !!this.run?.workload && !this.run.exited;
       const leftoverPids = await this.stopRun("cancelled", req.graceMs);
+      // The holder cancels to keep the host for its next attempt (an in-place restart): the lease
+      // runs its full TTL again from here, as no run of it heartbeats any more.
+      if (this.lease === cur) this.setLease(cur.leaseId, cur.jobId, cur.epoch, cur.ttlMs);
       return { wasRunning, leftoverPids, status: this.status() };
     });
   }

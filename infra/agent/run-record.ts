@@ -37,6 +37,8 @@ export interface RunRecord {
   metadataPreempted: boolean | undefined;
   /** Processes of the run that outlived its last SIGKILL (normally none). */
   leftoverPids: number[];
+  /** Its leader's exit was seen (the end is being recorded, `exited` follows). */
+  leaderExited: boolean;
 }
 
 /** A fresh record for `req`, not started yet. */
@@ -61,6 +63,7 @@ export function newRunRecord(req: RunRequest, files: RunFiles, startedAt: number
     monitor: undefined,
     metadataPreempted: undefined,
     leftoverPids: [],
+    leaderExited: false,
   };
 }
 

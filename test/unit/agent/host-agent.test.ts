@@ -107,6 +107,16 @@ describe("HostAgent leases", () => {
     expect(groupMembers(started.pid)).toEqual([]);
   });
 
+  it("runs a lease its full TTL again from a cancel (the holder keeps the host for its next attempt)", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 1000 });
+    await agent.startRun(run());
+    clock.advance(900);
+    await agent.cancel({ leaseId: "L", epoch: 1, graceMs: 100 });
+    expect(agent.status().lease?.expiresAtMs).toBe(clock.now() + 1000);
+    clock.advance(999);
+    expect(agent.status().lease).toMatchObject({ leaseId: "L", epoch: 1 });
+  });
+
   it("renews a live lease at once, even while a long Cancel holds the host", async () => {
     await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 1000 });
     const script = `trap "" TERM; echo ready; while :; do sleep 1; done`;

@@ -170,8 +170,14 @@ export function createIngest(
     // A host whose workload ended repeats its end while its lease holds: that keeps the lease (and
     // the result the host holds) while the attempt waits for the others. Once the attempt is
     // decided the teardown follows, and if it never comes (the execution died) the lease lapses.
-    if (exited && event.kind === "exited" && !event.cancelled && !(await attempts.outcome(jobId, attempt)))
-      await renewLease(record, host);
+    // The end itself was handled when it first came (a cut-short first delivery comes back as a
+    // duplicate and is finished above): a repeat does nothing more.
+    if (exited && !duplicate && event.kind === "exited") {
+      const outcome = await attempts.outcome(jobId, attempt);
+      if (outcome) return settled(jobId, attempt, outcome);
+      if (!event.cancelled) await renewLease(record, host);
+      return { action: "recorded", jobId, attempt };
+    }
     switch (event.kind) {
       case "preempted":
         return decide(

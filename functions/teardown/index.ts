@@ -196,12 +196,16 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
     // execution faulted (the continuation failed to start, say) is.
     const action = state.decision?.action;
     const stopping = state.fault !== undefined || (action !== "retry" && action !== "continue");
-    await attempts.setCurrent(state.jobId, {
-      attempt: epoch,
-      executionArn: state.executionArn,
-      state: stopping ? "done" : "scaling",
-      updatedAt: deps.clock.now(),
-    });
+    // A continuation that started before its step failed owns the record by now: left to it.
+    const current = state.fault && action === "continue" ? await attempts.current(state.jobId) : undefined;
+    if (!current || current.executionArn === state.executionArn) {
+      await attempts.setCurrent(state.jobId, {
+        attempt: epoch,
+        executionArn: state.executionArn,
+        state: stopping ? "done" : "scaling",
+        updatedAt: deps.clock.now(),
+      });
+    }
     return {
       ...state,
       scale: undefined,

@@ -69,6 +69,16 @@ describe("a job continuing in a new execution", () => {
     expect((await attempts.current("train-1"))?.state).toBe("done");
   });
 
+  it("is left to its continuation when the step failed after starting it", async () => {
+    const world = fakeWorld();
+    const attempts = attemptStore(world.deps.store);
+    const { s, tornDown } = await continued(world);
+    const ended = await s.continue(tornDown);
+    const next = (ended.final?.status as { continuedAs?: string } | undefined)?.continuedAs;
+    await s.teardown({ ...tornDown, fault: { Error: "States.Timeout", Cause: "" } });
+    expect(await attempts.current("train-1")).toMatchObject({ executionArn: next, state: "scaling" });
+  });
+
   it("is reported running and can be cancelled between the old execution's end and the new one's Init", async () => {
     const world = fakeWorld();
     const { s, tornDown } = await continued(world);

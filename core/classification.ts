@@ -155,6 +155,13 @@ export const initialRetryState = (): RetryState => ({
 /** After this many attempts in a row abandoned on unhealthy slices, the job stops with ERROR. */
 export const MAX_UNHEALTHY_IN_A_ROW = 10;
 
+/** The error a job stops with when a bound is reached: `error`, caused by the last problem, short. */
+function budgetSpent(error: Error, problem: SerializedError): SerializedError {
+  const serialized = serializeError(error);
+  delete serialized.stack; // gangway's own frames say nothing to the user
+  return shortenError({ ...serialized, cause: problem });
+}
+
 /** Budgets as retries: N retries allow N+1 attempts (Levanter's counting). */
 export interface RetryBudget {
   maxPreemptions: number;
@@ -196,14 +203,7 @@ export function decideAfterAttempt(
         `abandoned ${state.abandonedInARow} attempts in a row: a slice was unhealthy each time (last: ${problem.message})`,
         { abandonedInARow: state.abandonedInARow, attempts: state.attempts },
       );
-      const serialized = serializeError(error);
-      delete serialized.stack;
-      return {
-        action: "stop",
-        status: "ERROR",
-        state,
-        error: shortenError({ ...serialized, cause: problem }),
-      };
+      return { action: "stop", status: "ERROR", state, error: budgetSpent(error, problem) };
     }
     case "preempted": {
       state.preemptions += 1;
@@ -213,14 +213,7 @@ export function decideAfterAttempt(
         `preempted too many times: ${state.preemptions} preemptions with maxPreemptions=${budget.maxPreemptions}`,
         { preemptions: state.preemptions, maxPreemptions: budget.maxPreemptions, attempts: state.attempts },
       );
-      const serialized = serializeError(error);
-      delete serialized.stack;
-      return {
-        action: "stop",
-        status: "PREEMPTED",
-        state,
-        error: shortenError({ ...serialized, cause: problem }),
-      };
+      return { action: "stop", status: "PREEMPTED", state, error: budgetSpent(error, problem) };
     }
     case "failed":
     case "error": {

@@ -35,6 +35,16 @@ function executionsOf(world: ReturnType<typeof fakeWorld>, oldOutput: unknown): 
   };
 }
 
+/** The jobs API over `world`, its first execution ended with `oldOutput`. */
+const apiOf = (world: ReturnType<typeof fakeWorld>, oldOutput: unknown) =>
+  createJobsApi({
+    executions: executionsOf(world, oldOutput),
+    store: world.deps.store,
+    tokens: world.deps.tokens,
+    clock: world.deps.clock,
+    stateMachineArn: SM,
+  });
+
 /** Run a job to its continuation: CheckResults decides `continue`, Teardown, ContinueExecution. */
 async function continued(world: ReturnType<typeof fakeWorld>) {
   const { s, state } = await launched(world);
@@ -85,13 +95,7 @@ describe("a job continuing in a new execution", () => {
     const ended = await s.continue(tornDown);
     const token = await attemptStore(world.deps.store).token("train-1", 1);
     if (token) world.staleTokens.add(token);
-    const app = createJobsApi({
-      executions: executionsOf(world, ended.final?.status),
-      store: world.deps.store,
-      tokens: world.deps.tokens,
-      clock: world.deps.clock,
-      stateMachineArn: SM,
-    });
+    const app = apiOf(world, ended.final?.status);
     const view = await app.request("/v1/jobs/train-1");
     expect(await view.json()).toMatchObject({
       status: "RUNNING",
@@ -122,13 +126,7 @@ describe("a job continuing in a new execution", () => {
       state: "scaling",
       updatedAt: 0,
     });
-    const app = createJobsApi({
-      executions: executionsOf(world, ended.final?.status),
-      store: world.deps.store,
-      tokens: world.deps.tokens,
-      clock: world.deps.clock,
-      stateMachineArn: SM,
-    });
+    const app = apiOf(world, ended.final?.status);
     expect(await (await app.request("/v1/jobs/train-1")).json()).toMatchObject({ status: "RUNNING" });
   });
 

@@ -132,11 +132,13 @@ export function createCheckResults(
         error: serializeError(new InternalError("CheckResults reached without a completion or a problem")),
       });
     }
+    let verdict = classifyAttempt(problems);
+    // A cancel that came after every host had finished is too late: the job succeeded, and its
+    // results are not thrown away.
     const cancel = await attempts.cancelRequested(state.jobId);
-    if (cancel || state.problem?.Error === "JobCancelled") {
+    if ((cancel && verdict.outcome !== "succeeded") || state.problem?.Error === "JobCancelled") {
       return cancelled(state, cancel?.reason ?? "cancelled", record, ends);
     }
-    let verdict = classifyAttempt(problems);
     // A failure may be the wake of a lost host: look at the others before counting it.
     if (verdict.outcome === "failed" && record && record.hosts.length > 1) {
       const lost = await lostHosts(deps.agents, record, ends);

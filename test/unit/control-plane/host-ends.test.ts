@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { attemptStore } from "../../../functions/attempts.js";
 import { fakeWorld } from "./fakes.js";
 import { exitEvent, launched } from "./harness.js";
 
@@ -28,6 +29,16 @@ describe("a host's end", () => {
     expect(JSON.parse(checked.final?.cause ?? "")).toMatchObject({
       error: { name: "ResultTooLarge", details: { exitCode: 0, slice: "v4-16-1", host: 1 } },
     });
+  });
+
+  it("keeps a success whose cancel came after every host had finished", async () => {
+    const world = fakeWorld();
+    const { s, state } = await finished(world);
+    expect(world.sent).toMatchObject([{ kind: "succeed" }]);
+    await attemptStore(world.deps.store).requestCancel("train-1", "too late", 0);
+    const checked = await s.check({ ...state, completion: { outcome: "succeeded" } });
+    expect(checked.decision).toMatchObject({ action: "stop", status: "SUCCEEDED" });
+    expect(checked.final?.status).toMatchObject({ status: "SUCCEEDED", result: expect.any(Array) });
   });
 
   it("stays the exit it was when a preemption of its host comes after", async () => {

@@ -198,13 +198,13 @@ const NAME_BYTES = 256;
 /** A detail key longer than this is no fact worth its room. */
 const KEY_BYTES = 64;
 
-/** The `details` that fit in `limits`; small facts first (exit code, signal, host: classification reads them). */
 /**
  * Details gangway itself stamps on a host's error and decides by (the exit code tells a
  * workload's failure from a step's fault; the rest classify and place it): kept before any other.
  */
 const KEPT_DETAILS = ["exitCode", "signal", "metadataPreempted", "slice", "host", "address"];
 
+/** The `details` that fit in `limits`: gangway's facts first, then small values before large. */
 function shortenDetails(details: Record<string, unknown>, limits: Pick<Limits, "value" | "details">) {
   const rank = (key: string, v: unknown) =>
     KEPT_DETAILS.includes(key) ? -1 : typeof v === "string" ? 1 : v !== null && typeof v === "object" ? 2 : 0;

@@ -5,7 +5,7 @@ import { serializeError } from "../../core/serialized-error.js";
 import { type AttemptHost, attemptStore } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
-import { leaseTtlMs, releaseHosts } from "../scale-slices/index.js";
+import { leaseTtlMs, releaseHeld } from "../scale-slices/index.js";
 import { type ExecutionState, ExecutionStateSchema, leaseIdOf, unitKeyOf } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
@@ -34,17 +34,7 @@ export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "
         s.hosts.map((h) => ({ host: h, kept: keptUnits.has(unitKeyOf(kind, s.name, h.address)) })),
       );
     const under = (epoch: number) => ({ leaseId: leaseIdOf(state.jobId, epoch), epoch });
-    await releaseHosts(
-      deps.agents,
-      hosts.filter((h) => !h.kept).map((h) => h.host),
-      under(state.attempt),
-    );
-    if (keptBefore)
-      await releaseHosts(
-        deps.agents,
-        hosts.filter((h) => h.kept).map((h) => h.host),
-        under(keptBefore.epoch),
-      );
+    await releaseHeld(deps.agents, hosts, under(state.attempt), keptBefore && under(keptBefore.epoch));
   }
 
   return async (state: ExecutionState): Promise<ExecutionState> => {

@@ -65,6 +65,32 @@ async function leaseUnit(
   return false;
 }
 
+/**
+ * Release hosts the job holds: those of units the last teardown kept under the older lease they
+ * still hold (`kept`), the others under this attempt's.
+ */
+export async function releaseHeld(
+  agents: AgentConnector,
+  hosts: readonly { host: ClusterHost; kept: boolean }[],
+  lease: { leaseId: string; epoch: number },
+  keptLease: { leaseId: string; epoch: number } | undefined,
+): Promise<void> {
+  await Promise.all([
+    releaseHosts(
+      agents,
+      hosts.filter((h) => !h.kept).map((h) => h.host),
+      lease,
+    ),
+    keptLease
+      ? releaseHosts(
+          agents,
+          hosts.filter((h) => h.kept).map((h) => h.host),
+          keptLease,
+        )
+      : undefined,
+  ]);
+}
+
 /** Release the lease on hosts; unreachable ones free themselves when the lease expires. */
 export async function releaseHosts(
   agents: AgentConnector,
@@ -158,20 +184,12 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
     );
     if (keptLease && unfit.length > 0) await releaseHosts(deps.agents, unfit, keptLease);
     const giveBack = (these: readonly Unit[]) =>
-      Promise.all([
-        releaseHosts(
-          deps.agents,
-          these.filter((u) => !kept.has(u)).flatMap((u) => u.hosts),
-          lease,
-        ),
-        keptLease
-          ? releaseHosts(
-              deps.agents,
-              these.filter((u) => kept.has(u)).flatMap((u) => u.hosts),
-              keptLease,
-            )
-          : undefined,
-      ]);
+      releaseHeld(
+        deps.agents,
+        these.flatMap((u) => u.hosts.map((host) => ({ host, kept: kept.has(u) }))),
+        lease,
+        keptLease,
+      );
     try {
       await stopIfCancelled(attempts, state.jobId);
     } catch (e) {

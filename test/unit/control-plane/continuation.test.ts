@@ -3,7 +3,7 @@ import { createJobsApi } from "../../../functions/api/jobs.js";
 import { attemptStore } from "../../../functions/attempts.js";
 import type { ExecutionDetail, ExecutionsApi } from "../../../functions/ports.js";
 import { fakeWorld } from "./fakes.js";
-import { execution, launched } from "./harness.js";
+import { continued, execution } from "./harness.js";
 
 // A job past the history budget continues in a new execution: the old one ends SUCCEEDED
 // ({continuedAs}) before the new one's Init runs. In between, the job must still look running.
@@ -44,19 +44,6 @@ const apiOf = (world: ReturnType<typeof fakeWorld>, oldOutput: unknown) =>
     clock: world.deps.clock,
     stateMachineArn: SM,
   });
-
-/** Run a job to its continuation: CheckResults decides `continue`, Teardown, ContinueExecution. */
-async function continued(world: ReturnType<typeof fakeWorld>) {
-  const { s, state } = await launched(world);
-  const checked = await s.check({
-    ...state,
-    history: { ...state.history, events: 19_990 },
-    problem: { Error: "Preempted", Cause: "" },
-  });
-  expect(checked.decision?.action).toBe("continue");
-  const tornDown = await s.teardown(checked);
-  return { s, tornDown };
-}
 
 describe("a job continuing in a new execution", () => {
   it("is not done, and names the new execution once ContinueExecution returns", async () => {

@@ -1,3 +1,4 @@
+import { expect } from "vitest";
 import type { HostEvent } from "../../../core/host-event.js";
 import { createAwaitAttempt } from "../../../functions/await-attempt/index.js";
 import { createCheckResults } from "../../../functions/check-results/index.js";
@@ -46,6 +47,19 @@ export async function launched(world: ReturnType<typeof fakeWorld>, overrides: R
   state = await s.prepare(state);
   state = await s.launch(state);
   return { s, state };
+}
+
+/** Run a job to its continuation: a preemption past the history budget, CheckResults, Teardown. */
+export async function continued(world: ReturnType<typeof fakeWorld>) {
+  const { s, state } = await launched(world);
+  const checked = await s.check({
+    ...state,
+    history: { ...state.history, events: 19_990 },
+    problem: { Error: "Preempted", Cause: "" },
+  });
+  expect(checked.decision?.action).toBe("continue");
+  const tornDown = await s.teardown(checked);
+  return { s, tornDown };
 }
 
 export const exitEvent = (

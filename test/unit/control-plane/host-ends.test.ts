@@ -3,18 +3,23 @@ import { attemptStore } from "../../../functions/attempts.js";
 import { fakeWorld } from "./fakes.js";
 import { exitEvent, launched } from "./harness.js";
 
-/** Every host of the attempt exits 0 (host `except` as `extra` says), as the token brings it back. */
+type Launched = Awaited<ReturnType<typeof launched>>;
+
+/** Hosts (`"slice-host"`) of the 2 × 2 attempt exit 0, one after the other. */
+async function exit0({ s, state }: Launched, hosts: readonly string[]) {
+  for (const key of hosts) {
+    const [slice, host] = key.split("-").map(Number);
+    await s.ingest.hostEvent(exitEvent(state, slice ?? 0, host ?? 0));
+  }
+}
+
+/** Every host of the attempt exits 0 (the last as `extra` says), as the token brings it back. */
 async function finished(world: ReturnType<typeof fakeWorld>, extra: Parameters<typeof exitEvent>[3] = {}) {
-  const { s, state } = await launched(world, { retry: { maxPreemptions: 2, maxFailures: 0 } });
-  await s.await({ token: "tok-1", state });
-  for (const [slice, host] of [
-    [0, 0],
-    [0, 1],
-    [1, 0],
-  ] as const)
-    await s.ingest.hostEvent(exitEvent(state, slice, host));
-  await s.ingest.hostEvent(exitEvent(state, 1, 1, extra));
-  return { s, state };
+  const run = await launched(world, { retry: { maxPreemptions: 2, maxFailures: 0 } });
+  await run.s.await({ token: "tok-1", state: run.state });
+  await exit0(run, ["0-0", "0-1", "1-0"]);
+  await run.s.ingest.hostEvent(exitEvent(run.state, 1, 1, extra));
+  return run;
 }
 
 describe("a host's end", () => {
@@ -83,12 +88,7 @@ describe("a host's end", () => {
     // The agent repeats the end at each beat while its lease holds.
     await s.ingest.hostEvent(exitEvent(state, 0, 0, { eventId: "again-1" }));
     expect(first.calls).toEqual(["renewLease"]);
-    for (const [slice, host] of [
-      [0, 1],
-      [1, 0],
-      [1, 1],
-    ] as const)
-      await s.ingest.hostEvent(exitEvent(state, slice, host));
+    await exit0({ s, state }, ["0-1", "1-0", "1-1"]);
     expect(world.sent).toMatchObject([{ kind: "succeed" }]);
     first.calls.length = 0;
     await s.ingest.hostEvent(exitEvent(state, 0, 0, { eventId: "again-2" }));

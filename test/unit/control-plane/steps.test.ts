@@ -14,7 +14,7 @@ import {
   ExecutionStateSchema,
 } from "../../../functions/state.js";
 import { fakeWorld } from "./fakes.js";
-import { execution, exitEvent, launched, spec, steps } from "./harness.js";
+import { continued, execution, exitEvent, launched, spec, steps } from "./harness.js";
 
 describe("Init", () => {
   it("builds the state from a job spec, the job id from the execution name", async () => {
@@ -535,14 +535,8 @@ describe("CheckResults and Teardown", () => {
 
   it("continues in a new execution past the history budget, counters carried", async () => {
     const world = fakeWorld();
-    const { s, state } = await launched(world);
-    const checked = await s.check({
-      ...state,
-      history: { ...state.history, events: 19_990 },
-      problem: { Error: "Preempted", Cause: "" },
-    });
-    expect(checked.decision?.action).toBe("continue");
-    const done = await s.continue(await s.teardown(checked));
+    const { s, tornDown } = await continued(world);
+    const done = await s.continue(tornDown);
     expect(world.started).toHaveLength(1);
     expect(world.started[0]?.name).toBe("train-1-c2");
     expect(JSON.parse(world.started[0]?.input ?? "").gangwayContinuation.retry).toMatchObject({

@@ -1,10 +1,11 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DescribeExecutionCommand } from "@aws-sdk/client-sfn";
+import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../cli/main.js";
-import { behaveJob, REPO, startTestStack } from "./harness.js";
+import { attemptStore } from "../../functions/attempts.js";
+import { behaveJob, processesOfJob, REPO, startTestStack } from "./harness.js";
 
 // Before the 25,000-event history limit a job continues as a new execution, counters carried.
 // The budget is lowered here so that it happens after two attempts.
@@ -78,5 +79,30 @@ describe("continuing a long job as a new execution", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("cleans up and stops as a fault of gangway when the continuation cannot start", async () => {
+    // An execution that already holds the continuation's name (with another input) makes
+    // StartExecution fail with ExecutionAlreadyExists: ContinueExecution's Catch must tear the
+    // job down, close its record and fail the execution, not leave the host leased.
+    const jobId = `e2e-blocked-${Date.now().toString(36)}`;
+    await t.sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: t.stack.stateMachineArn,
+        name: `${jobId}-c2`,
+        input: JSON.stringify({ name: "blocker" }),
+      }),
+    );
+    const run = await t.runJob(spec, { name: jobId });
+    expect(run.status).toBe("FAILED");
+    expect(run.error).toBe("InternalError");
+    const entered = run.history.flatMap((e) => e.stateEnteredEventDetails?.name ?? []);
+    expect(entered.slice(-3)).toEqual(["ContinueExecution", "CleanUpAfterFault", "Faulted"]);
+    expect(JSON.stringify(run.history)).toContain("ExecutionAlreadyExists");
+    expect((await attemptStore(t.store).current(jobId))?.state).toBe("done");
+    expect(await processesOfJob(jobId)).toEqual([]);
+    // The only host was given back: the next job gets it and runs.
+    const next = await t.runJob(behaveJob("after", { kind: "tpu", type: "v4-8", slices: 1 }));
+    expect(next.status).toBe("SUCCEEDED");
   });
 });

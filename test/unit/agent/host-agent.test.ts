@@ -283,6 +283,45 @@ describe("HostAgent leftovers", () => {
     expect(alive(straggler)).toBe(false);
   });
 
+  it("a Cancel that comes while a natural exit is being recorded leaves that exit as it was", async () => {
+    await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 60_000 });
+    // The leader exits 3 at once and leaves a sleep behind. Recording the exit ends that sleep
+    // first; that first terminate is held until the Cancel has come.
+    const real = Workload.prototype.terminate;
+    let release = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let calls = 0;
+    const terminate = vi.spyOn(Workload.prototype, "terminate").mockImplementation(async function (
+      this: Workload,
+      graceMs: number,
+    ) {
+      if (++calls === 1) await gate;
+      return real.call(this, graceMs);
+    });
+    try {
+      const script = 'sleep 300 & echo $! > "$GANGWAY_RESULT_FILE"; exit 3';
+      await agent.startRun(run({ argv: ["sh", "-c", script] }));
+      await expect.poll(() => calls, { timeout: 10_000 }).toBe(1);
+      const cancelling = agent.cancel({ leaseId: "L", epoch: 1, graceMs: 5000 });
+      await expect.poll(() => calls).toBe(2);
+      expect(sink.events.filter((e) => e.event.kind === "exited")).toEqual([]);
+      release();
+      const cancelled = await cancelling;
+      expect(cancelled.leftoverPids).toEqual([]);
+      expect(cancelled.status?.run).toMatchObject({ exited: true, exitCode: 3, cancelled: false });
+      const ends = sink.events.filter((e) => e.event.kind === "exited");
+      expect(ends).toHaveLength(1);
+      expect(ends[0]?.event).toMatchObject({ exitCode: 3, cancelled: false });
+      const straggler = Number(ends[0]?.event.result);
+      expect(straggler).toBeGreaterThan(0);
+      expect(alive(straggler)).toBe(false);
+    } finally {
+      terminate.mockRestore();
+    }
+  });
+
   it("reports processes that outlive SIGKILL and takes no lease or run beside them", async () => {
     await agent.acquireLease({ leaseId: "L", jobId: "job", epoch: 1, ttlMs: 60_000 });
     const started = await agent.startRun(run());

@@ -66,6 +66,7 @@ export interface AgentPort {
   readResult(r?: { jobId?: string; attempt?: number }): Promise<{ present: boolean; resultJson: string }>;
   readOutput(
     maxBytes?: number,
+    run?: { jobId: string; attempt?: number },
   ): Promise<{ stdout: Buffer; stderr: Buffer; stdoutTotal: number; stderrTotal: number }>;
 }
 

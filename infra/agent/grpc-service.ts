@@ -5,6 +5,7 @@ import {
   HostNotClean,
   InvalidAgentRequest,
   LeaseConflict,
+  RunNotFound,
 } from "../../functions/clients/agent/errors.js";
 import {
   AcquireLeaseSchema,
@@ -27,6 +28,7 @@ function statusFor(error: unknown): grpc.status {
   if (error instanceof LeaseConflict || error instanceof HostNotClean) return grpc.status.FAILED_PRECONDITION;
   if (error instanceof InvalidAgentRequest) return grpc.status.INVALID_ARGUMENT;
   if (error instanceof AgentStopping) return grpc.status.UNAVAILABLE;
+  if (error instanceof RunNotFound) return grpc.status.NOT_FOUND;
   return grpc.status.INTERNAL;
 }
 
@@ -137,9 +139,10 @@ export class HostAgentService {
       Cancel: this.unary("Cancel", (r) => a.cancel(parseRequest(CancelSchema, r, "Cancel request"))),
       Status: this.unary("Status", () => a.status()),
       Watch: this.watch,
-      ReadOutput: this.unary("ReadOutput", (r) =>
-        a.readOutput(parseRequest(ReadOutputSchema, r, "ReadOutput request").maxBytes),
-      ),
+      ReadOutput: this.unary("ReadOutput", (r) => {
+        const q = parseRequest(ReadOutputSchema, r, "ReadOutput request");
+        return a.readOutput(q.maxBytes, q.jobId, q.attempt);
+      }),
       SliceStatus: this.unary("SliceStatus", () => a.sliceStatus()),
       ReadResult: this.unary("ReadResult", (r) => {
         const q = parseRequest(ReadResultSchema, r, "ReadResult request");

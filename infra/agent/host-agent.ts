@@ -1,6 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { inheritableEnvironment } from "../../core/env-names.js";
-import { AgentStopping, HostNotClean, LeaseConflict } from "../../functions/clients/agent/errors.js";
+import {
+  AgentStopping,
+  HostNotClean,
+  LeaseConflict,
+  RunNotFound,
+} from "../../functions/clients/agent/errors.js";
 import type {
   AcquireLeaseRequest,
   CancelReply,
@@ -539,8 +544,19 @@ export class HostAgent {
     return () => this.watchers.delete(listener);
   }
 
-  readOutput(maxBytes: number): OutputReply {
-    const w = this.run?.workload;
+  /**
+   * Tails of the current run's stdout and stderr; with `jobId` (and `attempt`), only when the
+   * current run is that one: a host that moved on to another job never hands out its output.
+   */
+  readOutput(maxBytes: number, jobId = "", attempt = 0): OutputReply {
+    const run = this.run;
+    if (jobId && (run?.req.jobId !== jobId || (attempt > 0 && run.req.attempt !== attempt))) {
+      const which = attempt > 0 ? `job ${jobId} attempt ${attempt}` : `job ${jobId}`;
+      throw new RunNotFound(
+        `no output of ${which} on this host: it never ran it here, or has run another since`,
+      );
+    }
+    const w = run?.workload;
     return {
       stdout: w ? w.stdout.read(maxBytes) : Buffer.alloc(0),
       stderr: w ? w.stderr.read(maxBytes) : Buffer.alloc(0),

@@ -70,7 +70,8 @@ export interface AgentClient {
   cancel(r: { leaseId: string; epoch: number; graceMs?: number }): Promise<CancelReply>;
   status(): Promise<HostStatus>;
   watch(): StatusWatch;
-  readOutput(maxBytes?: number): Promise<OutputReply>;
+  /** Output tails of the current run; with `run`, only of that job (and attempt): else RunNotFound. */
+  readOutput(maxBytes?: number, run?: { jobId: string; attempt?: number }): Promise<OutputReply>;
   readResult(r?: { jobId?: string; attempt?: number }): Promise<ResultReply>;
   /** On a slice head: every host of its slice, as it sees them. */
   sliceStatus(): Promise<SliceStatusReply>;
@@ -158,7 +159,8 @@ export function createAgentClient(address: string, options: AgentClientOptions):
     sliceStatus: () => call("SliceStatus", {}),
     cancel: (r) => call("Cancel", { graceMs: 0, ...r }, r.graceMs ?? 0),
     status: () => call("Status", {}),
-    readOutput: (maxBytes = 0) => call("ReadOutput", { maxBytes }),
+    readOutput: (maxBytes = 0, run) =>
+      call("ReadOutput", { maxBytes, jobId: run?.jobId ?? "", attempt: run?.attempt ?? 0 }),
     readResult: (r = {}) => call("ReadResult", { jobId: r.jobId ?? "", attempt: r.attempt ?? 0 }),
     call: (method, request) => call(method, request),
     watch() {

@@ -17,6 +17,14 @@ export class HostNotClean extends GangwayError {
   override readonly name = "HostNotClean";
 }
 
+/**
+ * The run a request names (job, attempt) is not the host's current one: the host never ran it,
+ * or has moved on to another. Answered `NOT_FOUND`, without saying what the host runs now.
+ */
+export class RunNotFound extends GangwayError {
+  override readonly name = "RunNotFound";
+}
+
 /** A request that does not parse (field path, expected, got). Answered `INVALID_ARGUMENT`. */
 export class InvalidAgentRequest extends GangwayError {
   override readonly name = "InvalidAgentRequest";

@@ -219,8 +219,12 @@ export const RunSchema = z.object({
 /** A parsed Run request. */
 export type RunRequest = z.infer<typeof RunSchema>;
 
-/** What ReadOutput must hold. */
-export const ReadOutputSchema = z.object({ maxBytes: z.number().int().min(0) });
+/** What ReadOutput must hold (empty job id: the current run, whoever's it is). */
+export const ReadOutputSchema = z.object({
+  maxBytes: z.number().int().min(0),
+  jobId: z.string().max(MAX_ID).default(""),
+  attempt: z.number().int().min(0).default(0),
+});
 /** What ReadResult must hold (empty job id / attempt 0: the latest run). */
 export const ReadResultSchema = z.object({ jobId: z.string().max(MAX_ID), attempt: z.number().int().min(0) });
 

@@ -2,6 +2,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { deserializeError } from "../../../core/serialized-error.js";
+import type { AgentCallError } from "../../../functions/clients/agent/client.js";
 import {
   lease,
   liveGroup,
@@ -225,6 +226,30 @@ describe("agent runs", () => {
     expect(out.stdout.toString().endsWith("aEND")).toBe(true);
     expect(out.stderr.toString()).toBe("oops");
     expect((await c.readOutput(2)).stdout.toString()).toBe("ND");
+  });
+
+  it("hands a job's output only to that job: a host that moved on answers RunNotFound", async () => {
+    agent = await startTestAgent();
+    const c = agent.client;
+    await c.acquireLease(lease());
+    await c.run(runParams(["sh", "-c", "echo from-a"]));
+    await agent.waitForEvent((e) => e.event.kind === "exited" && e.event.jobId === "job-a");
+    expect((await c.readOutput(0, { jobId: "job-a", attempt: 1 })).stdout.toString()).toBe("from-a\n");
+    await c.releaseLease({ leaseId: "lease-a", epoch: 1 });
+    await c.acquireLease(lease("lease-b", 1, "job-b"));
+    await c.run(runParams(["sh", "-c", "echo from-b"], { leaseId: "lease-b", jobId: "job-b", attempt: 3 }));
+    await agent.waitForEvent((e) => e.event.kind === "exited" && e.event.jobId === "job-b");
+    const refused = (await c.readOutput(0, { jobId: "job-a" }).catch((e) => e)) as AgentCallError;
+    expect(refused.code).toBe(5); // NOT_FOUND
+    expect(refused.remote?.name).toBe("RunNotFound");
+    expect(refused.message).not.toContain("job-b");
+    const wrongAttempt = (await c
+      .readOutput(0, { jobId: "job-b", attempt: 1 })
+      .catch((e) => e)) as AgentCallError;
+    expect(wrongAttempt.remote?.name).toBe("RunNotFound");
+    expect((await c.readOutput(0, { jobId: "job-b", attempt: 3 })).stdout.toString()).toBe("from-b\n");
+    // Without a job: whatever runs now, as before.
+    expect((await c.readOutput()).stdout.toString()).toBe("from-b\n");
   });
 
   it("streams state changes to a watcher", async () => {

@@ -60,8 +60,37 @@ export function isWhole(slice: ClusterSlice, hostsPerSlice: number): boolean {
 }
 
 /**
+ * Natural order of slice names, numbers by value (`v4-16-2` before `v4-16-10`), the same on every
+ * machine (no locale). ScaleSlices takes slices in this order and so does a plan, so the plan
+ * shows the slices, and the coordinator, a run gets.
+ *
+ * @example
+ * ["v4-16-10", "v4-16-2"].sort(compareSliceNames) // ["v4-16-2", "v4-16-10"]
+ */
+export function compareSliceNames(a: string, b: string): number {
+  const pa = a.match(/\d+|\D+/g) ?? [];
+  const pb = b.match(/\d+|\D+/g) ?? [];
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i] as string;
+    const y = pb[i] as string;
+    if (x === y) continue;
+    if (/^\d/.test(x) && /^\d/.test(y)) {
+      const nx = x.replace(/^0+/, "");
+      const ny = y.replace(/^0+/, "");
+      if (nx.length !== ny.length) return nx.length - ny.length;
+      if (nx !== ny) return nx < ny ? -1 : 1;
+      continue; // the same number written with other leading zeros: settled below
+    }
+    return x < y ? -1 : 1;
+  }
+  if (pa.length !== pb.length) return pa.length - pb.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
  * Choose the cluster slices a job would take now: matching type, whole, as many as the job's
- * slice counts allow. For GPU/CPU jobs the matching hosts of all pools form one slice.
+ * slice counts allow, in {@link compareSliceNames} order (as ScaleSlices takes them). For GPU/CPU
+ * jobs the matching hosts of all pools form one slice.
  */
 export function selectSlices(
   job: JobSpec,
@@ -70,7 +99,9 @@ export function selectSlices(
   const acc = job.accelerator;
   if (acc.kind === "tpu") {
     const hosts = tpuType(acc.type).hosts;
-    const candidates = cluster.filter((s) => s.kind === "tpu" && s.type === acc.type && isWhole(s, hosts));
+    const candidates = cluster
+      .filter((s) => s.kind === "tpu" && s.type === acc.type && isWhole(s, hosts))
+      .sort((a, b) => compareSliceNames(a.name, b.name));
     const wanted = acceptableSliceCounts(acc);
     const chosen = chooseSliceCount(wanted, candidates.length, acc.type);
     return { choice: { wanted, available: candidates.length, chosen }, slices: candidates.slice(0, chosen) };
@@ -79,7 +110,7 @@ export function selectSlices(
     acc.kind === "gpu"
       ? s.kind === "gpu" && s.gpuType === acc.type && (s.gpusPerHost ?? 0) >= acc.count
       : s.kind === "cpu";
-  const pools = cluster.filter(matches);
+  const pools = cluster.filter(matches).sort((a, b) => compareSliceNames(a.name, b.name));
   const hosts = pools.flatMap((s) => s.hosts);
   const label = acc.kind === "gpu" ? `gpu ${acc.type} with ${acc.count} GPUs per host` : "cpu";
   if (hosts.length < acc.hosts) throw new InsufficientSlices([acc.hosts], hosts.length, label, "hosts");

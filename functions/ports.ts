@@ -79,8 +79,16 @@ export interface AgentConnector {
 export interface SliceProvider {
   /** Every slice that exists now, with each host's agent address. */
   listSlices(): Promise<ClusterSlice[]>;
-  /** Ask for `count` more slices of `type` (an autoscaler; may do nothing). */
+  /**
+   * Ask for `count` more slices of `type` (an autoscaler; may do nothing). ScaleSlices asks on
+   * every poll for all it still lacks: what is already on its way must not be asked for again.
+   */
   requestSlices(type: string, count: number): Promise<void>;
+  /**
+   * Optional: how much of `type` is on its way — slices for a TPU type, hosts for `cpu` /
+   * `gpu-MODEL-N`. A provider that can say lets a restart wait for its largest slice count.
+   */
+  pendingSlices?(type: string): Promise<number>;
   /**
    * Give slices back: preempted ones are deleted (they hold quota until then). Each is named with
    * the hosts the attempt knew, so that a slice that has since been replaced under the same name

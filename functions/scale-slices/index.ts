@@ -1,20 +1,32 @@
+import { createHash } from "node:crypto";
 import type { Hono } from "hono";
 import type { ClusterHost, ClusterSlice } from "../../core/cluster-spec.js";
 import { InsufficientSlices } from "../../core/errors.js";
-import { acceptableSliceCounts, type JobSpec, leaseTtlSeconds } from "../../core/job-spec.js";
-import { isWhole } from "../../core/placement.js";
+import { acceptableSliceCounts, type JobSpec } from "../../core/job-spec.js";
+import { compareSliceNames, isWhole } from "../../core/placement.js";
 import { tpuType } from "../../core/tpu-catalog.js";
 import { attemptStore } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
-import type { AgentConnector } from "../ports.js";
-import { type ExecutionState, ExecutionStateSchema, leaseIdOf, unitKeyOf } from "../state.js";
+import {
+  type ExecutionState,
+  ExecutionStateSchema,
+  type KeptLeases,
+  leaseIdOf,
+  unitKeyOf,
+} from "../state.js";
 import { createStepApp } from "../step-app.js";
+import {
+  type LeaseRef,
+  leaseTtlMs,
+  leaseUnit,
+  releaseHeld,
+  releaseHosts,
+  renewUnits,
+  type Unit,
+} from "./leases.js";
 
-/** How long a lease lasts without renewal: a control plane that dies strands no host for long. */
-export function leaseTtlMs(job: JobSpec): number {
-  return leaseTtlSeconds(job.timeouts.heartbeatSeconds) * 1000;
-}
+export { leaseTtlMs, releaseHeld, releaseHosts } from "./leases.js";
 
 /** The longest wait between two polls of the provider. */
 const MAX_POLL_DELAY_SECONDS = 300;
@@ -34,82 +46,22 @@ export function pollDelaySeconds(polls: number, waitedSeconds = 0): number {
   return Math.min(MAX_POLL_DELAY_SECONDS, Math.max(early, Math.floor(waitedSeconds / 20)));
 }
 
-interface Unit {
-  /** The slice (TPU) or pool (GPU/CPU) the hosts belong to. */
-  slice: ClusterSlice;
-  hosts: ClusterHost[];
-  /** Its name in {@link KeptLeases}: the slice's (TPU), the host's address (GPU/CPU). */
-  key: string;
-}
-
-/** Lease every host of a unit, all or nothing: a partial grab is released at once. */
-async function leaseUnit(
-  agents: AgentConnector,
-  unit: Unit,
-  lease: { leaseId: string; jobId: string; epoch: number; ttlMs: number },
-): Promise<boolean> {
-  const held = await mapLimit(unit.hosts, FAN_OUT, async (h) => {
-    if (!h.agent) return false;
-    try {
-      return (await agents.agent(h.agent).acquireLease(lease)).held;
-    } catch {
-      return false;
-    }
-  });
-  if (held.every(Boolean)) return true;
-  await releaseHosts(
-    agents,
-    unit.hosts.filter((_, i) => held[i]),
-    lease,
-  );
-  return false;
+/**
+ * A poll delay shortened by up to a quarter, by a share fixed by the job's id and poll: two jobs
+ * contending for the same slices that began waiting together drift apart, instead of each
+ * grabbing part, giving it all back and trying again in lockstep.
+ */
+export function spreadDelaySeconds(seconds: number, jobId: string, polls: number): number {
+  const share = createHash("sha256").update(`${jobId}\n${polls}`).digest().readUInt32BE(0) / 2 ** 32;
+  return Math.max(1, seconds - Math.floor((seconds * share) / 4));
 }
 
 /**
- * Release hosts the job holds: those of units the last teardown kept under the older lease they
- * still hold (`kept`), the others under this attempt's.
+ * How long a job restarting on slices its teardown kept waits for the slices its largest count
+ * lacks, while the provider says they are on their way, before it falls back to a smaller count
+ * of a flexible list (never past the scale timeout).
  */
-export async function releaseHeld(
-  agents: AgentConnector,
-  hosts: readonly { host: ClusterHost; kept: boolean }[],
-  lease: { leaseId: string; epoch: number },
-  keptLease: { leaseId: string; epoch: number } | undefined,
-): Promise<void> {
-  await Promise.all([
-    releaseHosts(
-      agents,
-      hosts.filter((h) => !h.kept).map((h) => h.host),
-      lease,
-    ),
-    keptLease
-      ? releaseHosts(
-          agents,
-          hosts.filter((h) => h.kept).map((h) => h.host),
-          keptLease,
-        )
-      : undefined,
-  ]);
-}
-
-/** Release the lease on hosts; unreachable ones free themselves when the lease expires. */
-export async function releaseHosts(
-  agents: AgentConnector,
-  hosts: readonly ClusterHost[],
-  lease: { leaseId: string; epoch: number },
-  graceMs?: number,
-): Promise<void> {
-  await mapLimit(hosts, FAN_OUT, async (h) => {
-    if (!h.agent) return;
-    await agents
-      .agent(h.agent)
-      .releaseLease({
-        leaseId: lease.leaseId,
-        epoch: lease.epoch,
-        ...(graceMs === undefined ? {} : { graceMs }),
-      })
-      .catch(() => undefined);
-  });
-}
+export const FLEX_GRACE_SECONDS = 120;
 
 function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit[] } {
   const acc = job.accelerator;
@@ -119,7 +71,7 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
     // here would make every attempt unhealthy while a whole slice waits unused.
     const whole = cluster
       .filter((s) => s.kind === "tpu" && s.type === acc.type && isWhole(s, hosts))
-      .sort((a, b) => a.name.localeCompare(b.name));
+      .sort((a, b) => compareSliceNames(a.name, b.name));
     return {
       units: whole.map((slice) => ({
         slice,
@@ -135,7 +87,7 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
         ? s.kind === "gpu" && s.gpuType === acc.type && (s.gpusPerHost ?? 0) >= acc.count
         : s.kind === "cpu",
     )
-    .sort((a, b) => a.name.localeCompare(b.name));
+    .sort((a, b) => compareSliceNames(a.name, b.name));
   return {
     units: pools.flatMap((slice) =>
       slice.hosts.map((h) => ({ slice, hosts: [h], key: unitKeyOf(acc.kind, slice.name, h.address) })),
@@ -145,9 +97,11 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
 
 /**
  * ScaleSlices: lease the job's slices for the next attempt — an exact count, or the largest
- * feasible of a flexible list — all or nothing. Short of slices it asks the provider's
- * autoscaler and answers `pending` (the machine waits and comes back) until the scale timeout,
- * then raises {@link InsufficientSlices}, which counts as a preemption.
+ * feasible of a flexible list — all or nothing. Short of the largest count it asks the
+ * provider's autoscaler for the rest. Short of every count it answers `pending` (the machine
+ * waits and comes back) until the scale timeout, then raises {@link InsufficientSlices}, which
+ * counts as a preemption. A restart on kept slices whose largest count is on its way waits for
+ * it a while ({@link FLEX_GRACE_SECONDS}) before it settles for a smaller one.
  */
 export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock">) {
   const attempts = attemptStore(deps.store);
@@ -161,8 +115,10 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
     const { job, jobId } = state;
     const acc = job.accelerator;
     const wanted = acc.kind === "tpu" ? acceptableSliceCounts(acc) : [acc.hosts];
+    const largestFirst = [...wanted].sort((a, b) => b - a);
     const max = Math.max(...wanted);
-    const lease = { leaseId: leaseIdOf(jobId, attempt), jobId, epoch: attempt, ttlMs: leaseTtlMs(job) };
+    const ttlMs = leaseTtlMs(job);
+    const lease = { leaseId: leaseIdOf(jobId, attempt), jobId, epoch: attempt, ttlMs };
     const cluster = await deps.provider.listSlices();
     const { units } = unitsFor(job, cluster);
     // Units the teardown kept are held already (an in-place restart: the Run takes their older
@@ -173,6 +129,7 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
       : undefined;
     const keptKeys = new Set(state.kept?.units ?? []);
     const kept = new Set(units.filter((u) => keptKeys.has(u.key)));
+    const leaseOf = (u: Unit): LeaseRef => (keptLease && kept.has(u) ? keptLease : lease);
     // A kept unit that is no unit any more (no longer whole, gone from its pool) is not taken:
     // its hosts still hold the older lease, given back here rather than left to lapse.
     const keptFound = new Set([...kept].map((u) => u.key));
@@ -206,6 +163,17 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
 
     const got: Unit[] = [...kept].slice(0, max);
     await giveBack([...kept].slice(max));
+    // Units held are renewed (those no longer held dropped) when a third of the lease has passed:
+    // batches behind agents that never answer can take longer than a lease lasts.
+    let renewedAt = deps.clock.now();
+    const keepFresh = async () => {
+      if (deps.clock.now() - renewedAt < ttlMs / 3 || got.length === 0) return;
+      renewedAt = deps.clock.now();
+      const lost = new Set(await renewUnits(deps.agents, got, leaseOf, ttlMs));
+      if (lost.size === 0) return;
+      await giveBack([...lost]);
+      got.splice(0, got.length, ...got.filter((u) => !lost.has(u)));
+    };
     const candidates = units.filter((u) => !kept.has(u));
     // A host is in one unit of the job at most: where an inventory puts one host in two units (or
     // twice in one), placement would fail on every attempt, so such a unit is passed over.
@@ -231,15 +199,55 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
         if (held[i]) got.push(u);
         else for (const h of u.hosts) taken.delete(h.address);
       });
+      await keepFresh();
     }
     // In the cluster's order, kept or not (slice 0 stays slice 0 when it survives).
     const order = new Map(units.map((u, i) => [u, i]));
     got.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
-    const chosen = [...wanted].sort((a, b) => b - a).find((n) => n <= got.length);
+    const chosen = largestFirst.find((n) => n <= got.length);
     const history = {
       ...state.history,
       events: state.history.events + HISTORY_COST.task + HISTORY_COST.choice,
     };
+    const type = acc.kind === "tpu" ? acc.type : acc.kind === "gpu" ? `gpu-${acc.type}-${acc.count}` : "cpu";
+    const waited = (now - startedAt) / 1000;
+    /** The state that has the machine wait `until` (at the latest) and come back. */
+    const pending = (until: number, keptNow: KeptLeases | undefined): ExecutionState => {
+      const delay = spreadDelaySeconds(pollDelaySeconds(polls, waited), jobId, polls);
+      const waitSeconds = Math.max(1, Math.min(delay, Math.ceil((until - now) / 1000)));
+      return {
+        ...state,
+        attempt,
+        history: { ...history, events: history.events + HISTORY_COST.wait },
+        scale: { status: "pending", startedAt, deadline, polls, waitSeconds, wanted, available: got.length },
+        kept: keptNow,
+      };
+    };
+    // Short of the largest count: ask for the rest. The provider does not ask again for what is
+    // on its way, so asking on every poll for all that is missing does not over-ask.
+    if (got.length < max && (chosen !== undefined || now < deadline)) {
+      await deps.provider.requestSlices(type, max - got.length);
+    }
+    if (chosen !== undefined && chosen < max && state.kept) {
+      // A restart on kept slices (a preempted one's replacement being provisioned, say): while
+      // the provider brings up what a larger count lacks (already, or since the request above),
+      // hold the kept slices and wait a while, rather than give one back and run smaller for as
+      // long as the attempt lasts.
+      const keptHeld = got.filter((u) => kept.has(u));
+      const graceEnds = Math.min(startedAt + FLEX_GRACE_SECONDS * 1000, deadline);
+      const coming =
+        keptHeld.length > 0 && now < graceEnds
+          ? await (deps.provider.pendingSlices?.(type) ?? Promise.resolve(0)).catch(() => 0)
+          : 0;
+      const reachable = largestFirst.find((n) => n <= got.length + coming) ?? 0;
+      if (reachable > chosen) {
+        await giveBack(got.filter((u) => !kept.has(u)));
+        const lost = new Set(await renewUnits(deps.agents, keptHeld, leaseOf, ttlMs));
+        await giveBack([...lost]);
+        const still = keptHeld.filter((u) => !lost.has(u)).map((u) => u.key);
+        return pending(graceEnds, still.length > 0 ? { epoch: state.kept.epoch, units: still } : undefined);
+      }
+    }
     if (chosen !== undefined) {
       // Keep the chosen units, give back the rest.
       await giveBack(got.splice(chosen));
@@ -276,26 +284,12 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
         kept: undefined,
       };
     }
-    // Not enough: give back what we hold, ask for more, and come back later (or give up).
+    // Not enough: give back what we hold and come back later (or give up).
     await giveBack(got);
-    const min = Math.min(...wanted);
-    const type = acc.kind === "tpu" ? acc.type : acc.kind === "gpu" ? `gpu-${acc.type}-${acc.count}` : "cpu";
     if (now >= deadline) {
       throw new InsufficientSlices(wanted, got.length, type, acc.kind === "tpu" ? "slices" : "hosts");
     }
-    await deps.provider.requestSlices(type, Math.max(1, min - got.length));
-    const waited = (now - startedAt) / 1000;
-    const waitSeconds = Math.max(
-      1,
-      Math.min(pollDelaySeconds(polls, waited), Math.ceil((deadline - now) / 1000)),
-    );
-    return {
-      ...state,
-      attempt,
-      history: { ...history, events: history.events + HISTORY_COST.wait },
-      scale: { status: "pending", startedAt, deadline, polls, waitSeconds, wanted, available: got.length },
-      kept: undefined,
-    };
+    return pending(deadline, undefined);
   };
 }
 

@@ -19,13 +19,27 @@ export async function persistentSecret(path: string): Promise<string> {
   return secret;
 }
 
-/** The local provider as the control plane's port: asks for slices without waiting for them. */
+/**
+ * How much of `type` is on its way, in the unit `requestSlices` counts: slices for a TPU type,
+ * hosts for `cpu` / `gpu-MODEL-N` (each pending entry there is a group of hosts).
+ */
+function pendingAmount(provider: Pick<LocalProvider, "pendingSlices">, type: string): number {
+  const pending = provider.pendingSlices().filter((p) => p.type === type);
+  const inHosts = type === "cpu" || type.startsWith("gpu-");
+  return inHosts ? pending.reduce((n, p) => n + p.hosts, 0) : pending.length;
+}
+
+/**
+ * The local provider as the control plane's port: asks for slices without waiting for them.
+ * ScaleSlices asks on every poll for all it still lacks; what is already on its way (being
+ * provisioned or starting) is not asked for again.
+ */
 export function providerPort(provider: LocalProvider, log: (line: string) => void): SliceProvider {
   return {
     listSlices: async () => provider.listSlices(),
+    pendingSlices: async (type) => pendingAmount(provider, type),
     async requestSlices(type, count) {
-      const pending = provider.pendingSlices().filter((p) => p.type === type).length;
-      const missing = count - pending;
+      const missing = count - pendingAmount(provider, type);
       if (missing <= 0) return;
       provider.requestSlices(type, missing).then(
         (added: ClusterSlice[]) => log(`autoscaler: ${added.length} ${type} slice(s) up`),

@@ -56,7 +56,7 @@ export interface PreemptionInjected {
 
 /** The embedded cluster: simulated hosts on loopback addresses, each with a real agent. */
 export interface LocalProvider extends ClusterProvider {
-  /** Slices asked for and not up yet. */
+  /** Slices asked for and not up yet (being provisioned, or their agents starting). */
   pendingSlices(): Array<{ type: string; hosts: number; readyAt: number }>;
   /**
    * Preempt a slice as GCE would: its agents and workloads die at once (nothing more is heard from
@@ -138,13 +138,17 @@ export async function createLocalProvider(options: LocalProviderOptions): Promis
   };
 
   const inflight = new Set<Promise<unknown>>();
-  const bringUp = (slice: ClusterSlice): Promise<ClusterSlice> => {
-    const p = startSlice(slice);
+  const bringUp = (slice: ClusterSlice, entry?: Pending): Promise<ClusterSlice> => {
+    const p = startSlice(slice, entry);
     inflight.add(p);
     void p.catch(() => {}).finally(() => inflight.delete(p));
     return p;
   };
-  const startSlice = async (slice: ClusterSlice): Promise<ClusterSlice> => {
+  /**
+   * Start a slice's agents. Its pending `entry` (if any) stays counted until the slice is live or
+   * has failed: a slice coming up is neither listed yet nor free quota.
+   */
+  const startSlice = async (slice: ClusterSlice, entry?: Pending): Promise<ClusterSlice> => {
     const started = await Promise.allSettled(
       slice.hosts.map(async (host) => {
         const dir = join(options.workDir, "hosts", host.address);
@@ -166,12 +170,15 @@ export async function createLocalProvider(options: LocalProviderOptions): Promis
     const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
     // A slice comes up whole or not at all, and never after the provider closed.
     if (failed || closed) {
+      if (entry) pending.delete(entry);
       await Promise.all(agents.map((a) => a.close()));
       throw failed ? failed.reason : new Error("local cluster closed while the slice came up");
     }
     slice.hosts.forEach((h, i) => {
       h.agent = agents[i]?.address;
     });
+    // Pending to live in one step: never counted twice, never missed.
+    if (entry) pending.delete(entry);
     live.set(slice.name, { slice, agents, order: order.get(slice.name) ?? 0 });
     return slice;
   };
@@ -190,12 +197,13 @@ export async function createLocalProvider(options: LocalProviderOptions): Promis
         return p;
       });
       const timer = setTimeout(() => {
-        for (const p of entries) pending.delete(p);
         if (closed) {
+          for (const p of entries) pending.delete(p);
           resolve([]);
           return;
         }
-        Promise.all(slices.map(bringUp)).then(resolve, (e: unknown) => {
+        // The entries stay pending while the agents start (startSlice removes each one).
+        Promise.all(slices.map((s, i) => bringUp(s, entries[i]))).then(resolve, (e: unknown) => {
           log(`local cluster: could not bring up ${slices.map((s) => s.name).join(", ")}: ${String(e)}`);
           resolve([]);
         });
@@ -211,7 +219,7 @@ export async function createLocalProvider(options: LocalProviderOptions): Promis
 
   const initialPools = options.pools ?? (options.spec ? parseClusterSpec(options.spec) : []);
   try {
-    for (const pool of initialPools) await Promise.all(layout(pool).map(bringUp));
+    for (const pool of initialPools) await Promise.all(layout(pool).map((s) => bringUp(s)));
   } catch (e) {
     // No half-built cluster is left running behind a failed start.
     closed = true;

@@ -8,6 +8,7 @@ import { type AgentClient, createAgentClient } from "../../../functions/clients/
 import { createJsonLinesEventSink, type HostEvent } from "../../../infra/agent/events.js";
 import { groupMembers } from "../../../infra/agent/process-group.js";
 import { createLocalProvider, type LocalProvider } from "../../../infra/local/cluster/local-provider.js";
+import { providerPort } from "../../../infra/local/stack-wiring.js";
 
 const TOKEN = "cluster-test-token";
 let dir: string;
@@ -78,6 +79,43 @@ describe("local provider", () => {
     const cpu = await provider.requestSlices("cpu", 4);
     expect(cpu.map((s) => [s.name, s.hosts.length])).toEqual([["cpu-0", 1]]);
     await expect(provider.requestSlices("v4-7", 1)).rejects.toMatchObject({ name: "UnknownAcceleratorType" });
+  });
+
+  it("counts a slice whose agents are starting as pending until it is live: the quota holds", async () => {
+    provider = await createLocalProvider({
+      token: TOKEN,
+      workDir: dir,
+      provisioningDelayMs: 0,
+      quota: { maxSlices: { "v4-16": 1 } },
+    });
+    const first = provider.requestSlices("v4-16", 1);
+    // Until the slice is listed it is pending: never neither.
+    while (provider.pendingSlices().length > 0) {
+      expect(provider.listSlices()).toEqual([]);
+      await new Promise((r) => setImmediate(r));
+    }
+    const second = provider.requestSlices("v4-16", 1);
+    expect((await first).map((s) => s.name)).toEqual(["v4-16-0"]);
+    expect(await second).toEqual([]);
+    expect(provider.listSlices().map((s) => s.name)).toEqual(["v4-16-0"]);
+  });
+
+  it("the autoscaler port counts cpu/gpu requests in hosts: asked twice for 4, 4 hosts come", async () => {
+    provider = await createLocalProvider({ token: TOKEN, workDir: dir, provisioningDelayMs: 600_000 });
+    const port = providerPort(provider, () => {});
+    await port.requestSlices("cpu", 4);
+    await port.requestSlices("cpu", 4);
+    await port.requestSlices("gpu-h100-8", 2);
+    await port.requestSlices("gpu-h100-8", 3);
+    await port.requestSlices("v4-16", 2);
+    await port.requestSlices("v4-16", 2);
+    const hostsOf = (type: string) =>
+      provider?.pendingSlices().reduce((n, p) => n + (p.type === type ? p.hosts : 0), 0);
+    expect(hostsOf("cpu")).toBe(4);
+    expect(hostsOf("gpu-h100-8")).toBe(3);
+    expect(provider.pendingSlices().filter((p) => p.type === "v4-16")).toHaveLength(2);
+    expect(await port.pendingSlices?.("cpu")).toBe(4);
+    expect(await port.pendingSlices?.("v4-16")).toBe(2);
   });
 
   it("releases slices: their workloads stop and their agents go away", async () => {

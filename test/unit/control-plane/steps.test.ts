@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { ClusterSlice } from "../../../core/cluster-spec.js";
 import {
   InsufficientSlices,
   InvalidJobSpec,
@@ -6,14 +7,20 @@ import {
   WorkloadStartFailed,
 } from "../../../core/errors.js";
 import type { HostEvent } from "../../../core/host-event.js";
+import { planJob } from "../../../core/plan.js";
 import { attemptStore } from "../../../functions/attempts.js";
 import { continuationName } from "../../../functions/continue-execution/index.js";
+import {
+  FLEX_GRACE_SECONDS,
+  pollDelaySeconds,
+  spreadDelaySeconds,
+} from "../../../functions/scale-slices/index.js";
 import {
   attemptTimeoutSeconds,
   type ExecutionState,
   ExecutionStateSchema,
 } from "../../../functions/state.js";
-import { fakeWorld } from "./fakes.js";
+import { FakeAgent, fakeWorld } from "./fakes.js";
 import { continued, execution, exitEvent, launched, spec, steps } from "./harness.js";
 
 describe("Init", () => {
@@ -123,6 +130,195 @@ describe("ScaleSlices", () => {
     // Each poll is a task, a choice and a wait in the execution's history.
     expect(polls * 9).toBeLessThan(4_000);
     expect(state.history.events - before).toBeLessThan(4_000);
+  });
+});
+
+describe("ScaleSlices with a flexible count", () => {
+  const flexible = { accelerator: { kind: "tpu", type: "v4-16", slices: [4, 2] } };
+
+  /** The world's provider, made to say that `coming()` slices are being provisioned. */
+  function provisioning(world: ReturnType<typeof fakeWorld>, coming: () => number) {
+    world.deps.provider.pendingSlices = async () => coming();
+  }
+
+  /** A [4,2] job ran on 4 slices; the last was preempted and is gone, the teardown kept 3. */
+  async function keptThree() {
+    const world = fakeWorld("v4-16x4");
+    const { s, state } = await launched(world, flexible);
+    expect(state.scale?.slices).toHaveLength(4);
+    const preempted = {
+      Error: "Preempted",
+      Cause: JSON.stringify({ name: "Preempted", message: "x", details: { slice: "v4-16-3" } }),
+    };
+    const torn = await s.teardown(await s.check({ ...state, problem: preempted }));
+    expect(torn.kept).toEqual({ epoch: 1, units: ["v4-16-0", "v4-16-1", "v4-16-2"] });
+    const gone = world.cluster[3];
+    world.setCluster(world.cluster.slice(0, 3));
+    for (const a of world.agents.values()) a.calls.length = 0;
+    // The replacement comes back under a new name (on the same fake agents).
+    const replace = () =>
+      world.setCluster([...world.cluster, { ...(gone as ClusterSlice), name: "v4-16-4" }]);
+    return { world, s, torn, replace };
+  }
+
+  it("asks the autoscaler for what the largest count lacks when it takes a smaller one", async () => {
+    const world = fakeWorld("v4-16x2");
+    const s = steps(world);
+    const state = await s.scale(await s.init({ input: spec(flexible), execution }));
+    expect(state.scale).toMatchObject({ status: "ready", available: 2 });
+    expect(world.requested).toEqual([["v4-16", 2]]);
+  });
+
+  it("short of every count, asks for the largest", async () => {
+    const world = fakeWorld("v4-16x1");
+    const s = steps(world);
+    const state = await s.scale(await s.init({ input: spec(flexible), execution }));
+    expect(state.scale?.status).toBe("pending");
+    expect(world.requested).toEqual([["v4-16", 3]]);
+  });
+
+  it("a restart on 3 kept slices waits for the 4th being provisioned, holding the 3", async () => {
+    const { world, s, torn, replace } = await keptThree();
+    provisioning(world, () => 1);
+    const waiting = await s.scale(torn);
+    expect(waiting.scale).toMatchObject({ status: "pending", available: 3 });
+    expect(world.requested).toEqual([["v4-16", 1]]);
+    // The kept slices are neither given back nor left to lapse: renewed under their lease.
+    expect(waiting.kept).toEqual({ epoch: 1, units: ["v4-16-0", "v4-16-1", "v4-16-2"] });
+    for (const sl of [0, 1, 2])
+      for (const h of [0, 1]) {
+        expect(world.agentOf(sl, h).lease).toMatchObject({ leaseId: "train-1#1", epoch: 1 });
+        expect(world.agentOf(sl, h).calls).toEqual(["renewLease"]);
+      }
+    replace();
+    world.advance((waiting.scale?.waitSeconds ?? 0) * 1000);
+    const ready = await s.scale(waiting);
+    expect(ready.scale).toMatchObject({ status: "ready", available: 4 });
+    expect(ready.scale?.slices?.map((x) => x.name)).toEqual(["v4-16-0", "v4-16-1", "v4-16-2", "v4-16-4"]);
+    expect(ready.scale?.kept).toEqual({ epoch: 1, units: ["v4-16-0", "v4-16-1", "v4-16-2"] });
+    expect(ready.attempt).toBe(2);
+  });
+
+  it("falls back to the smaller count once the grace has passed, within the scale timeout", async () => {
+    const { world, s, torn } = await keptThree();
+    provisioning(world, () => 1);
+    let state = await s.scale(torn);
+    let waited = 0;
+    while (state.scale?.status === "pending") {
+      waited += state.scale.waitSeconds;
+      world.advance(state.scale.waitSeconds * 1000);
+      state = await s.scale(state);
+    }
+    expect(waited).toBe(FLEX_GRACE_SECONDS);
+    expect(state.scale).toMatchObject({ status: "ready", available: 2 });
+    expect(state.scale?.kept).toEqual({ epoch: 1, units: ["v4-16-0", "v4-16-1"] });
+    for (const h of [0, 1]) expect(world.agentOf(2, h).lease).toBeNull();
+  });
+
+  it("does not wait when nothing is on its way, nor without kept slices", async () => {
+    const { world, s, torn } = await keptThree();
+    provisioning(world, () => 0);
+    expect((await s.scale(torn)).scale).toMatchObject({ status: "ready", available: 2 });
+    const fresh = fakeWorld("v4-16x2");
+    provisioning(fresh, () => 2);
+    const f = steps(fresh);
+    const state = await f.scale(await f.init({ input: spec(flexible), execution }));
+    expect(state.scale).toMatchObject({ status: "ready", available: 2 });
+  });
+});
+
+describe("ScaleSlices leases", () => {
+  it("releases every host of a unit it could not wholly lease, one that granted but did not answer too", async () => {
+    const world = fakeWorld("v4-16x3");
+    const late = world.agentOf(1, 1);
+    // The host grants the lease; its answer is lost to a deadline.
+    late.acquireLease = async function (this: FakeAgent, r) {
+      await FakeAgent.prototype.acquireLease.call(this, r);
+      throw Object.assign(new Error("acquireLease: DEADLINE_EXCEEDED"), { code: 4 });
+    };
+    const s = steps(world);
+    const state = await s.scale(await s.init({ input: spec(), execution }));
+    expect(state.scale?.slices?.map((x) => x.name)).toEqual(["v4-16-0", "v4-16-2"]);
+    expect(late.lease).toBeNull();
+    expect(world.agentOf(1, 0).lease).toBeNull();
+  });
+
+  it("renews leases taken early while later batches wait on slow agents", async () => {
+    const world = fakeWorld("v4-16x3");
+    const slow = world.agentOf(1, 0);
+    slow.acquireLease = async function (this: FakeAgent) {
+      this.calls.push("acquireLease");
+      world.advance(100_000); // longer than a third of the 180 s lease
+      throw Object.assign(new Error("acquireLease: DEADLINE_EXCEEDED"), { code: 4 });
+    };
+    const s = steps(world);
+    const state = await s.scale(await s.init({ input: spec(), execution }));
+    expect(state.scale?.slices?.map((x) => x.name)).toEqual(["v4-16-0", "v4-16-2"]);
+    expect(world.agentOf(0, 0).calls).toEqual(["acquireLease", "renewLease"]);
+    expect(world.agentOf(0, 1).calls).toEqual(["acquireLease", "renewLease"]);
+  });
+
+  it("drops a unit whose lease lapsed during a long call, and takes another", async () => {
+    const world = fakeWorld("v4-16x4");
+    const slow = world.agentOf(1, 0);
+    slow.acquireLease = async function (this: FakeAgent) {
+      world.advance(200_000);
+      world.agentOf(0, 1).lease = null; // slice 0's lease lapsed meanwhile
+      throw Object.assign(new Error("acquireLease: DEADLINE_EXCEEDED"), { code: 4 });
+    };
+    const s = steps(world);
+    const state = await s.scale(await s.init({ input: spec(), execution }));
+    expect(state.scale?.slices?.map((x) => x.name)).toEqual(["v4-16-2", "v4-16-3"]);
+    expect(world.agentOf(0, 0).lease).toBeNull();
+  });
+
+  it("takes slices in natural name order, as a plan shows them: v4-16-2 before v4-16-10", async () => {
+    const world = fakeWorld("v4-16x12");
+    // However the provider lists them.
+    world.setCluster([...world.cluster].reverse());
+    const s = steps(world);
+    const init = await s.init({
+      input: spec({ accelerator: { kind: "tpu", type: "v4-16", slices: 3 } }),
+      execution,
+    });
+    const planned = planJob(init.job, world.cluster, { jobId: "train-1", attempt: 1 });
+    const state = await s.scale(init);
+    const names = state.scale?.slices?.map((x) => x.name);
+    expect(names).toEqual(["v4-16-0", "v4-16-1", "v4-16-2"]);
+    expect(planned.slices.map((x) => x.name)).toEqual(names);
+    const placed = await s.prepare(state);
+    expect(planned.coordinator).toBe(
+      `${placed.placement?.coordinatorIp}:${placed.placement?.coordinatorPort}`,
+    );
+  });
+
+  it("spreads the polls of jobs that wait together, never past the poll delay", async () => {
+    const waits = (jobId: string) => {
+      const out: number[] = [];
+      for (let polls = 0; polls < 30; polls++) {
+        const base = pollDelaySeconds(polls, polls * 10);
+        const wait = spreadDelaySeconds(base, jobId, polls);
+        expect(wait).toBeLessThanOrEqual(base);
+        expect(wait).toBeGreaterThanOrEqual(Math.max(1, Math.ceil(base * 0.75)));
+        out.push(wait);
+      }
+      return out;
+    };
+    expect(waits("train-1")).not.toEqual(waits("train-2"));
+    // Through the step: two jobs short of slices from the same moment part ways.
+    const world = fakeWorld("v4-16x1");
+    const s = steps(world);
+    const a = await s.init({ input: spec({ timeouts: { scaleSeconds: 3600 } }), execution });
+    const b = { ...a, jobId: "train-2" };
+    const seq = async (state: ExecutionState) => {
+      const out: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        state = await s.scale(state);
+        out.push(state.scale?.waitSeconds ?? 0);
+      }
+      return out;
+    };
+    expect(await seq(a)).not.toEqual(await seq(b));
   });
 });
 

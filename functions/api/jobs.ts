@@ -1,20 +1,37 @@
 import { createHash, randomBytes } from "node:crypto";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { safeParseJobSpec } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { attemptStore, keys } from "../attempts.js";
-import { continuationName } from "../continue-execution/index.js";
-import type {
-  AgentConnector,
-  Clock,
-  ExecutionDetail,
-  ExecutionsApi,
-  ResultsStore,
-  TaskTokens,
-} from "../ports.js";
+import type { AgentConnector, Clock, ExecutionsApi, ResultsStore, TaskTokens } from "../ports.js";
+import {
+  ApiProblem,
+  apiError as err,
+  inputTooLarge,
+  issue,
+  jsonOnError,
+  parseParams,
+  refusesRequest,
+  startRefusal,
+} from "./errors.js";
+import {
+  EXECUTION_STATUSES,
+  executionArnOf,
+  jobHistory,
+  jobIdOf,
+  lastExecution,
+  listJobs,
+} from "./job-executions.js";
+
+export { EXECUTION_STATUSES } from "./job-executions.js";
+
 import { openApiDocument } from "./openapi.js";
 import { signatureProblem } from "./signature.js";
+
+export type { ApiError } from "./errors.js";
+export { executionArnOf, jobHistory } from "./job-executions.js";
 
 /** Largest job spec the webhook takes: Step Functions' own limit on an execution's input. */
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -30,19 +47,9 @@ export interface JobsApiDeps {
   agents?: AgentConnector | undefined;
   /** HMAC secret of `POST /v1/jobs`; without one, unsigned requests are accepted. */
   webhookSecret?: string | undefined;
+  /** Where internal errors go (one line each); stderr by default. */
+  log?: ((line: string) => void) | undefined;
 }
-
-/** The error body every edge answers. */
-export interface ApiError {
-  code: string;
-  message: string;
-  issues: Array<{ path: string; message: string }>;
-}
-const err = (code: string, message: string, issues: ApiError["issues"] = []): ApiError => ({
-  code,
-  message,
-  issues,
-});
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
@@ -51,59 +58,6 @@ const IdempotencyRecordSchema = z.object({
   jobId: z.string(),
   executionArn: z.string(),
 });
-
-/** The execution ARN of job `jobId` (its first execution) under `stateMachineArn`. */
-export function executionArnOf(stateMachineArn: string, jobId: string): string {
-  return `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${jobId}`;
-}
-
-/**
- * Every execution of a job, in order, and all their history events: the first execution and each
- * continuation (`<job>-c2` …) up to the current one.
- */
-export async function jobHistory(
-  deps: Pick<JobsApiDeps, "executions" | "stateMachineArn">,
-  jobId: string,
-  currentExecutionArn: string | undefined,
-): Promise<{ executions: string[]; events: unknown[] }> {
-  const executions = [executionArnOf(deps.stateMachineArn, jobId)];
-  const n = Number(/-c(\d+)$/.exec(currentExecutionArn ?? "")?.[1] ?? "1");
-  for (let i = 2; i <= n; i++)
-    executions.push(executionArnOf(deps.stateMachineArn, continuationName(jobId, i)));
-  const events: unknown[] = [];
-  for (const arn of executions) events.push(...(await deps.executions.history(arn).catch(() => [])));
-  return { executions, events };
-}
-
-/** The `continuedAs` of an execution that ended by continuing the job in a new one. */
-function continuedAs(execution: ExecutionDetail): string | undefined {
-  if (execution.status !== "SUCCEEDED") return undefined;
-  try {
-    const next = (JSON.parse(execution.output ?? "null") as { continuedAs?: unknown } | null)?.continuedAs;
-    return typeof next === "string" ? next : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The execution job's `arn` goes on in: itself, or the last of the executions it continued as.
- * A continued execution ends SUCCEEDED; that is not the job's end, even where the job's record
- * still names it (written before the record followed continuations).
- */
-async function lastExecution(
-  executions: ExecutionsApi,
-  arn: string,
-): Promise<{ arn: string; execution: ExecutionDetail | undefined }> {
-  let execution = await executions.describe(arn);
-  let next = execution && continuedAs(execution);
-  while (next) {
-    arn = next;
-    execution = await executions.describe(arn);
-    next = execution && continuedAs(execution);
-  }
-  return { arn, execution };
-}
 
 /** A job as `GET /v1/jobs/:id` shows it. */
 export async function jobView(
@@ -158,145 +112,212 @@ export async function jobView(
   };
 }
 
+/** Characters Step Functions refuses in an execution name (and so in a job id). */
+const FORBIDDEN_IN_NAME = /[\s<>{}[\]?*"#%\\^|~`$&,;:/]/u;
+const hasControl = (s: string) =>
+  [...s].some((ch) => {
+    const code = ch.codePointAt(0) ?? 0;
+    return code <= 0x1f || (code >= 0x7f && code <= 0x9f);
+  });
+
+/** A job id as a path parameter: an execution name. */
+export const JobIdParamsSchema = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(80)
+    .refine((id) => !FORBIDDEN_IN_NAME.test(id) && !hasControl(id), {
+      params: { expected: "an execution name: no whitespace, control or special characters" },
+    }),
+});
+
+/** An empty query parameter is an absent one (`?status=` from a form). */
+const optional = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (v === "" ? undefined : v), schema.optional());
+
+/** `GET /v1/jobs`'s query. */
+export const ListQuerySchema = z.object({
+  limit: optional(
+    z
+      .string()
+      .regex(/^[0-9]{1,7}$/, "a whole number from 1 to 1000")
+      .transform(Number)
+      .pipe(z.int().min(1).max(1000)),
+  ).transform((v) => v ?? 50),
+  status: optional(z.enum(EXECUTION_STATUSES)),
+  next: optional(z.string().max(1024)),
+});
+
+/** The job `:id` names (a continuation's execution name names its job); 400 for a malformed one. */
+export async function jobIdParam(
+  deps: Pick<JobsApiDeps, "executions" | "stateMachineArn">,
+  c: Context,
+): Promise<string> {
+  const { id } = parseParams(JobIdParamsSchema, { id: c.req.param("id") }, "InvalidJobId");
+  return jobIdOf(deps, id);
+}
+
+/** The idempotency record at `key`, or undefined when there is none or it is unreadable (torn by a crash). */
+async function idempotencyRecord(store: ResultsStore, key: string) {
+  const text = await store.get(key);
+  if (!text) return undefined;
+  try {
+    const parsed = IdempotencyRecordSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const tooLargeBody = () =>
+  err("PayloadTooLarge", `body over ${MAX_BODY_BYTES} bytes`, [
+    issue("(root)", `a body of at most ${MAX_BODY_BYTES} bytes`, `more than ${MAX_BODY_BYTES} bytes`),
+  ]);
+
 /**
  * The jobs API: `POST /v1/jobs` (signed webhook, idempotent by `Idempotency-Key`),
- * `GET /v1/jobs/:id`, `GET /v1/jobs` (paginated) and `DELETE /v1/jobs/:id` (cancel). Nothing is
- * started unless the answer is 202.
+ * `GET /v1/jobs/:id`, `GET /v1/jobs` (paginated, one row per job) and `DELETE /v1/jobs/:id`
+ * (cancel). Nothing is started unless the answer is 202. A continuation's execution name stands
+ * for its job; every error answers `{code, message, issues}`.
  */
 export function createJobsApi(deps: JobsApiDeps): Hono {
   const app = new Hono();
   const attempts = attemptStore(deps.store);
+  app.onError(jsonOnError(deps.log));
 
   app.get("/v1/openapi.json", (c) => c.json(openApiDocument(new URL(c.req.url).origin)));
 
-  app.post("/v1/jobs", async (c) => {
-    const type = c.req.header("content-type") ?? "";
-    if (!/^application\/json\s*(;|$)/i.test(type)) {
-      return c.json(
-        err("UnsupportedMediaType", `expected content-type application/json, got ${type || "none"}`),
-        415,
-      );
-    }
-    const declared = Number(c.req.header("content-length") ?? "0");
-    if (declared > MAX_BODY_BYTES)
-      return c.json(err("PayloadTooLarge", `body of ${declared} bytes exceeds ${MAX_BODY_BYTES}`), 413);
-    const raw = await c.req.text();
-    if (Buffer.byteLength(raw) > MAX_BODY_BYTES) {
-      return c.json(
-        err("PayloadTooLarge", `body of ${Buffer.byteLength(raw)} bytes exceeds ${MAX_BODY_BYTES}`),
-        413,
-      );
-    }
-    if (deps.webhookSecret !== undefined) {
-      const problem = signatureProblem(
-        deps.webhookSecret,
-        { timestamp: c.req.header("x-gangway-timestamp"), signature: c.req.header("x-gangway-signature") },
-        raw,
-        Math.floor(deps.clock.now() / 1000),
-      );
-      if (problem) return c.json(err("Unauthorized", problem), 401);
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(raw);
-    } catch (e) {
-      return c.json(
-        err("InvalidJson", "body is not valid JSON", [
-          { path: "(root)", message: `(root): ${(e as Error).message}` },
-        ]),
-        400,
-      );
-    }
-    const spec = safeParseJobSpec(body);
-    if (!spec.success) {
-      return c.json(
-        err(
-          "InvalidJobSpec",
-          `${spec.issues.length} problem(s) in the job spec`,
-          spec.issues.map(({ path, message }) => ({ path, message })),
-        ),
-        400,
-      );
-    }
-    const input = JSON.stringify(spec.data);
-    const key = c.req.header("idempotency-key");
-    if (key !== undefined && (key.length === 0 || key.length > 255)) {
-      return c.json(err("InvalidIdempotencyKey", "Idempotency-Key: expected 1 to 255 characters"), 400);
-    }
-    const bodyHash = sha256(input);
-    const recordKey = key === undefined ? undefined : `idempotency/${sha256(key)}.json`;
-    if (recordKey) {
-      const known = await deps.store.get(recordKey);
-      if (known) {
-        const rec = IdempotencyRecordSchema.parse(JSON.parse(known));
-        if (rec.bodyHash !== bodyHash)
-          return c.json(err("IdempotencyConflict", "this Idempotency-Key was used with another body"), 409);
-        return c.json({ jobId: rec.jobId, executionArn: rec.executionArn }, 202);
+  app.post(
+    "/v1/jobs",
+    async (c, next) => {
+      const type = c.req.header("content-type") ?? "";
+      if (!/^application\/json\s*(;|$)/i.test(type)) {
+        return c.json(
+          err("UnsupportedMediaType", `expected content-type application/json, got ${type || "none"}`),
+          415,
+        );
       }
-    }
-    const suffix = key === undefined ? randomBytes(4).toString("hex") : sha256(key).slice(0, 12);
-    const jobId = `${spec.data.name.slice(0, 80 - suffix.length - 1)}-${suffix}`;
-    let executionArn: string;
-    try {
-      executionArn = (
-        await deps.executions.start({ stateMachineArn: deps.stateMachineArn, name: jobId, input })
-      ).executionArn;
-    } catch (e) {
-      if ((e as { name?: string }).name !== "ExecutionAlreadyExists") throw e;
-      // The same key and body were started before and have finished: that is the job.
-      executionArn = executionArnOf(deps.stateMachineArn, jobId);
-      const existing = await deps.executions.describe(executionArn);
-      if (existing?.input !== input)
-        return c.json(err("IdempotencyConflict", "this Idempotency-Key was used with another body"), 409);
-    }
-    if (
-      recordKey &&
-      !(await deps.store.create(recordKey, JSON.stringify({ bodyHash, jobId, executionArn })))
-    ) {
-      const rec = IdempotencyRecordSchema.parse(JSON.parse((await deps.store.get(recordKey)) ?? "{}"));
-      if (rec.bodyHash !== bodyHash)
-        return c.json(err("IdempotencyConflict", "this Idempotency-Key was used with another body"), 409);
-    }
-    return c.json({ jobId, executionArn }, 202);
-  });
+      return next();
+    },
+    // Stops reading past the limit, whether the length is declared or the body is chunked.
+    bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.json(tooLargeBody(), 413) }),
+    async (c) => {
+      const raw = await c.req.text();
+      if (Buffer.byteLength(raw) > MAX_BODY_BYTES) return c.json(tooLargeBody(), 413);
+      if (deps.webhookSecret !== undefined) {
+        const problem = signatureProblem(
+          deps.webhookSecret,
+          { timestamp: c.req.header("x-gangway-timestamp"), signature: c.req.header("x-gangway-signature") },
+          raw,
+          Math.floor(deps.clock.now() / 1000),
+        );
+        if (problem) return c.json(err("Unauthorized", problem), 401);
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(raw);
+      } catch (e) {
+        return c.json(
+          err("InvalidJson", "body is not valid JSON", [
+            { path: "(root)", message: `(root): ${(e as Error).message}` },
+          ]),
+          400,
+        );
+      }
+      const spec = safeParseJobSpec(body);
+      if (!spec.success) {
+        return c.json(
+          err(
+            "InvalidJobSpec",
+            `${spec.issues.length} problem(s) in the job spec`,
+            spec.issues.map(({ path, message }) => ({ path, message })),
+          ),
+          400,
+        );
+      }
+      const input = JSON.stringify(spec.data);
+      // A body under the limit can cross it once defaults are added.
+      const tooLarge = inputTooLarge(input);
+      if (tooLarge) return c.json(tooLarge, 413);
+      const key = c.req.header("idempotency-key");
+      if (key !== undefined && (key.length === 0 || key.length > 255)) {
+        return c.json(err("InvalidIdempotencyKey", "Idempotency-Key: expected 1 to 255 characters"), 400);
+      }
+      const bodyHash = sha256(input);
+      const recordKey = key === undefined ? undefined : `idempotency/${sha256(key)}.json`;
+      const conflict = () =>
+        c.json(err("IdempotencyConflict", "this Idempotency-Key was used with another body"), 409);
+      // An unreadable record (a crash tore its write) counts as none: Step Functions, refusing
+      // the same name with another input, still keeps the key to one body.
+      const known = recordKey ? await idempotencyRecord(deps.store, recordKey) : undefined;
+      if (known) {
+        if (known.bodyHash !== bodyHash) return conflict();
+        return c.json({ jobId: known.jobId, executionArn: known.executionArn }, 202);
+      }
+      const suffix = key === undefined ? randomBytes(4).toString("hex") : sha256(key).slice(0, 12);
+      const jobId = `${spec.data.name.slice(0, 80 - suffix.length - 1)}-${suffix}`;
+      let executionArn: string;
+      try {
+        executionArn = (
+          await deps.executions.start({ stateMachineArn: deps.stateMachineArn, name: jobId, input })
+        ).executionArn;
+      } catch (e) {
+        if (refusesRequest(e)) return c.json(startRefusal(e), 400);
+        if ((e as { name?: string }).name !== "ExecutionAlreadyExists") throw e;
+        // The same key and body were started before and have finished: that is the job.
+        executionArn = executionArnOf(deps.stateMachineArn, jobId);
+        const existing = await deps.executions.describe(executionArn);
+        if (existing?.input !== input) return conflict();
+      }
+      if (recordKey) {
+        const record = JSON.stringify({ bodyHash, jobId, executionArn });
+        if (!(await deps.store.create(recordKey, record))) {
+          const rec = await idempotencyRecord(deps.store, recordKey);
+          if (rec && rec.bodyHash !== bodyHash) return conflict();
+          // Torn: this body is the key's (the start above vouched for it); mend the record.
+          if (!rec) await deps.store.put(recordKey, record);
+        }
+      }
+      return c.json({ jobId, executionArn }, 202);
+    },
+  );
 
   app.get("/v1/jobs", async (c) => {
-    const limit = Number(c.req.query("limit") ?? "50");
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      return c.json(
-        err("InvalidQuery", "limit: expected 1 to 1000", [
-          { path: "limit", message: `limit: expected 1 to 1000, got ${c.req.query("limit")}` },
-        ]),
+    const q = parseParams(ListQuerySchema, c.req.query(), "InvalidQuery");
+    let page: Awaited<ReturnType<typeof listJobs>>;
+    try {
+      page = await listJobs(deps, { maxResults: q.limit, nextToken: q.next, status: q.status });
+    } catch (e) {
+      if ((e as { name?: string }).name !== "InvalidToken") throw e;
+      throw new ApiProblem(
         400,
+        err("InvalidQuery", "next: not a token this list gave", [
+          issue("next", "the `next` of an earlier page of this list", "a token it did not give"),
+        ]),
       );
     }
-    const status = c.req.query("status");
-    const page = await deps.executions.list({
-      stateMachineArn: deps.stateMachineArn,
-      maxResults: limit,
-      nextToken: c.req.query("next") || undefined,
-      status,
-    });
     return c.json({
-      jobs: page.executions.map((e) => ({
-        jobId: e.name,
-        executionArn: e.executionArn,
-        executionStatus: e.status,
-        startedAt: e.startDate?.toISOString(),
-        stoppedAt: e.stopDate?.toISOString(),
+      jobs: page.jobs.map((j) => ({
+        jobId: j.jobId,
+        executionArn: j.executionArn,
+        currentExecutionArn: j.currentExecutionArn,
+        executionStatus: j.executionStatus,
+        startedAt: j.startedAt?.toISOString(),
+        stoppedAt: j.stoppedAt?.toISOString(),
       })),
       next: page.nextToken ?? null,
     });
   });
 
   app.get("/v1/jobs/:id", async (c) => {
-    const view = await jobView(deps, c.req.param("id"));
-    if (!view) return c.json(err("JobNotFound", `no job ${c.req.param("id")}`), 404);
+    const jobId = await jobIdParam(deps, c);
+    const view = await jobView(deps, jobId);
+    if (!view) return c.json(err("JobNotFound", `no job ${jobId}`), 404);
     return c.json(view);
   });
 
   app.get("/v1/jobs/:id/status", async (c) => {
-    const jobId = c.req.param("id");
+    const jobId = await jobIdParam(deps, c);
     const text = await deps.store.get(keys.status(jobId));
     if (text) return c.json(JSON.parse(text) as JobStatus);
     const view = await jobView(deps, jobId);
@@ -305,7 +326,7 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
   });
 
   app.get("/v1/jobs/:id/history", async (c) => {
-    const jobId = c.req.param("id");
+    const jobId = await jobIdParam(deps, c);
     const current = await attempts.current(jobId);
     const first = executionArnOf(deps.stateMachineArn, jobId);
     if (!current && !(await deps.executions.describe(first)))
@@ -314,7 +335,7 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
   });
 
   app.get("/v1/jobs/:id/logs", async (c) => {
-    const jobId = c.req.param("id");
+    const jobId = await jobIdParam(deps, c);
     const current = await attempts.current(jobId);
     if (!current) return c.json(err("JobNotFound", `no job ${jobId}`), 404);
     const record = current.attempt > 0 ? await attempts.record(jobId, current.attempt) : undefined;
@@ -330,7 +351,10 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
       hosts.map(async (h) => {
         try {
           if (!deps.agents) throw new Error("no agent access configured");
-          const out = await deps.agents.agent(h.agent).readOutput(maxBytes);
+          // Only this job's run: a host that has moved on to another job keeps that job's output.
+          const out = await deps.agents
+            .agent(h.agent)
+            .readOutput(maxBytes, { jobId, attempt: current.attempt });
           const stdout = out.stdout.toString("utf8");
           const stderr = out.stderr.toString("utf8");
           return {
@@ -356,7 +380,7 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
   });
 
   app.delete("/v1/jobs/:id", async (c) => {
-    const jobId = c.req.param("id");
+    const jobId = await jobIdParam(deps, c);
     const current = await attempts.current(jobId);
     if (!current) {
       const execution = await deps.executions.describe(executionArnOf(deps.stateMachineArn, jobId));

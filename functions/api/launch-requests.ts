@@ -3,7 +3,8 @@ import { Hono } from "hono";
 import { safeParseJobSpec } from "../../core/job-spec.js";
 import { pushedJson, readPush } from "../ingest/push.js";
 import type { ExecutionsApi, ResultsStore } from "../ports.js";
-import { executionArnOf } from "./jobs.js";
+import { type ApiIssue, inputTooLarge, jsonOnError, refusesRequest, startRefusal } from "./errors.js";
+import { executionArnOf } from "./job-executions.js";
 
 /** What the launch-request endpoint needs. */
 export interface LaunchRequestsDeps {
@@ -18,21 +19,24 @@ export interface LaunchRequestsDeps {
  * `POST /push/launch-requests`: a Pub/Sub push whose data is a job spec starts exactly one
  * execution, however often Pub/Sub redelivers it: the execution's name comes from the message's
  * `idempotencyKey` attribute (else its message id), and starting a name twice starts nothing new.
- * A malformed request is acknowledged (never retried forever) and recorded under
- * `launch-rejections/` in the results store with every problem found.
+ * A malformed request — and one Step Functions refuses, such as a spec whose execution input is
+ * over 256 KiB — is acknowledged (never retried forever) and recorded under `launch-rejections/`
+ * in the results store with every problem found.
  */
 export function createLaunchRequestsApp(deps: LaunchRequestsDeps): Hono {
   const app = new Hono();
+  app.onError(jsonOnError(deps.log));
   app.post("/push/launch-requests", async (c) => {
     const push = await readPush(c.req, deps.authorizePush);
     if ("refusal" in push) return c.json(push.refusal.body, push.refusal.status);
     const envelope = push.envelope;
     const message = envelope.message;
     const messageId = message.messageId ?? message.message_id ?? "unknown";
-    const reject = async (code: string, issues: Array<{ path: string; message: string }>) => {
-      const record = { code, messageId, issues, at: new Date().toISOString() };
+    const reject = async (code: string, issues: ApiIssue[], why?: string) => {
+      const summary = why ?? issues.map((i) => i.message).join("; ");
+      const record = { code, message: summary, messageId, issues, at: new Date().toISOString() };
       await deps.store.put(`launch-rejections/${encodeURIComponent(messageId)}.json`, JSON.stringify(record));
-      deps.log?.(`launch request ${messageId} rejected: ${issues.map((i) => i.message).join("; ")}`);
+      deps.log?.(`launch request ${messageId} rejected: ${summary}`);
       // 200: acknowledged, so Pub/Sub does not redeliver what can never succeed.
       return c.json({ action: "rejected", ...record }, 200);
     };
@@ -49,6 +53,8 @@ export function createLaunchRequestsApp(deps: LaunchRequestsDeps): Hono {
     const suffix = createHash("sha256").update(key).digest("hex").slice(0, 12);
     const jobId = `${spec.data.name.slice(0, 80 - suffix.length - 1)}-${suffix}`;
     const input = JSON.stringify(spec.data);
+    const tooLarge = inputTooLarge(input);
+    if (tooLarge) return reject(tooLarge.code, tooLarge.issues, tooLarge.message);
     try {
       const { executionArn } = await deps.executions.start({
         stateMachineArn: deps.stateMachineArn,
@@ -57,6 +63,10 @@ export function createLaunchRequestsApp(deps: LaunchRequestsDeps): Hono {
       });
       return c.json({ action: "started", jobId, executionArn }, 200);
     } catch (e) {
+      if (refusesRequest(e)) {
+        const refusal = startRefusal(e);
+        return reject(refusal.code, refusal.issues, refusal.message);
+      }
       if ((e as { name?: string }).name !== "ExecutionAlreadyExists") throw e;
       const executionArn = executionArnOf(deps.stateMachineArn, jobId);
       const existing = await deps.executions.describe(executionArn);

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { JobSpecSchema } from "../../core/job-spec.js";
 import { JobStatusSchema } from "../../core/job-status.js";
+import { EXECUTION_STATUSES } from "./job-executions.js";
 
 const ErrorSchema = z.object({
   code: z.string(),
@@ -31,7 +32,19 @@ const errors = {
   "401": json(ErrorSchema, "Missing, malformed, wrong or stale signature"),
   "404": json(ErrorSchema, "No such job"),
 };
-const jobId = { name: "id", in: "path", required: true, schema: { type: "string" } };
+/** What any route may answer when the engine or gangway itself fails. */
+const serviceErrors = {
+  "429": json(ErrorSchema, "Step Functions is throttling: try again"),
+  "500": json(ErrorSchema, "A fault of gangway (InternalError)"),
+  "503": json(ErrorSchema, "Step Functions is unavailable: try again"),
+};
+/** A job id, or the execution name of one of its continuations (`<job>-c2` …). */
+const jobId = {
+  name: "id",
+  in: "path",
+  required: true,
+  schema: { type: "string", minLength: 1, maxLength: 80, pattern: "^[A-Za-z0-9_-]+$" },
+};
 
 /** The OpenAPI 3.1 document of the API, generated from the same zod schemas the API validates with. */
 export function openApiDocument(serverUrl?: string): Record<string, unknown> {
@@ -79,7 +92,10 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
             ),
             ...errors,
             "409": json(ErrorSchema, "The Idempotency-Key was used with another body"),
-            "413": json(ErrorSchema, "Body over 256 KiB"),
+            "413": json(
+              ErrorSchema,
+              "Body over 256 KiB, or an execution input over 256 KiB once defaults are added (ExecutionInputTooLarge)",
+            ),
             "415": json(ErrorSchema, "Not application/json"),
           },
         },
@@ -88,9 +104,20 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
           parameters: [
             { name: "limit", in: "query", schema: { type: "integer", minimum: 1, maximum: 1000 } },
             { name: "next", in: "query", schema: { type: "string" } },
-            { name: "status", in: "query", schema: { type: "string" } },
+            {
+              name: "status",
+              in: "query",
+              schema: { enum: [...EXECUTION_STATUSES] },
+            },
           ],
-          responses: { "200": { description: "A page of jobs; `next` continues it" }, "400": errors["400"] },
+          responses: {
+            "200": {
+              description:
+                "A page of jobs, one row per job (`currentExecutionArn`: the execution it goes on in); `next` continues it. A page may hold fewer rows than `limit`.",
+            },
+            "400": errors["400"],
+            ...serviceErrors,
+          },
         },
       },
       "/v1/jobs/{id}": {
@@ -124,7 +151,10 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
         get: {
           summary: "Execution history events (continuations included)",
           parameters: [jobId],
-          responses: { "200": { description: "Events" }, "404": errors["404"] },
+          responses: {
+            "200": { description: "Events; `truncated` when the job has more executions than are read" },
+            "404": errors["404"],
+          },
         },
       },
       "/v1/jobs/{id}/logs": {

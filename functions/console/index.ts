@@ -2,7 +2,10 @@ import { timingSafeEqual } from "node:crypto";
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
-import { type JobsApiDeps, jobHistory, jobView } from "../api/jobs.js";
+import { z } from "zod";
+import { errorAnswer, parseParams } from "../api/errors.js";
+import { jobHistory, listJobs } from "../api/job-executions.js";
+import { EXECUTION_STATUSES, type JobsApiDeps, jobIdParam, jobView } from "../api/jobs.js";
 import { attemptStore } from "../attempts.js";
 import { type AslDefinition, esc, renderGraph } from "./graph.js";
 import { failureOf, groupByAttempt, type HistoryEventLike, visitedStates } from "./history.js";
@@ -14,7 +17,15 @@ export interface ConsoleDeps extends Pick<JobsApiDeps, "executions" | "store" | 
   token?: string | undefined;
   /** Seconds between refreshes of a page that shows something still running. */
   refreshSeconds?: number;
+  /** Where internal errors go (one line each); stderr by default. */
+  log?: ((line: string) => void) | undefined;
 }
+
+/** The list's filters; an empty one (the form's "any") is none. */
+const ListFiltersSchema = z.object({
+  status: z.preprocess((v) => (v === "" ? undefined : v), z.enum(EXECUTION_STATUSES).optional()),
+  q: z.string().max(200).optional(),
+});
 
 const STYLE = `
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d232a;background:#f6f7f9}
@@ -66,6 +77,14 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   const definition = JSON.parse(deps.definition) as AslDefinition;
   const refresh = deps.refreshSeconds ?? 2;
   const attempts = attemptStore(deps.store);
+  // A browser gets a page; anything else the `{code, message, issues}` the API answers.
+  app.onError((e, c) => {
+    const { status, body } = errorAnswer(e, deps.log);
+    if (!(c.req.header("accept") ?? "").includes("text/html")) return c.json(body, status);
+    const issues = body.issues.map((i) => `<li>${esc(i.message)}</li>`).join("");
+    const html = `<h2 class="problem" data-code="${esc(body.code)}">${esc(body.code)}</h2><p>${esc(body.message)}</p>${issues ? `<ul>${issues}</ul>` : ""}`;
+    return c.html(page(body.code, html), status);
+  });
 
   app.use("/console/*", async (c, next) => {
     if (!authorized(c, deps.token))
@@ -79,26 +98,24 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   });
 
   app.get("/console", async (c) => {
-    const status = c.req.query("status") || undefined;
-    const q = (c.req.query("q") ?? "").toLowerCase();
-    const list = await deps.executions.list({
-      stateMachineArn: deps.stateMachineArn,
-      maxResults: 100,
-      status,
-    });
-    const jobs = list.executions.filter((e) => !/-c\d+$/.test(e.name) && e.name.toLowerCase().includes(q));
+    const filters = parseParams(ListFiltersSchema, c.req.query(), "InvalidQuery");
+    const status = filters.status;
+    const q = (filters.q ?? "").toLowerCase();
+    // One row per job (a continuation is its job's, not a job of its own).
+    const list = await listJobs(deps, { maxResults: 100, status });
+    const jobs = list.jobs.filter((j) => j.jobId.toLowerCase().includes(q));
     const now = Date.now();
     const rows = await Promise.all(
-      jobs.map(async (e) => {
-        const view = await jobView(deps, e.name).catch(() => undefined);
-        const st = view?.status ?? e.status;
+      jobs.map(async (j) => {
+        const view = await jobView(deps, j.jobId).catch(() => undefined);
+        const st = view?.status ?? j.executionStatus;
         const count = view?.counters
           ? `${view.counters.attempts} (${view.counters.preemptions} preempted, ${view.counters.failures} failed)`
           : `${view?.attempt ?? 0}`;
-        return `<tr data-job="${esc(e.name)}"><td><a href="/console/jobs/${encodeURIComponent(e.name)}">${esc(e.name)}</a></td><td class="status ${esc(st)}">${esc(st)}</td><td>${esc(count)}</td><td>${esc(view?.phase ?? "")}</td><td>${esc(age(e.startDate, now))}</td></tr>`;
+        return `<tr data-job="${esc(j.jobId)}"><td><a href="/console/jobs/${encodeURIComponent(j.jobId)}">${esc(j.jobId)}</a></td><td class="status ${esc(st)}">${esc(st)}</td><td>${esc(count)}</td><td>${esc(view?.phase ?? "")}</td><td>${esc(age(j.startedAt, now))}</td></tr>`;
       }),
     );
-    const options = ["", "RUNNING", "SUCCEEDED", "FAILED", "ABORTED"]
+    const options = ["", ...EXECUTION_STATUSES]
       .map(
         (s) => `<option value="${s}"${s === (status ?? "") ? " selected" : ""}>${s || "any status"}</option>`,
       )
@@ -110,7 +127,7 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
   });
 
   app.get("/console/jobs/:id", async (c) => {
-    const jobId = c.req.param("id");
+    const jobId = await jobIdParam(deps, c);
     const view = await jobView(deps, jobId);
     if (!view) return c.html(page("not found", `<h2>No job ${esc(jobId)}</h2>`), 404);
     const current = await attempts.current(jobId);

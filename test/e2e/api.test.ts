@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signBody } from "../../functions/api/signature.js";
 import { behaveJob, processesOfJob, startTestStack } from "./harness.js";
@@ -83,5 +84,68 @@ describe("the jobs API", () => {
     });
     expect(await processesOfJob(jobId)).toEqual([]);
     expect((await fetch(`${t.stack.api}/v1/jobs/${jobId}`, { method: "DELETE" })).status).toBe(409);
+  });
+
+  it("answers a spec over Step Functions' input limit once its defaults are in 413, naming the limit", async () => {
+    const command = ["python3"];
+    const spec = () => ({ ...behaveJob("big", { kind: "cpu" }), workload: { command } });
+    while (JSON.stringify(spec()).length < 256 * 1024 - 4100) command.push("y".repeat(4000));
+    command.push("y".repeat(256 * 1024 - 64 - JSON.stringify(spec()).length));
+    expect(JSON.stringify(spec()).length).toBeLessThanOrEqual(256 * 1024);
+    const res = await submit(spec());
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({
+      code: "ExecutionInputTooLarge",
+      issues: [{ path: "(root)", expected: expect.stringContaining("262144") }],
+    });
+  });
+
+  it("refuses a chunked upload past 256 KiB with 413 {code, message, issues}", async () => {
+    // Its own connection (no agent): the server stops reading this request's body and closes it.
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(
+        `${t.stack.api}/v1/jobs`,
+        { method: "POST", agent: false, headers: { "content-type": "application/json" } },
+        (r) => {
+          let body = "";
+          r.setEncoding("utf8");
+          r.on("data", (d: string) => {
+            body += d;
+          });
+          r.on("end", () => resolve({ status: r.statusCode ?? 0, body }));
+        },
+      );
+      req.on("error", reject);
+      // No content-length: chunked, 1 MiB in all unless the answer comes first.
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      let sent = 0;
+      let answered = false;
+      req.once("response", () => {
+        answered = true;
+      });
+      const write = () => {
+        while (!answered && sent < 1024 * 1024) {
+          sent += chunk.length;
+          if (!req.write(chunk)) {
+            req.once("drain", write);
+            return;
+          }
+        }
+        req.end();
+      };
+      write();
+    });
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body)).toMatchObject({ code: "PayloadTooLarge", issues: [{ path: "(root)" }] });
+  });
+
+  it.each([
+    ["/v1/jobs?status=bogus", "status"],
+    ["/v1/jobs?next=garbage", "next"],
+    [`/v1/jobs/${"x".repeat(81)}`, "id"],
+  ])("answers GET %s 400 {code, message, issues} naming %s", async (url, path) => {
+    const res = await fetch(`${t.stack.api}${url}`);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ message: expect.any(String), issues: [{ path }] });
   });
 });

@@ -67,6 +67,24 @@ describe("launch requests", () => {
     expect(await executionsNamed("broken-")).toEqual([]);
   });
 
+  it("acknowledges and records a valid request too large to start, naming the size and the limit", async () => {
+    // 70 arguments of 4,000 characters: a valid spec, but some 280 KB of execution input.
+    const command = Array.from({ length: 70 }, () => "y".repeat(4000));
+    const spec = { ...behaveJob("oversized", { kind: "cpu" }), workload: { command } };
+    const id = await pubsub.topic(LAUNCH_REQUESTS_TOPIC).publishMessage({ json: spec });
+    let rejection: string | undefined;
+    for (let i = 0; i < 200 && rejection === undefined; i++) {
+      rejection = await t.store.get(`launch-rejections/${encodeURIComponent(id)}.json`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(JSON.parse(rejection ?? "{}")).toMatchObject({
+      code: "ExecutionInputTooLarge",
+      message: expect.stringMatching(/\d+ bytes.*262144/),
+      issues: [{ path: "(root)", expected: expect.stringContaining("262144"), got: expect.any(String) }],
+    });
+    expect(await executionsNamed("oversized-")).toEqual([]);
+  });
+
   it("refuses pushes without a valid token", async () => {
     const envelope = {
       message: {

@@ -99,6 +99,7 @@ export function createAwsApiApp(deps: AwsApiDeps): Hono {
       agents: deps.agents,
       stateMachineArn: deps.stateMachineArn,
       webhookSecret: deps.webhookSecret,
+      log: deps.log,
     }),
   );
   api.route(
@@ -109,6 +110,7 @@ export function createAwsApiApp(deps: AwsApiDeps): Hono {
       stateMachineArn: deps.stateMachineArn,
       definition: deps.definition,
       token: deps.apiToken,
+      log: deps.log,
     }),
   );
   return api;

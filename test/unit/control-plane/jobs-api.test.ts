@@ -1,41 +1,22 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { createJobsApi, MAX_BODY_BYTES } from "../../../functions/api/jobs.js";
 import { signBody } from "../../../functions/api/signature.js";
+import { attemptStore } from "../../../functions/attempts.js";
 import { createMemoryResultsStore } from "../../../functions/clients/results-store.js";
-import type { ExecutionDetail, ExecutionsApi } from "../../../functions/ports.js";
+import { addContinuedJob, fakeExecutions, SM, sfnError } from "./api-fakes.js";
 
-const SM = "arn:aws:states:us-east-1:000000000000:stateMachine:gangway-multislice";
 const SECRET = "s3cret-s3cret-s3cret";
 const NOW = 1_800_000_000_000;
 
-function world() {
-  const started = new Map<string, ExecutionDetail>();
-  const executions: ExecutionsApi = {
-    async start(r) {
-      const executionArn = `${SM.replace(":stateMachine:", ":execution:")}:${r.name}`;
-      const existing = started.get(executionArn);
-      if (existing) {
-        if (existing.status !== "RUNNING" || existing.input !== r.input)
-          throw Object.assign(new Error("exists"), { name: "ExecutionAlreadyExists" });
-        return { executionArn };
-      }
-      started.set(executionArn, {
-        executionArn,
-        name: r.name,
-        status: "RUNNING",
-        input: r.input,
-        startDate: new Date(NOW),
-      });
-      return { executionArn };
-    },
-    describe: async (arn) => started.get(arn),
-    list: async () => ({ executions: [...started.values()] }),
-    history: async () => [],
-  };
+function world(options: { refuseStart?: Error } = {}) {
+  const sfn = fakeExecutions(options);
+  const store = createMemoryResultsStore();
   const sent: string[] = [];
+  const logged: string[] = [];
   const app = createJobsApi({
-    executions,
-    store: createMemoryResultsStore(),
+    executions: sfn.api,
+    store,
     tokens: {
       succeed: async () => "sent",
       fail: async (_t, e) => {
@@ -47,8 +28,9 @@ function world() {
     clock: { now: () => NOW },
     stateMachineArn: SM,
     webhookSecret: SECRET,
+    log: (line) => logged.push(line),
   });
-  return { app, started, sent };
+  return { app, started: sfn.all, sfn, store, sent, logged };
 }
 
 const job = {
@@ -193,5 +175,229 @@ describe("GET /v1/openapi.json", () => {
         doc.paths["/v1/jobs"]?.post?.requestBody?.content["application/json"].schema.properties ?? {},
       ),
     ).toContain("accelerator");
+  });
+});
+
+/** A valid spec whose JSON is `bytes` long as sent (its defaults not yet added). */
+function specOfSize(bytes: number) {
+  const command = ["python3"];
+  const size = () => JSON.stringify({ ...job, workload: { command } }).length;
+  // Each argument is at most 4,096 characters; `,"…"` adds 3 bytes to each.
+  while (size() + 4003 < bytes) command.push("y".repeat(4000));
+  command.push("y".repeat(bytes - size() - 3));
+  return JSON.stringify({ ...job, workload: { command } });
+}
+
+describe("POST /v1/jobs past Step Functions' limits", () => {
+  it("answers 413 naming the size and the limit when the defaults take a spec over 256 KiB", async () => {
+    const w = world();
+    const body = specOfSize(MAX_BODY_BYTES - 16);
+    expect(Buffer.byteLength(body)).toBe(MAX_BODY_BYTES - 16);
+    const res = await post(w.app, body);
+    expect(res.status).toBe(413);
+    const answer = (await res.json()) as { code: string; message: string; issues: unknown[] };
+    expect(answer).toMatchObject({
+      code: "ExecutionInputTooLarge",
+      issues: [{ path: "(root)", expected: expect.stringContaining("262144"), got: expect.any(String) }],
+    });
+    expect(answer.message).toMatch(/\d+ bytes.*262144/);
+    expect(w.started.size).toBe(0);
+  });
+
+  it("answers 400 {code, message, issues} when StartExecution refuses the input", async () => {
+    const w = world({
+      refuseStart: sfnError("InvalidExecutionInput", "Invalid State Machine Execution Input"),
+    });
+    const res = await post(w.app, JSON.stringify(job));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      code: "InvalidExecutionInput",
+      message: expect.stringContaining("Invalid State Machine Execution Input"),
+      issues: [{ path: "(root)" }],
+    });
+  });
+
+  it("stops reading a body with no declared length at the limit and answers 413", async () => {
+    const w = world();
+    let pulled = 0;
+    const chunk = new Uint8Array(64 * 1024).fill(0x20);
+    // A body that never ends, sent unsigned: nothing may buffer it whole before refusing.
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += chunk.length;
+        if (pulled > 64 * MAX_BODY_BYTES) controller.close();
+        else controller.enqueue(chunk);
+      },
+    });
+    const res = await w.app.request("/v1/jobs", {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json" },
+      duplex: "half",
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ code: "PayloadTooLarge", issues: [{ path: "(root)" }] });
+    expect(pulled).toBeLessThan(4 * MAX_BODY_BYTES);
+    await body.cancel().catch(() => undefined);
+  });
+});
+
+describe("Idempotency-Key records torn by a crash", () => {
+  it.each([
+    ["empty", ""],
+    ["cut short", '{"bodyHash":"ab'],
+  ])("treats an %s record as none, starts the job once, and mends the record", async (_what, torn) => {
+    const w = world();
+    const recordKey = `idempotency/${createHash("sha256").update("k-torn").digest("hex")}.json`;
+    await w.store.put(recordKey, torn);
+    const body = JSON.stringify(job);
+    const first = await post(w.app, body, { "idempotency-key": "k-torn" });
+    expect(first.status).toBe(202);
+    const { jobId } = (await first.json()) as { jobId: string };
+    expect(JSON.parse((await w.store.get(recordKey)) ?? "{}")).toMatchObject({ jobId });
+    const again = await post(w.app, body, { "idempotency-key": "k-torn" });
+    expect(again.status).toBe(202);
+    expect(await again.json()).toMatchObject({ jobId });
+    expect(w.started.size).toBe(1);
+    const other = await post(w.app, JSON.stringify({ ...job, name: "other" }), {
+      "idempotency-key": "k-torn",
+    });
+    expect(other.status).toBe(409);
+  });
+});
+
+describe("job ids that end in -c<digits>", () => {
+  it("reads the history of job train-c0000040 from its one execution", async () => {
+    const w = world();
+    const arn = w.sfn.add("train-c0000040", { input: JSON.stringify(job) });
+    await attemptStore(w.store).setCurrent("train-c0000040", {
+      attempt: 1,
+      executionArn: arn,
+      state: "running",
+      updatedAt: NOW,
+    });
+    const res = await w.app.request("/v1/jobs/train-c0000040/history");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ jobId: "train-c0000040", executions: [arn] });
+    expect(w.sfn.historyCalls).toEqual([arn]);
+    expect(await (await w.app.request("/v1/jobs/train-c0000040")).json()).toMatchObject({
+      jobId: "train-c0000040",
+      status: "RUNNING",
+    });
+    const list = (await (await w.app.request("/v1/jobs")).json()) as { jobs: Array<{ jobId: string }> };
+    expect(list.jobs.map((j) => j.jobId)).toEqual(["train-c0000040"]);
+  });
+
+  it("follows a continued job's executions by continuedAs, not by the number its record's name ends in", async () => {
+    const w = world();
+    const { first, second } = addContinuedJob(w.sfn, "train-1");
+    await attemptStore(w.store).setCurrent("train-1", {
+      attempt: 3,
+      executionArn: second,
+      state: "running",
+      updatedAt: NOW,
+    });
+    const res = await w.app.request("/v1/jobs/train-1/history");
+    expect(await res.json()).toMatchObject({ jobId: "train-1", executions: [first, second] });
+    expect(w.sfn.historyCalls).toEqual([first, second]);
+  });
+});
+
+describe("a continued job", () => {
+  async function continuedWorld() {
+    const w = world();
+    const { first, second } = addContinuedJob(w.sfn, "train-1");
+    await attemptStore(w.store).setCurrent("train-1", {
+      attempt: 3,
+      executionArn: second,
+      state: "scaling",
+      updatedAt: NOW,
+    });
+    return { w, first, second };
+  }
+
+  it("is listed once, with its current execution's status", async () => {
+    const { w, first, second } = await continuedWorld();
+    const list = await (await w.app.request("/v1/jobs")).json();
+    expect(list).toEqual({
+      jobs: [
+        {
+          jobId: "train-1",
+          executionArn: first,
+          currentExecutionArn: second,
+          executionStatus: "RUNNING",
+          startedAt: new Date(1_800_000_000_000).toISOString(),
+        },
+      ],
+      next: null,
+    });
+    const running = (await (await w.app.request("/v1/jobs?status=RUNNING")).json()) as {
+      jobs: Array<{ jobId: string }>;
+    };
+    expect(running.jobs.map((j) => j.jobId)).toEqual(["train-1"]);
+    const succeeded = (await (await w.app.request("/v1/jobs?status=SUCCEEDED")).json()) as {
+      jobs: unknown[];
+    };
+    expect(succeeded.jobs).toEqual([]);
+  });
+
+  it("is what its continuation's execution name stands for: view, status, history, cancel", async () => {
+    const { w } = await continuedWorld();
+    expect(await (await w.app.request("/v1/jobs/train-1-c2")).json()).toMatchObject({
+      jobId: "train-1",
+      status: "RUNNING",
+    });
+    expect(await (await w.app.request("/v1/jobs/train-1-c2/status")).json()).toMatchObject({
+      jobId: "train-1",
+    });
+    expect(await (await w.app.request("/v1/jobs/train-1-c2/history")).json()).toMatchObject({
+      jobId: "train-1",
+    });
+    const del = await w.app.request("/v1/jobs/train-1-c2?reason=done", { method: "DELETE" });
+    expect(del.status).toBe(202);
+    expect(await del.json()).toEqual({ jobId: "train-1", cancelling: true });
+    expect(await attemptStore(w.store).cancelRequested("train-1")).toMatchObject({ reason: "done" });
+    expect(await w.store.list("jobs/train-1-c2/")).toEqual([]);
+  });
+});
+
+describe("bad requests and failures answer {code, message, issues}", () => {
+  it.each([
+    ["/v1/jobs?status=bogus", "InvalidQuery", "status"],
+    ["/v1/jobs?next=garbage", "InvalidQuery", "next"],
+    ["/v1/jobs?limit=many", "InvalidQuery", "limit"],
+    ["/v1/jobs?limit=1001", "InvalidQuery", "limit"],
+    [`/v1/jobs/${"x".repeat(81)}`, "InvalidJobId", "id"],
+    [`/v1/jobs/${"x".repeat(81)}/history`, "InvalidJobId", "id"],
+    ["/v1/jobs/a%20b/status", "InvalidJobId", "id"],
+  ])("GET %s → 400 %s naming %s", async (url, code, path) => {
+    const res = await world().app.request(url);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      code,
+      message: expect.any(String),
+      issues: [{ path, expected: expect.any(String), got: expect.any(String) }],
+    });
+  });
+
+  it("answers a Step Functions client error as 4xx and anything else as a 500 of ours", async () => {
+    const w = world();
+    w.sfn.api.describe = async () => {
+      throw sfnError("ThrottlingException", "Rate exceeded");
+    };
+    const throttled = await w.app.request("/v1/jobs/train-1");
+    expect(throttled.status).toBe(429);
+    expect(await throttled.json()).toEqual({
+      code: "ThrottlingException",
+      message: "Rate exceeded",
+      issues: [],
+    });
+    w.sfn.api.describe = async () => {
+      throw new TypeError("cannot read properties of undefined");
+    };
+    const broken = await w.app.request("/v1/jobs/train-1");
+    expect(broken.status).toBe(500);
+    expect(await broken.json()).toMatchObject({ code: "InternalError", issues: [] });
+    expect(w.logged.join("\n")).toContain("cannot read properties of undefined");
   });
 });

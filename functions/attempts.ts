@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { type SerializedError, SerializedErrorSchema } from "../core/serialized-error.js";
 import type { ResultsStore } from "./ports.js";
@@ -17,7 +18,19 @@ import type { ResultsStore } from "./ports.js";
  *   index/slices/{name}.json, index/hosts/{address}.json   where notices are routed
  */
 
-const enc = (part: string) => encodeURIComponent(part);
+// A file name holds 255 bytes, and the directory store adds a suffix to a key's last segment.
+const SEGMENT_MAX = 200;
+/**
+ * A name (job, slice, host) as one key segment: URI-encoded, or, when that is too long for a file
+ * name, a readable head and a hash of the whole (names the store could not hold would fail every
+ * event that carries them, and Pub/Sub would bring those back again and again).
+ */
+const enc = (part: string) => {
+  const encoded = encodeURIComponent(part);
+  if (encoded.length <= SEGMENT_MAX) return encoded;
+  const head = part.replace(/[^A-Za-z0-9._-]/g, "").slice(0, 100);
+  return `${head}~${createHash("sha256").update(part).digest("hex")}`;
+};
 export const keys = {
   current: (jobId: string) => `jobs/${enc(jobId)}/current.json`,
   attempt: (jobId: string, n: number) => `jobs/${enc(jobId)}/attempts/${n}`,
@@ -95,6 +108,9 @@ export const HostEndSchema = z.object({
 });
 export type HostEnd = z.infer<typeof HostEndSchema>;
 
+/** A user's request to cancel a job. */
+const CancelSchema = z.object({ reason: z.string(), at: z.number() });
+
 /** An attempt's outcome: all hosts done, or the first problem that ended it. */
 export const OutcomeSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("succeeded"), at: z.number() }),
@@ -111,6 +127,43 @@ async function readJson<T>(store: ResultsStore, key: string, schema: z.ZodType<T
   } catch {
     return undefined;
   }
+}
+
+/** How many unreadable copies of a once-written record are stepped over (see {@link readOnce}). */
+const ONCE_SLOTS = 4;
+/** The `i`th place of a once-written record: `outcome.json`, then `outcome.1.json`, … */
+const slotKey = (key: string, i: number) => (i === 0 ? key : key.replace(/(\.json)?$/, `.${i}$1`));
+
+/**
+ * A record written once (first writer wins): the first readable of its places. A place that holds
+ * something unreadable — left empty or torn by a writer killed mid-write before stores wrote whole
+ * files — is stepped over: read as absent it would block every later writer and the attempt would
+ * wait for an outcome nobody can record.
+ */
+async function readOnce<T>(store: ResultsStore, key: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  for (let i = 0; i < ONCE_SLOTS; i++) {
+    const at = slotKey(key, i);
+    if ((await store.get(at)) === undefined) return undefined;
+    const value = await readJson(store, at, schema);
+    if (value !== undefined) return value;
+  }
+  return undefined;
+}
+
+/** Write a record once (see {@link readOnce}); `true` when this call wrote it. */
+async function createOnce<T>(
+  store: ResultsStore,
+  key: string,
+  value: T,
+  schema: z.ZodType<T>,
+): Promise<boolean> {
+  for (let i = 0; i < ONCE_SLOTS; i++) {
+    const at = slotKey(key, i);
+    if (await store.create(at, JSON.stringify(value))) return true;
+    const text = await store.get(at);
+    if (text === undefined || (await readJson(store, at, schema)) !== undefined) return false;
+  }
+  return false;
 }
 
 /** Typed access to the attempt layout of a results store. */
@@ -167,19 +220,22 @@ export function attemptStore(store: ResultsStore) {
       ]);
     },
     /** A user asked to cancel the job: every step stops it at the next chance. */
-    cancelRequested: (jobId: string) =>
-      readJson(store, keys.cancel(jobId), z.object({ reason: z.string(), at: z.number() })),
+    cancelRequested: (jobId: string) => readOnce(store, keys.cancel(jobId), CancelSchema),
     requestCancel: (jobId: string, reason: string, at: number) =>
-      store.create(keys.cancel(jobId), JSON.stringify({ reason, at })),
+      createOnce(store, keys.cancel(jobId), { reason, at }, CancelSchema),
     token: (jobId: string, n: number) => store.get(keys.token(jobId, n)),
     setToken: (jobId: string, n: number, token: string) => store.put(keys.token(jobId, n), token),
-    outcome: (jobId: string, n: number) => readJson(store, keys.outcome(jobId, n), OutcomeSchema),
+    outcome: (jobId: string, n: number) => readOnce(store, keys.outcome(jobId, n), OutcomeSchema),
     /** Record the outcome if none is recorded yet; `true` when this call decided it. */
     decide: (jobId: string, n: number, outcome: Outcome) =>
-      store.create(keys.outcome(jobId, n), JSON.stringify(outcome)),
+      createOnce(store, keys.outcome(jobId, n), outcome, OutcomeSchema),
     /** Whether the outcome reached the attempt's token (sent, or the task was gone already). */
     delivered: async (jobId: string, n: number) => (await store.get(keys.delivered(jobId, n))) !== undefined,
     markDelivered: (jobId: string, n: number) => store.put(keys.delivered(jobId, n), ""),
+    /** Record a host's first end; `false` when it has one already (the first writer wins). */
+    createHostEnd: (jobId: string, n: number, s: number, h: number, end: HostEnd) =>
+      store.create(keys.host(jobId, n, s, h), JSON.stringify(end)),
+    /** Replace a host's end (by the rules of what may replace what, in ingest). */
     writeHostEnd: (jobId: string, n: number, s: number, h: number, end: HostEnd) =>
       store.put(keys.host(jobId, n, s, h), JSON.stringify(end)),
     markSucceeded: (jobId: string, n: number, s: number, h: number) =>
@@ -189,8 +245,12 @@ export function attemptStore(store: ResultsStore) {
       const prefix = keys.succeeded(jobId, n);
       return new Set((await store.list(prefix)).map((k) => k.slice(prefix.length)));
     },
-    markAlive: (jobId: string, n: number, s: number, h: number, at: number) =>
-      store.put(keys.aliveHost(jobId, n, s, h), String(at)),
+    /** Note that a host was heard from at `at`; a host's time never moves back (ingests race). */
+    async markAlive(jobId: string, n: number, s: number, h: number, at: number): Promise<void> {
+      const key = keys.aliveHost(jobId, n, s, h);
+      const last = Number((await store.get(key)) ?? Number.NaN);
+      if (!(last >= at)) await store.put(key, String(at));
+    },
     /** When each host (`{slice}-{host}`) last said it is alive. */
     async aliveHosts(jobId: string, n: number): Promise<Map<string, number>> {
       const prefix = keys.alive(jobId, n);

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type { ResultsStore } from "../ports.js";
 
@@ -14,14 +14,34 @@ export function checkKey(key: string): string {
 }
 
 /**
- * The results store as a directory: one file per key, written atomically (temp file + rename),
- * `create` with O_EXCL so the first writer wins across processes. The embedded stack's store.
- * Writes survive a killed process as they are; `fsync: true` makes them survive a power loss too,
- * at a few milliseconds a write.
+ * The results store as a directory: one file per key, written whole to a temp file first, then
+ * renamed into place (`put`) or linked into place (`create`: `link` fails when the key exists, so
+ * the first writer wins across processes). A reader never sees half a value, and a process killed
+ * mid-write (or a full disk) leaves no key behind, only a temp file that listings skip. The
+ * embedded stack's store. `fsync: true` makes writes survive a power loss too, at a few
+ * milliseconds a write.
  */
 export function createDirectoryResultsStore(root: string, options: { fsync?: boolean } = {}): ResultsStore {
   const sync = options.fsync === true;
   const pathOf = (key: string) => join(root, ...checkKey(key).split("/"));
+  /** Write `value` to a fresh temp file beside `path`; answers the temp file's path. */
+  const writeTemp = async (path: string, value: string): Promise<string> => {
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+    try {
+      const fh = await open(tmp, "wx");
+      try {
+        await fh.writeFile(value);
+        if (sync) await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    return tmp;
+  };
   return {
     async get(key) {
       try {
@@ -33,34 +53,26 @@ export function createDirectoryResultsStore(root: string, options: { fsync?: boo
     },
     async put(key, value) {
       const path = pathOf(key);
-      await mkdir(dirname(path), { recursive: true });
-      const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-      const fh = await open(tmp, "w");
+      const tmp = await writeTemp(path, value);
       try {
-        await fh.writeFile(value);
-        if (sync) await fh.sync();
-      } finally {
-        await fh.close();
+        await rename(tmp, path);
+      } catch (e) {
+        await rm(tmp, { force: true });
+        throw e;
       }
-      await rename(tmp, path);
     },
     async create(key, value) {
       const path = pathOf(key);
-      await mkdir(dirname(path), { recursive: true });
-      let fh: Awaited<ReturnType<typeof open>>;
+      const tmp = await writeTemp(path, value);
       try {
-        fh = await open(path, "wx");
+        await link(tmp, path);
+        return true;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
         throw e;
-      }
-      try {
-        await fh.writeFile(value);
-        if (sync) await fh.sync();
       } finally {
-        await fh.close();
+        await rm(tmp, { force: true });
       }
-      return true;
     },
     async list(prefix) {
       if (prefix !== "") checkKey(prefix.endsWith("/") ? prefix : `${prefix}x`);

@@ -59,6 +59,14 @@ export function exitFailed(end: Pick<HostEvent, "exitCode" | "signal" | "error">
 }
 
 /**
+ * Whether a host's end leaves nothing of its work to lose: it exited 0 (not cancelled) and its
+ * result came inline, so the control plane holds it (a `resultRef` is read from the host later).
+ */
+export function finishedHere(end: HostEnd | undefined): boolean {
+  return end?.kind === "exited" && !end.cancelled && !exitFailed(end) && end.resultRef === undefined;
+}
+
+/**
  * The ingest of host events and preemption notices: route each to the current attempt of its
  * job, record it, decide the attempt's outcome the first time something ends it, and deliver
  * that outcome to the attempt's task token. Stale (older attempt), unknown and duplicate events
@@ -127,7 +135,7 @@ export function createIngest(
         action: "ignored",
         reason: `host ${event.address} is not part of attempt ${attempt} of ${jobId}`,
       };
-    if (event.kind === "heartbeat") return heartbeat(event, record, host);
+    if (event.kind === "heartbeat") return heartbeat(record, host);
     const end: HostEnd = {
       kind: event.kind,
       eventId: event.eventId,
@@ -141,32 +149,12 @@ export function createIngest(
       metadataPreempted: event.metadataPreempted,
       reason: event.reason,
     };
-    const previous = await attempts.hostEnd(jobId, attempt, host.sliceIndex, host.hostIndex);
+    const previous = await recordEnd(record, host, event.kind, end);
     // A duplicate is not written again, but goes on: what its first delivery did after writing
     // (count a success, decide, send the outcome) may have been cut short, and every step is
     // idempotent.
     const duplicate = previous?.eventId === event.eventId;
-    // The first end a host reports is its end. A later preemption does not undo an exit: a host
-    // that finished its work keeps its exit and result, and a failed exit is marked as one in the
-    // wake of a preemption (FACTS: such a failure counts as a preemption).
     const exited = previous?.kind === "exited" && !previous.cancelled ? previous : undefined;
-    if (!duplicate && !exited) {
-      await attempts.writeHostEnd(jobId, attempt, host.sliceIndex, host.hostIndex, {
-        ...end,
-        metadataPreempted: end.metadataPreempted || previous?.metadataPreempted || event.kind === "preempted",
-      });
-    } else if (
-      !duplicate &&
-      exited &&
-      event.kind === "preempted" &&
-      exitFailed(exited) &&
-      !exited.metadataPreempted
-    ) {
-      await attempts.writeHostEnd(jobId, attempt, host.sliceIndex, host.hostIndex, {
-        ...exited,
-        metadataPreempted: true,
-      });
-    }
     // A host whose workload ended repeats its end while its lease holds: that keeps the lease (and
     // the result the host holds) while the attempt waits for the others. Once the attempt is
     // decided the teardown follows, and if it never comes (the execution died) the lease lapses.
@@ -180,6 +168,8 @@ export function createIngest(
     }
     switch (event.kind) {
       case "preempted":
+        // Its work was done and its result is here: losing the VM now loses nothing.
+        if (finishedHere(exited)) return { action: "recorded", jobId, attempt };
         return decide(
           jobId,
           attempt,
@@ -209,6 +199,41 @@ export function createIngest(
     }
   }
 
+  /**
+   * Record a host's end; answers the end it had before (none: this one is its first, or it is
+   * a duplicate of that). The first end a host reports is its end — created atomically, so an
+   * exit and a preemption pushed at once cannot both be first. A later one replaces it only when
+   * it says more: an exit replaces a preemption or a loss (the exit and result, marked preempted)
+   * and any end replaces a cancelled exit; a preemption does not undo an exit, but marks a failed
+   * one as in the wake of a preemption (FACTS: such a failure counts as a preemption).
+   */
+  async function recordEnd(
+    record: AttemptRecord,
+    host: AttemptRecord["hosts"][number],
+    kind: HostEnd["kind"],
+    end: HostEnd,
+  ): Promise<HostEnd | undefined> {
+    const { jobId, attempt } = record;
+    const { sliceIndex: s, hostIndex: h } = host;
+    const first = { ...end, metadataPreempted: end.metadataPreempted || kind === "preempted" };
+    if (await attempts.createHostEnd(jobId, attempt, s, h, first)) return undefined;
+    const previous = await attempts.hostEnd(jobId, attempt, s, h);
+    if (previous?.eventId === end.eventId) return previous;
+    const cancelled = previous?.kind === "exited" && previous.cancelled;
+    const exitAfterLoss = previous !== undefined && previous.kind !== "exited" && kind === "exited";
+    if (!previous || cancelled || exitAfterLoss) {
+      // (an unreadable end — none could be by now — is replaced too)
+      await attempts.writeHostEnd(jobId, attempt, s, h, {
+        ...end,
+        metadataPreempted: first.metadataPreempted || previous?.metadataPreempted,
+      });
+    } else if (previous.kind === "exited" && kind === "preempted" && exitFailed(previous)) {
+      if (!previous.metadataPreempted)
+        await attempts.writeHostEnd(jobId, attempt, s, h, { ...previous, metadataPreempted: true });
+    }
+    return previous;
+  }
+
   /** Renew the lease of one host of the attempt (one that does not answer lets it lapse). */
   async function renewLease(record: AttemptRecord, host: AttemptRecord["hosts"][number]): Promise<void> {
     if (!deps.agents || !host.agent) return;
@@ -224,13 +249,14 @@ export function createIngest(
    * the attempt if one has been silent for a whole period (a lost host says nothing itself).
    */
   async function heartbeat(
-    event: HostEvent,
     record: AttemptRecord,
     host: AttemptRecord["hosts"][number],
   ): Promise<IngestResult> {
     const { jobId, attempt } = record;
     const now = deps.clock.now();
-    await attempts.markAlive(jobId, attempt, host.sliceIndex, host.hostIndex, Math.min(event.at, now));
+    // Alive when we heard it, by our clock: an agent's clock may lag ours, and an old beat that
+    // Pub/Sub brings back late must not make the host look silent longer than it was.
+    await attempts.markAlive(jobId, attempt, host.sliceIndex, host.hostIndex, now);
     await renewLease(record, host);
     const sentAt = Number((await deps.store.get(keys.heartbeatSent(jobId, attempt))) ?? 0);
     if (now - sentAt < record.heartbeatMs / 4) return { action: "recorded", jobId, attempt };
@@ -260,6 +286,15 @@ export function createIngest(
     return { action: "recorded", jobId, attempt };
   }
 
+  /** Whether every one of `hosts` finished here (see {@link finishedHere}); stops at the first not. */
+  async function allFinishedHere(record: AttemptRecord, hosts: AttemptRecord["hosts"]): Promise<boolean> {
+    for (const h of hosts) {
+      const end = await attempts.hostEnd(record.jobId, record.attempt, h.sliceIndex, h.hostIndex);
+      if (!finishedHere(end)) return false;
+    }
+    return true;
+  }
+
   async function notice(n: PreemptionNotice): Promise<IngestResult> {
     const route =
       n.slice !== undefined ? await attempts.routeSlice(n.slice) : await attempts.routeHost(n.address ?? "");
@@ -273,9 +308,10 @@ export function createIngest(
       return { action: "ignored", reason: `stale notice for attempt ${n.attempt}` };
     const record = await currentRecord(route.jobId, current.attempt, current);
     if (typeof record === "string") return { action: "ignored", reason: record };
-    const hit = record.hosts.find((h) =>
+    const hits = record.hosts.filter((h) =>
       n.slice !== undefined ? h.sliceName === n.slice : h.address === n.address,
     );
+    const hit = hits[0];
     if (!hit) return { action: "ignored", reason: `${what} is not in the current attempt` };
     // Slices and hosts keep their names across attempts (an inventory, an in-place restart): a
     // notice of a preemption from before this attempt started — a late or second report of the
@@ -286,6 +322,8 @@ export function createIngest(
         action: "ignored",
         reason: `stale notice: ${what} was preempted before attempt ${record.attempt} started`,
       };
+    if (await allFinishedHere(record, hits))
+      return { action: "ignored", reason: `${what} finished its work before it was preempted` };
     const error = plain(
       new Preempted(`${what} preempted${n.reason ? `: ${n.reason}` : ""}`, {
         slice: hit.sliceName,

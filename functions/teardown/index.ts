@@ -136,8 +136,15 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
     if (alive.length > 0) {
       // Retried by the state machine until `teardownSeconds` after the first try, then given up.
       const store = attempts.store;
-      await store.create(keys.teardownStarted(state.jobId, epoch), String(deps.clock.now()));
-      const since = Number(await store.get(keys.teardownStarted(state.jobId, epoch)));
+      const startedKey = keys.teardownStarted(state.jobId, epoch);
+      await store.create(startedKey, String(deps.clock.now()));
+      let since = Number((await store.get(startedKey)) || Number.NaN);
+      // Left empty by a writer killed mid-write (before the store wrote whole files): start now,
+      // rather than read it as 1970 and give up on the first try.
+      if (!Number.isFinite(since) || since <= 0) {
+        since = deps.clock.now();
+        await store.put(startedKey, String(since));
+      }
       await store.put(triesKey, String(Number((await store.get(triesKey)) ?? 0) + 1));
       const limitMs = state.job.timeouts.teardownSeconds * 1000;
       const details = { slices: [...new Set(alive.map((o) => o.slice))] };

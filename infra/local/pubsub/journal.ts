@@ -110,6 +110,13 @@ export class FileJournal implements Journal {
   private flushing: Promise<void> | undefined;
   private compaction: (() => Iterable<JournalRecord>) | undefined;
   private closed = false;
+  /**
+   * Bytes of the log that hold whole records. A write that failed part way is cut back to here,
+   * so the next batch does not continue the broken line (its first record would be lost).
+   */
+  private size = 0;
+  /** The cut failed too: the next write starts on a fresh line, and the size is read again after. */
+  private torn = false;
   appendedSinceCompaction = 0;
   /** The last compaction failure, if any (the log stays valid; it just is not shortened). */
   compactionError: Error | undefined;
@@ -119,10 +126,26 @@ export class FileJournal implements Journal {
     private handle: FileHandle,
   ) {}
 
-  /** Open (creating) the log in `dir` for appending. Replay with `readJournal` first. */
+  /**
+   * Open (creating) the log in `dir` for appending. Replay with `readJournal` first: a torn last
+   * line (which replay skipped) is cut off here, so the first record appended starts a line.
+   */
   static async open(dir: string): Promise<FileJournal> {
     mkdirSync(dir, { recursive: true });
-    return new FileJournal(dir, await open(join(dir, LOG_FILE), "a"));
+    const path = join(dir, LOG_FILE);
+    const handle = await open(path, "a+");
+    try {
+      const journal = new FileJournal(dir, handle);
+      journal.size = await wholeLinesEnd(handle);
+      if (journal.size < (await handle.stat()).size) {
+        await handle.truncate(journal.size);
+        await handle.datasync();
+      }
+      return journal;
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
   }
 
   append(record: JournalRecord): Promise<void> {
@@ -157,11 +180,26 @@ export class FileJournal implements Journal {
       const waiters = this.waiters;
       this.pending = [];
       this.waiters = [];
+      const bytes = Buffer.from(`${this.torn ? "\n" : ""}${lines.join("\n")}\n`);
       try {
-        await this.handle.write(`${lines.join("\n")}\n`);
+        for (let off = 0; off < bytes.length; ) {
+          off += (await this.handle.write(bytes, off, bytes.length - off)).bytesWritten;
+        }
         await this.handle.datasync();
+        this.size = this.torn ? (await this.handle.stat()).size : this.size + bytes.length;
+        this.torn = false;
         for (const w of waiters) w.resolve();
       } catch (e) {
+        // What did reach the file is not acknowledged: cut it off, or it would be replayed (or
+        // glue the next batch onto its broken line).
+        await this.handle.truncate(this.size).then(
+          () => {
+            this.torn = false;
+          },
+          () => {
+            this.torn = true;
+          },
+        );
         const err = new PubSubStorageFailed(`pubsub journal write failed: ${(e as Error).message}`);
         for (const w of waiters) w.reject(err);
       }
@@ -178,7 +216,9 @@ export class FileJournal implements Journal {
       writeJournalFile(this.dir, snapshot());
       this.appendedSinceCompaction = 0;
     } finally {
-      this.handle = await open(join(this.dir, LOG_FILE), "a");
+      this.handle = await open(join(this.dir, LOG_FILE), "a+");
+      this.size = await wholeLinesEnd(this.handle);
+      this.torn = this.size < (await this.handle.stat()).size;
     }
   }
 
@@ -187,6 +227,20 @@ export class FileJournal implements Journal {
     for (let f = this.flushing; f !== undefined; f = this.flushing) await f;
     await this.handle.close();
   }
+}
+
+/** The offset just past the log's last newline (0 when it has none): where its whole lines end. */
+async function wholeLinesEnd(handle: FileHandle): Promise<number> {
+  const { size } = await handle.stat();
+  const chunk = Buffer.alloc(64 * 1024);
+  for (let end = size; end > 0; ) {
+    const start = Math.max(0, end - chunk.length);
+    const { bytesRead } = await handle.read(chunk, 0, end - start, start);
+    const at = chunk.subarray(0, bytesRead).lastIndexOf(0x0a);
+    if (at >= 0) return start + at + 1;
+    end = start;
+  }
+  return 0;
 }
 
 /** A stored message as a log record field. */

@@ -6,7 +6,8 @@ import type { SubscriptionConfig } from "./types.js";
 /** HTTP statuses a push endpoint acknowledges with (Google's list). */
 export const PUSH_ACK_STATUSES: ReadonlySet<number> = new Set([102, 200, 201, 202, 204]);
 
-// Google backs push off per subscription after failures: from 100 ms doubling up to 60 s.
+// Google backs push off per subscription after failures: from 100 ms doubling up to 60 s, one step
+// per episode of failures (not one per message that failed in it).
 const PUSH_BACKOFF_MIN_MS = 100;
 const PUSH_BACKOFF_MAX_MS = 60_000;
 
@@ -57,6 +58,12 @@ export class PushWorker implements Consumer {
   outstandingBytes = 0;
   private pausedUntil = 0;
   private backoffMs = 0;
+  /**
+   * Counts pauses begun (and endpoint changes): a push remembers the episode it was sent in, and
+   * only a failure of a push sent in the current one escalates the backoff. The other pushes of a
+   * burst that were in flight when the first failed are part of the same episode.
+   */
+  private episode = 0;
   private resumeTimer: NodeJS.Timeout | undefined;
   private readonly inflight = new Set<AbortController>();
   private stopped = false;
@@ -77,7 +84,21 @@ export class PushWorker implements Consumer {
 
   /** Take a changed config (endpoint, token, deadline). */
   update(config: SubscriptionConfig): void {
+    const before = this.config.pushConfig?.pushEndpoint;
     this.config = config;
+    // A re-pointed endpoint is a new one: the failures of the old one say nothing of it.
+    if (config.pushConfig?.pushEndpoint !== before) this.clearPause();
+  }
+
+  /** End the backoff (and its episode), and let the queue deliver again. */
+  private clearPause(): void {
+    const paused = this.backoffMs > 0 || this.pausedUntil > 0;
+    this.backoffMs = 0;
+    this.pausedUntil = 0;
+    this.episode++;
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
+    if (paused && !this.stopped) this.queue.wake();
   }
 
   room() {
@@ -119,6 +140,7 @@ export class PushWorker implements Consumer {
     const push = config.pushConfig;
     const endpoint = push?.pushEndpoint;
     if (!push || !endpoint) return;
+    const episode = this.episode;
     const abort = new AbortController();
     this.inflight.add(abort);
     const timer = setTimeout(() => abort.abort(), config.ackDeadlineSeconds * 1000);
@@ -152,6 +174,8 @@ export class PushWorker implements Consumer {
     }
     if (this.stopped) return;
     if (ok) {
+      // The endpoint answers again: the next failure starts the backoff over (a pause already
+      // begun runs out, so one message that always fails cannot be pushed in a tight loop).
       this.backoffMs = 0;
       await this.broker
         .acknowledge(config.name, [lease.ackId])
@@ -159,9 +183,12 @@ export class PushWorker implements Consumer {
       return;
     }
     this.logger.info(`push of message ${lease.entry.msg.seq} to ${endpoint} failed (${outcome}); will retry`);
+    this.queue.nack(lease);
+    // Sent before the current pause began: its failure is part of the episode that began it.
+    if (episode !== this.episode) return;
+    this.episode++;
     this.backoffMs = Math.min(PUSH_BACKOFF_MAX_MS, this.backoffMs ? this.backoffMs * 2 : PUSH_BACKOFF_MIN_MS);
     this.pausedUntil = this.now() + this.backoffMs;
-    this.queue.nack(lease);
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.resumeTimer = setTimeout(() => this.queue.wake(), this.backoffMs);
     this.resumeTimer.unref();

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { attemptStore } from "../../../functions/attempts.js";
+import type { HostEvent } from "../../../core/host-event.js";
+import { attemptStore, keys } from "../../../functions/attempts.js";
+import type { ResultsStore } from "../../../functions/ports.js";
 import { fakeWorld } from "./fakes.js";
 import { exitEvent, launched } from "./harness.js";
 
@@ -94,5 +96,113 @@ describe("a host's end", () => {
     await s.ingest.hostEvent(exitEvent(state, 0, 0, { eventId: "again-2" }));
     expect(first.calls).toEqual([]);
     expect(world.sent).toHaveLength(1);
+  });
+});
+
+describe("a preemption of hosts that had finished", () => {
+  const resultRef = { agent: "x", jobId: "train-1", attempt: 1, bytes: 10 };
+
+  it("does not end the attempt when their results are held here", async () => {
+    const world = fakeWorld();
+    const run = await launched(world);
+    const { s, state } = run;
+    await s.await({ token: "tok-1", state });
+    await exit0(run, ["0-0", "0-1"]);
+    // Slice 0 finished early; its VMs are reclaimed while slice 1 still runs.
+    const preempted: HostEvent = { ...exitEvent(state, 0, 0), kind: "preempted", eventId: "p-0-0" };
+    expect(await s.ingest.hostEvent(preempted)).toMatchObject({ action: "recorded" });
+    expect(await s.ingest.notice({ slice: "v4-16-0" })).toMatchObject({ action: "ignored" });
+    expect(await s.ingest.notice({ address: preempted.address, attempt: 1 })).toMatchObject({
+      action: "ignored",
+    });
+    expect(world.sent).toEqual([]);
+    await exit0(run, ["1-0", "1-1"]);
+    expect(world.sent).toMatchObject([{ kind: "succeed", token: "tok-1" }]);
+    const checked = await s.check({ ...state, completion: { outcome: "succeeded" } });
+    expect(checked.decision).toMatchObject({ action: "stop", status: "SUCCEEDED" });
+    expect(checked.final?.status).toMatchObject({ result: expect.arrayContaining([{ slice: 0, host: 0 }]) });
+  });
+
+  it("ends it when a result is still on a preempted host, or a host had not finished", async () => {
+    for (const notice of [false, true]) {
+      const world = fakeWorld();
+      const { s, state } = await launched(world);
+      await s.await({ token: "tok-1", state });
+      await s.ingest.hostEvent(exitEvent(state, 0, 0, { result: undefined, resultRef }));
+      await s.ingest.hostEvent(exitEvent(state, 0, 1));
+      const decided = notice
+        ? await s.ingest.notice({ slice: "v4-16-0" })
+        : await s.ingest.hostEvent({ ...exitEvent(state, 0, 0), kind: "preempted", eventId: "p-0-0" });
+      expect(decided).toMatchObject({ action: "decided", outcome: "Preempted" });
+    }
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    await s.await({ token: "tok-1", state });
+    await s.ingest.hostEvent(exitEvent(state, 0, 0));
+    expect(await s.ingest.notice({ slice: "v4-16-0" })).toMatchObject({
+      action: "decided",
+      outcome: "Preempted",
+    });
+  });
+});
+
+/**
+ * A store that holds the first two operations on `key`, once armed, until both have come, then
+ * runs them in the order they came: two events of one host that read (or write) its end at once.
+ */
+function racingStore(real: ResultsStore) {
+  let key: string | undefined;
+  const held: Array<() => void> = [];
+  const gate = async (k: string) => {
+    if (k !== key) return;
+    if (held.length === 1) key = undefined;
+    await new Promise<void>((resolve) => {
+      held.push(resolve);
+      if (held.length === 2) for (const r of held) r();
+    });
+  };
+  const store: ResultsStore = {
+    get: async (k) => {
+      await gate(k);
+      return real.get(k);
+    },
+    put: async (k, v) => {
+      await gate(k);
+      return real.put(k, v);
+    },
+    create: async (k, v) => {
+      await gate(k);
+      return real.create(k, v);
+    },
+    list: (p) => real.list(p),
+    delete: (k) => real.delete(k),
+  };
+  return {
+    store,
+    arm(k: string) {
+      key = k;
+      held.length = 0;
+    },
+  };
+}
+
+describe("an exit and a preemption of one host pushed at once", () => {
+  it.each([
+    ["the preemption", "the exit"],
+    ["the exit", "the preemption"],
+  ])("record the failed exit as preempted when %s comes first", async (first) => {
+    const world = fakeWorld();
+    const racing = racingStore(world.deps.store);
+    world.deps.store = racing.store;
+    const { s, state } = await launched(world);
+    await s.await({ token: "tok-1", state });
+    const exit = exitEvent(state, 1, 0, { exitCode: 137, signal: null });
+    const preempted: HostEvent = { ...exitEvent(state, 1, 0), kind: "preempted", eventId: "p-1-0" };
+    const events = first === "the exit" ? [exit, preempted] : [preempted, exit];
+    racing.arm(keys.host(state.jobId, state.attempt, 1, 0));
+    await Promise.all(events.map((e) => s.ingest.hostEvent(e)));
+    const end = await attemptStore(world.deps.store).hostEnd(state.jobId, state.attempt, 1, 0);
+    expect(end?.metadataPreempted).toBe(true);
+    expect(world.sent.filter((x) => x.kind === "fail")).toHaveLength(1);
   });
 });

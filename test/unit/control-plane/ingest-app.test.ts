@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { createDirectoryResultsStore } from "../../../functions/clients/results-store.js";
 import { createIngestApp } from "../../../functions/ingest/index.js";
 import { fakeWorld } from "./fakes.js";
 import { launched } from "./harness.js";
@@ -120,5 +124,49 @@ describe("notices of a preemption from before the current attempt", () => {
       action: "decided",
       outcome: "Preempted",
     });
+  });
+});
+
+describe("names as long as the schemas allow", () => {
+  it("are answered (ignored), not failed, on the directory store", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gangway-ingest-"));
+    try {
+      const world = fakeWorld();
+      const app = createIngestApp({ ...world.deps, store: createDirectoryResultsStore(dir) });
+      const send = async (path: string, data: unknown) => {
+        const res = await app.request(path, {
+          method: "POST",
+          body: JSON.stringify(push(data)),
+          headers: { "content-type": "application/json" },
+        });
+        return { status: res.status, body: await res.json() };
+      };
+      // 300 characters: 300 bytes as a file name, or 1,800 once URI-encoded.
+      for (const long of ["j".repeat(300), "\u00e9".repeat(300)]) {
+        const event = {
+          version: 1,
+          kind: "exited",
+          eventId: "e",
+          at: 1,
+          agent: "a",
+          address: long,
+          jobId: long,
+          attempt: 1,
+          exitCode: 0,
+        };
+        expect(await send("/push/host-events", event)).toMatchObject({
+          status: 200,
+          body: { action: "ignored" },
+        });
+        for (const notice of [{ slice: long }, { address: long }, { slice: long, jobId: long }]) {
+          expect(await send("/push/preemption-notices", notice)).toMatchObject({
+            status: 200,
+            body: { action: "ignored" },
+          });
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

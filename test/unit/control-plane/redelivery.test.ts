@@ -80,3 +80,38 @@ describe("an outcome whose send failed is not lost", () => {
     expect(world.sent.map((x) => x.kind)).toEqual(["fail"]);
   });
 });
+
+describe("a host's liveness is when the control plane heard it", () => {
+  const hosts = [
+    [0, 0],
+    [0, 1],
+    [1, 0],
+    [1, 1],
+  ] as const;
+
+  it("is not moved back by an old heartbeat that Pub/Sub brings back late", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world, { timeouts: { heartbeatSeconds: 20 } });
+    await s.await({ token: "tok-1", state });
+    for (const [sl, h] of hosts) await s.ingest.hostEvent(beat(state, sl, h, 1_000_000));
+    world.advance(10_000);
+    for (const [sl, h] of hosts) await s.ingest.hostEvent(beat(state, sl, h, 1_010_000));
+    world.advance(15_000);
+    // Slice 0 host 0's first beat again, 25 s after it was sent: every host was heard 15 s ago.
+    expect(await s.ingest.hostEvent(beat(state, 0, 0, 1_000_000))).toMatchObject({ action: "recorded" });
+    expect(world.sent.filter((x) => x.kind === "fail")).toEqual([]);
+  });
+
+  it("whatever the agent's clock says: one 30 s behind ours does not make its host lost", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world, { timeouts: { heartbeatSeconds: 20 } });
+    await s.await({ token: "tok-1", state });
+    for (let i = 0; i < 4; i++) {
+      world.advance(6_000);
+      const now = world.deps.clock.now();
+      for (const [sl, h] of hosts) await s.ingest.hostEvent(beat(state, sl, h, now - 30_000));
+    }
+    expect(world.sent.filter((x) => x.kind === "fail")).toEqual([]);
+    expect(world.sent.filter((x) => x.kind === "heartbeat").length).toBeGreaterThan(0);
+  });
+});

@@ -8,7 +8,7 @@ import {
 } from "../../../core/errors.js";
 import type { HostEvent } from "../../../core/host-event.js";
 import { planJob } from "../../../core/plan.js";
-import { attemptStore } from "../../../functions/attempts.js";
+import { attemptStore, keys } from "../../../functions/attempts.js";
 import { continuationName } from "../../../functions/continue-execution/index.js";
 import {
   FLEX_GRACE_SECONDS,
@@ -666,6 +666,16 @@ describe("CheckResults and Teardown", () => {
   it("refuses to finish teardown while a process of the attempt is alive", async () => {
     const { s, torn } = await stubbornAttempt();
     await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownIncomplete" });
+  });
+
+  it("counts teardownSeconds from now when its start was left empty by a killed writer", async () => {
+    const { world, s, state, torn } = await stubbornAttempt({ timeouts: { teardownSeconds: 120 } });
+    await world.deps.store.put(keys.teardownStarted(state.jobId, state.attempt), "");
+    await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownIncomplete" });
+    world.advance(119_000);
+    await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownIncomplete" });
+    world.advance(1_000);
+    await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownTimedOut" });
   });
 
   it("gives up on a process that will not die once the job's teardownSeconds have passed", async () => {

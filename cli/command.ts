@@ -41,3 +41,23 @@ export function parseCommandArgs<T extends import("node:util").ParseArgsConfig>(
     throw new UsageError(`${(e as Error).message}\n\n${usage}`);
   }
 }
+
+let holding = 0;
+
+/**
+ * Hold repeated Ctrl-C (and SIGTERM) off until the returned function is called: for the life of
+ * something that must be stopped before the process ends — an embedded stack, whose workloads
+ * run in process groups of their own and would outlive a killed process. Outside such a hold a
+ * second signal ends the process as Node's default would.
+ */
+export function holdRepeatedSignals(): () => void {
+  holding++;
+  let released = false;
+  return () => {
+    if (!released) holding--;
+    released = true;
+  };
+}
+
+/** Whether something is holding repeated signals off (see {@link holdRepeatedSignals}). */
+export const repeatedSignalsHeld = (): boolean => holding > 0;

@@ -1,7 +1,7 @@
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type CliCommand, type CliContext, EXIT, UsageError } from "./command.js";
+import { type CliCommand, type CliContext, EXIT, repeatedSignalsHeld, UsageError } from "./command.js";
 
 const COMMANDS_DIR = join(dirname(fileURLToPath(import.meta.url)), "commands");
 
@@ -42,12 +42,20 @@ async function topLevelHelp(): Promise<string> {
  */
 export async function main(argv: string[], overrides: Partial<CliContext> = {}): Promise<number> {
   const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  const ownSignals = overrides.signal === undefined;
-  if (ownSignals) {
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-  }
+  // The first Ctrl-C (or SIGTERM) asks the command to stop, and it stops what it started. A
+  // repeated one while a stack is up or closing is ignored (with a word): killing the process
+  // halfway through its clean-up would leave its workloads running, in process groups of their
+  // own. Otherwise a repeated one ends the process, as Node's default handling does.
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!controller.signal.aborted) controller.abort();
+    else if (repeatedSignalsHeld())
+      ctx.stderr(`gangway: ${signal} again: still stopping what was started; a moment\n`);
+    else {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      process.kill(process.pid, signal);
+    }
+  };
   const ctx: CliContext = {
     argv: argv.slice(1),
     stdout: (t) => process.stdout.write(t),
@@ -57,6 +65,11 @@ export async function main(argv: string[], overrides: Partial<CliContext> = {}):
     signal: controller.signal,
     ...overrides,
   };
+  const ownSignals = overrides.signal === undefined;
+  if (ownSignals) {
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  }
   try {
     const [name] = argv;
     if (name === undefined || name === "--help" || name === "-h" || name === "help") {

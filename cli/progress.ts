@@ -1,5 +1,6 @@
 import type { HistoryEvent } from "@aws-sdk/client-sfn";
 import { failureOf } from "../functions/console/history.js";
+import { EXECUTION_ENDS } from "./client/history-feed.js";
 
 /** What the progress reader knows of a job, from its execution's history alone. */
 export interface JobProgress {
@@ -9,6 +10,16 @@ export interface JobProgress {
   phase: "starting" | "scaling" | "placing" | "launching" | "running" | "checking" | "tearing-down" | "done";
   preemptions: number;
   failures: number;
+  /**
+   * Set when the execution just read ended by continuing the job in a new one (its ARN): the
+   * phase is then "done" for that execution only; the job goes on there.
+   */
+  continuedAs?: string | undefined;
+}
+
+/** Whether `progress` shows the job itself ended, not just one execution that continued it. */
+export function jobEnded(progress: JobProgress): boolean {
+  return progress.phase === "done" && progress.continuedAs === undefined;
 }
 
 function parse(text: string | undefined): Record<string, unknown> | undefined {
@@ -27,8 +38,9 @@ function problemText(failed: { error?: string; cause?: string }): string {
 
 /**
  * Turns an execution's history into progress lines (attempt, slices, hosts, states). Feed it
- * events in order, as they come; it remembers where each attempt stands. Only the history is
- * read, so it works against the embedded engine, LocalStack and AWS alike.
+ * events in order, as they come — a job's continued executions one after the other, too; it
+ * remembers where each attempt stands. Only the history is read, so it works against the
+ * embedded engine, LocalStack and AWS alike.
  */
 export function createProgressReader() {
   const progress: JobProgress = {
@@ -44,6 +56,11 @@ export function createProgressReader() {
   const onEvent = (e: HistoryEvent): string[] => {
     const lines: string[] = [];
     const at = `attempt ${Math.max(progress.attempt, 1)}`;
+    if (e.type === "ExecutionStarted") {
+      // The job's first execution, or the one it continued in.
+      progress.phase = "starting";
+      progress.continuedAs = undefined;
+    }
     if (e.stateEnteredEventDetails?.name) {
       entered = e.stateEnteredEventDetails.name;
       failedHere = false;
@@ -112,13 +129,16 @@ export function createProgressReader() {
         error === "States.Timeout" ? "the attempt ran past attemptSeconds" : "no word from the hosts";
       lines.push(`${at}: ${entered}: ${error} (${why})`);
     }
-    if (
-      e.type === "ExecutionSucceeded" ||
-      e.type === "ExecutionFailed" ||
-      e.type === "ExecutionAborted" ||
-      e.type === "ExecutionTimedOut"
-    ) {
+    if (EXECUTION_ENDS.has(e.type ?? "")) {
       progress.phase = "done";
+      const next =
+        e.type === "ExecutionSucceeded"
+          ? parse(e.executionSucceededEventDetails?.output)?.continuedAs
+          : undefined;
+      if (typeof next === "string") {
+        progress.continuedAs = next;
+        lines.push(`continued in a new execution (history limit): ${next}`);
+      }
     }
     return lines;
   };

@@ -3,11 +3,13 @@ import type { JobSpecInput } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { deserializeError } from "../../core/serialized-error.js";
 import type { ResultsStore } from "../../functions/ports.js";
+import { createHistoryFeed } from "./history-feed.js";
 import { apiTransport, type SubmittedJob, sfnTransport, type Transport } from "./transport.js";
 
 export {
   apiTransport,
   GangwayApiError,
+  IdempotencyConflict,
   ResultsNotFetched,
   type SubmittedJob,
   sfnTransport,
@@ -64,16 +66,19 @@ export async function runJob(
 ): Promise<JobStatus> {
   const transport = transportOf(options.connection);
   const job: SubmittedJob = await transport.submit(spec, { idempotencyKey: options.idempotencyKey });
-  let seen = 0;
+  // The job's history spans its continued executions; the feed hands each event on once, in order.
+  const feed = createHistoryFeed();
+  const report = async () => {
+    if (options.onEvent) for (const e of feed(await transport.history(job))) options.onEvent(e);
+  };
   for (;;) {
     if (options.signal?.aborted) throw options.signal.reason ?? new Error("aborted");
-    if (options.onEvent) {
-      const events = await transport.history(job);
-      for (const e of events.slice(seen)) options.onEvent(e);
-      seen = events.length;
-    }
+    await report();
     const status = await transport.result(job);
-    if (status) return status;
+    if (status) {
+      await report(); // what happened between the last look and the end
+      return status;
+    }
     await new Promise((r) => setTimeout(r, options.pollMs ?? 250));
   }
 }

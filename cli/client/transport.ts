@@ -1,7 +1,14 @@
-import { randomBytes } from "node:crypto";
-import { DescribeExecutionCommand, type HistoryEvent, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { createHash, randomBytes } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
+import {
+  DescribeExecutionCommand,
+  type DescribeExecutionOutput,
+  type HistoryEvent,
+  StartExecutionCommand,
+} from "@aws-sdk/client-sfn";
 import type { JobSpecInput } from "../../core/job-spec.js";
-import type { JobStatus } from "../../core/job-status.js";
+import { JOB_STATUSES, type JobStatus } from "../../core/job-status.js";
+import { executionArnOf } from "../../functions/api/jobs.js";
 import { signBody } from "../../functions/api/signature.js";
 import { createSfnClient, executionHistory } from "../../functions/clients/sfn.js";
 import type { ResultsStore } from "../../functions/ports.js";
@@ -17,6 +24,7 @@ export interface Transport {
   submit(spec: JobSpecInput, options?: { idempotencyKey?: string | undefined }): Promise<SubmittedJob>;
   /** The final JobStatus, or `undefined` while the job runs. */
   result(job: SubmittedJob): Promise<JobStatus | undefined>;
+  /** The job's history: every execution's events, the first one's and each continuation's, in order. */
   history(job: SubmittedJob): Promise<HistoryEvent[]>;
 }
 
@@ -26,6 +34,11 @@ export interface Transport {
  */
 export class ResultsNotFetched extends Error {
   override readonly name = "ResultsNotFetched";
+}
+
+/** An idempotency key used again with another job spec: the job it named is not this one. */
+export class IdempotencyConflict extends Error {
+  override readonly name = "IdempotencyConflict";
 }
 
 /** A failed API call: the HTTP status and the `{code, message, issues}` body. */
@@ -97,21 +110,106 @@ export function apiTransport(options: {
         o?.idempotencyKey ? { "idempotency-key": o.idempotencyKey } : {},
       ),
     async result(job) {
+      const id = encodeURIComponent(job.jobId);
       const view = await request<{
         status: string;
-        result?: unknown;
-        error?: unknown;
+        currentExecutionArn?: string;
         counters?: JobStatus["counters"];
-      }>("GET", `/v1/jobs/${encodeURIComponent(job.jobId)}`);
-      if (!["SUCCEEDED", "FAILED", "PREEMPTED", "ERROR", "CANCELLED"].includes(view.status)) return undefined;
-      const full = await request<JobStatus>("GET", `/v1/jobs/${encodeURIComponent(job.jobId)}/status`);
-      return full;
+      }>("GET", `/v1/jobs/${id}`);
+      if (view.status === "RUNNING" || view.status === "PENDING") return undefined;
+      if (isJobStatusName(view.status)) {
+        const full = await request<unknown>("GET", `/v1/jobs/${id}/status`);
+        if (isJobStatus(full)) return full;
+      }
+      // Stopped outside gangway (StopExecution: ABORTED; TIMED_OUT), or failed before gangway
+      // wrote a status: no JobStatus will ever come, so waiting for one would never end.
+      return endedWithoutStatus(job, view.currentExecutionArn ?? job.executionArn, view.status, {
+        counters: view.counters,
+      });
     },
     history: (job) =>
       request<{ events: HistoryEvent[] }>("GET", `/v1/jobs/${encodeURIComponent(job.jobId)}/history`).then(
         (r) => r.events,
       ),
   };
+}
+
+const isJobStatusName = (s: unknown): s is JobStatus["status"] =>
+  (JOB_STATUSES as readonly unknown[]).includes(s);
+
+/** Whether `v` is a whole JobStatus (not the API's 202 "not yet" answer, nor some other JSON). */
+function isJobStatus(v: unknown): v is JobStatus {
+  const o = v as Partial<Record<string, unknown>> | null;
+  return (
+    typeof o === "object" &&
+    o !== null &&
+    isJobStatusName(o.status) &&
+    typeof o.info === "object" &&
+    typeof o.counters === "object"
+  );
+}
+
+/**
+ * The JobStatus of a job whose execution ended without one: `ERROR`, named after how it ended
+ * (`ExecutionAborted`, `ExecutionTimedOut`, else the execution's error).
+ */
+function endedWithoutStatus(
+  job: SubmittedJob,
+  executionArn: string,
+  executionStatus: string,
+  detail: { error?: string | undefined; cause?: string | undefined; counters?: JobStatus["counters"] },
+): JobStatus {
+  const how: Record<string, string> = {
+    ABORTED: "ExecutionAborted",
+    TIMED_OUT: "ExecutionTimedOut",
+  };
+  const why =
+    executionStatus === "ABORTED"
+      ? " (stopped outside gangway)"
+      : executionStatus === "TIMED_OUT"
+        ? " (its TimeoutSeconds ran out)"
+        : "";
+  return {
+    status: "ERROR",
+    info: { name: job.jobId, jobId: job.jobId, state: "error", kind: "cpu", executionArn },
+    counters: detail.counters ?? { attempts: 0, preemptions: 0, failures: 0 },
+    error: {
+      name: detail.error || how[executionStatus] || "ExecutionFailed",
+      message: `execution ${executionArn} ended ${executionStatus}${why} without a job status${detail.cause ? `: ${detail.cause}` : ""}`,
+    },
+  };
+}
+
+/** The execution an ended one continued the job in (`{continuedAs}` output), if it did. */
+function continuedAsOf(d: DescribeExecutionOutput): string | undefined {
+  if (d.status !== "SUCCEEDED") return undefined;
+  try {
+    const next = (JSON.parse(d.output ?? "null") as { continuedAs?: unknown } | null)?.continuedAs;
+    return typeof next === "string" ? next : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether two JSON texts hold the same value (an execution's input as given, and as stored). */
+function sameJson(a: string | undefined, b: string): boolean {
+  try {
+    return isDeepStrictEqual(JSON.parse(a ?? "null"), JSON.parse(b));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The execution name of a job named `name`: with an idempotency key, a hash of the key (the same
+ * key, the same name — as the API names it); without, a random suffix. At most 80 characters.
+ */
+export function jobExecutionName(name: string, idempotencyKey?: string): string {
+  const suffix =
+    idempotencyKey === undefined
+      ? randomBytes(4).toString("hex")
+      : createHash("sha256").update(idempotencyKey).digest("hex").slice(0, 12);
+  return `${name.slice(0, 80 - suffix.length - 1)}-${suffix}`;
 }
 
 /** `{resultRef: {store: KEY}}` → KEY, for a result that travels as a reference. */
@@ -133,50 +231,59 @@ export function sfnTransport(options: {
   results?: Pick<ResultsStore, "get"> | undefined;
 }): Transport {
   const sfn = createSfnClient({ endpoint: options.endpoint, region: options.region });
-  const current = async (job: SubmittedJob): Promise<string> => {
-    // A job continued in new executions: follow `continuedAs` to the last one.
+  // Executions that ended: where they went on (null: nowhere, the job ended) and their history,
+  // which no longer changes.
+  const ended = new Map<string, { next: string | null; events: HistoryEvent[] }>();
+  /** Walk the job's executions from its first, following `continuedAs`; `visit` each one. */
+  const walk = async (
+    job: SubmittedJob,
+    visit?: (arn: string, d: DescribeExecutionOutput | undefined) => Promise<void>,
+  ): Promise<{ arn: string; d: DescribeExecutionOutput | undefined }> => {
     let arn = job.executionArn;
-    for (let i = 0; i < 10_000; i++) {
-      const d = await sfn.send(new DescribeExecutionCommand({ executionArn: arn }));
-      const next =
-        d.status === "SUCCEEDED"
-          ? (JSON.parse(d.output ?? "{}") as { continuedAs?: string }).continuedAs
-          : undefined;
-      if (!next) return arn;
+    for (;;) {
+      const known = ended.get(arn);
+      const d = known ? undefined : await sfn.send(new DescribeExecutionCommand({ executionArn: arn }));
+      await visit?.(arn, d);
+      const next = known ? known.next : d && d.status !== "RUNNING" ? (continuedAsOf(d) ?? null) : undefined;
+      if (!next) return { arn, d };
       arn = next;
     }
-    return arn;
   };
   return {
     async submit(spec, o) {
-      const name = `${String(spec.name).slice(0, 60)}-${o?.idempotencyKey ? o.idempotencyKey.replace(/[^A-Za-z0-9_-]/g, "").slice(0, 16) : randomBytes(4).toString("hex")}`;
-      const out = await sfn.send(
-        new StartExecutionCommand({
-          stateMachineArn: options.stateMachineArn,
-          name,
-          input: JSON.stringify(spec),
-        }),
-      );
-      return { jobId: name, executionArn: out.executionArn ?? "" };
+      const key = o?.idempotencyKey;
+      const name = jobExecutionName(String(spec.name), key);
+      const input = JSON.stringify(spec);
+      try {
+        const out = await sfn.send(
+          new StartExecutionCommand({ stateMachineArn: options.stateMachineArn, name, input }),
+        );
+        return { jobId: name, executionArn: out.executionArn ?? "" };
+      } catch (e) {
+        if ((e as { name?: string }).name !== "ExecutionAlreadyExists" || key === undefined) throw e;
+        // The same key was used before and that job has ended (while it runs, StartExecution
+        // answers it again): it is this job, if the spec is the same.
+        const executionArn = executionArnOf(options.stateMachineArn, name);
+        const existing = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+        if (!sameJson(existing.input, input))
+          throw new IdempotencyConflict(
+            `idempotency key ${JSON.stringify(key)} was used for another job spec (job ${name})`,
+          );
+        return { jobId: name, executionArn };
+      }
     },
     async result(job) {
-      const d = await sfn.send(new DescribeExecutionCommand({ executionArn: await current(job) }));
+      const last = await walk(job);
+      const d = last.d ?? (await sfn.send(new DescribeExecutionCommand({ executionArn: last.arn })));
       if (d.status === "RUNNING") return undefined;
-      const text = d.status === "SUCCEEDED" ? d.output : d.cause;
-      let status: JobStatus;
+      let status: unknown;
       try {
-        status = JSON.parse(text ?? "") as JobStatus;
+        status = JSON.parse((d.status === "SUCCEEDED" ? d.output : d.cause) ?? "");
       } catch {
-        return {
-          status: "ERROR",
-          info: { name: job.jobId, jobId: job.jobId, state: "error", kind: "cpu" },
-          counters: { attempts: 0, preemptions: 0, failures: 0 },
-          error: {
-            name: d.error ?? "ExecutionFailed",
-            message: d.cause ?? d.status ?? "the execution ended without a status",
-          },
-        };
+        status = undefined;
       }
+      if (!isJobStatus(status))
+        return endedWithoutStatus(job, last.arn, d.status ?? "UNKNOWN", { error: d.error, cause: d.cause });
       const key = status.status === "SUCCEEDED" ? resultRefKey(status.result) : undefined;
       if (key === undefined) return status;
       const where = `the results of ${job.jobId} are in the results store at ${key}`;
@@ -186,6 +293,20 @@ export function sfnTransport(options: {
       if (stored === undefined) throw new ResultsNotFetched(`${where}, but nothing is there`);
       return { ...status, result: JSON.parse(stored) as unknown };
     },
-    history: async (job) => executionHistory(sfn, await current(job)),
+    async history(job) {
+      const events: HistoryEvent[] = [];
+      await walk(job, async (arn, d) => {
+        const known = ended.get(arn);
+        if (known) {
+          events.push(...known.events);
+          return;
+        }
+        // Described before it is read: an execution that had ended then has its whole history.
+        const history = await executionHistory(sfn, arn);
+        events.push(...history);
+        if (d && d.status !== "RUNNING") ended.set(arn, { next: continuedAsOf(d) ?? null, events: history });
+      });
+      return events;
+    },
   };
 }

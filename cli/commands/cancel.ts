@@ -8,7 +8,9 @@ ends CANCELLED. With --wait, return once it has.
 
 ${CONNECTION_USAGE}
 
-exit codes: 0 cancelling (with --wait: cancelled) · 1 no such job, or it already ended · 2 bad usage`;
+exit codes: 0 cancelling (with --wait: it ended CANCELLED) · 1 no such job, or it already ended
+(with --wait also: it ended otherwise — the cancel came too late —, or the wait was interrupted)
+· 2 bad usage`;
 
 /** `gangway cancel`: cancel a job through teardown. */
 export const command: CliCommand = {
@@ -25,14 +27,22 @@ export const command: CliCommand = {
       const reason = values.reason ? `?reason=${encodeURIComponent(values.reason)}` : "";
       await api.request("DELETE", `/v1/jobs/${encodeURIComponent(jobId)}${reason}`);
       let status = "CANCELLING";
-      while (values.wait && !ctx.signal.aborted) {
+      while (values.wait) {
+        if (ctx.signal.aborted) {
+          ctx.stderr(`gangway cancel: interrupted; ${jobId} is still being cancelled\n`);
+          return EXIT.failed;
+        }
         status = (await api.request<{ status: string }>("GET", `/v1/jobs/${encodeURIComponent(jobId)}`))
           .status;
-        if (status !== "RUNNING") break;
+        if (status !== "RUNNING" && status !== "PENDING") break;
         await new Promise((r) => setTimeout(r, 200));
       }
       ctx.stdout(values.json ? `${JSON.stringify({ jobId, status })}\n` : `${jobId}: ${status}\n`);
-      return EXIT.ok;
+      if (!values.wait || status === "CANCELLED") return EXIT.ok;
+      ctx.stderr(
+        `gangway cancel: ${jobId} ended ${status}, not CANCELLED: it ended before the cancel took effect\n`,
+      );
+      return EXIT.failed;
     });
   },
 };

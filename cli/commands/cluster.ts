@@ -13,7 +13,7 @@ import {
   removeClusterState,
   writeClusterState,
 } from "../../infra/local/cluster/state-file.js";
-import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { type CliCommand, EXIT, holdRepeatedSignals, UsageError } from "../command.js";
 
 const USAGE = `usage: gangway cluster --cluster SPEC [options]
 
@@ -104,15 +104,23 @@ export const command: CliCommand = {
         ctx.stderr(`could not create the event topics: ${(e as Error).message}\n`),
       );
     }
-    const provider = await createLocalProvider({
-      pools,
-      token,
-      workDir,
-      eventSink: events.sink,
-      provisioningDelayMs: delay,
-      quota: maxHosts === undefined ? undefined : { maxHosts },
-      log: (line) => ctx.stderr(`${line}\n`),
-    });
+    // Until the cluster is closed, a second Ctrl-C must not kill this process: its workloads would live on.
+    const release = holdRepeatedSignals();
+    let provider: Awaited<ReturnType<typeof createLocalProvider>>;
+    try {
+      provider = await createLocalProvider({
+        pools,
+        token,
+        workDir,
+        eventSink: events.sink,
+        provisioningDelayMs: delay,
+        quota: maxHosts === undefined ? undefined : { maxHosts },
+        log: (line) => ctx.stderr(`${line}\n`),
+      });
+    } catch (e) {
+      release();
+      throw e;
+    }
     try {
       const admin = await startClusterAdmin(provider, { token });
       try {
@@ -129,10 +137,14 @@ export const command: CliCommand = {
         await admin.close();
       }
     } finally {
-      await provider.close();
-      await events.close();
-      // A work dir of our own making (runs, the generated token) goes with the cluster.
-      if (!values["work-dir"]) rmSync(workDir, { recursive: true, force: true });
+      try {
+        await provider.close();
+        await events.close();
+        // A work dir of our own making (runs, the generated token) goes with the cluster.
+        if (!values["work-dir"]) rmSync(workDir, { recursive: true, force: true });
+      } finally {
+        release();
+      }
     }
     return EXIT.ok;
   },

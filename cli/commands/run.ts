@@ -1,15 +1,14 @@
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { DescribeExecutionCommand, type HistoryEvent, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { InvalidJobSpec } from "../../core/errors.js";
-import { createSfnClient, executionHistory } from "../../functions/clients/sfn.js";
+import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
 import { startLocalStack } from "../../infra/local/stack.js";
-import { type CliCommand, EXIT, UsageError } from "../command.js";
+import { sfnTransport } from "../client/transport.js";
+import { type CliCommand, EXIT, holdRepeatedSignals, UsageError } from "../command.js";
+import { followJob } from "../follow.js";
 import { loadJobFile } from "../load-job.js";
-import { createProgressReader } from "../progress.js";
 
 const USAGE = `usage: gangway run <job.yaml|job.json> [--cluster SPEC] [--preempt-after SECONDS] [--state-dir DIR] [--history-budget N] [--json]
 
@@ -83,51 +82,52 @@ export const command: CliCommand = {
     const ownDir = values["state-dir"] === undefined;
     const stateDir = ownDir ? await mkdtemp(join(tmpdir(), "gangway-run-")) : String(values["state-dir"]);
     const cluster = typeof values.cluster === "string" ? values.cluster : "v4-16x2";
-    const stack = await startLocalStack({
-      cluster,
-      stateDir,
-      workloadCwd: ctx.cwd,
-      provisioningDelayMs: 1000,
-      historyBudget,
-    });
+    // Until the stack is closed, a second Ctrl-C must not kill this process: its workloads would live on.
+    const release = holdRepeatedSignals();
+    let stack: Awaited<ReturnType<typeof startLocalStack>>;
+    try {
+      stack = await startLocalStack({
+        cluster,
+        stateDir,
+        workloadCwd: ctx.cwd,
+        provisioningDelayMs: 1000,
+        historyBudget,
+      });
+    } catch (e) {
+      if (ownDir) await rm(stateDir, { recursive: true, force: true });
+      release();
+      throw e;
+    }
     try {
       say(
         `embedded stack up: cluster ${cluster}, engine ${stack.sfnEndpoint}, Pub/Sub ${stack.pubsubEmulatorHost}`,
       );
-      const sfn = createSfnClient({ endpoint: stack.sfnEndpoint });
-      const name = `${job.name.slice(0, 60)}-${randomBytes(4).toString("hex")}`;
-      const started = await sfn.send(
-        new StartExecutionCommand({
-          stateMachineArn: stack.stateMachineArn,
-          name,
-          input: JSON.stringify(job),
-        }),
-      );
-      if (!started.executionArn) throw new Error("StartExecution answered no executionArn");
-      let executionArn = started.executionArn;
+      const transport = sfnTransport({
+        endpoint: stack.sfnEndpoint,
+        stateMachineArn: stack.stateMachineArn,
+        results: createDirectoryResultsStore(join(stateDir, "results")),
+      });
+      const submitted = await transport.submit(job);
+      if (!submitted.executionArn) throw new Error("StartExecution answered no executionArn");
       say(
-        `job ${name} submitted (${job.accelerator.kind === "tpu" ? `${job.accelerator.type} × ${JSON.stringify(job.accelerator.slices)}` : job.accelerator.kind})`,
+        `job ${submitted.jobId} submitted (${job.accelerator.kind === "tpu" ? `${job.accelerator.type} × ${JSON.stringify(job.accelerator.slices)}` : job.accelerator.kind})`,
       );
-      let reader = createProgressReader();
-      let seen = 0;
       let runningSince: number | undefined;
       let injected = false;
-      for (;;) {
-        if (ctx.signal.aborted) {
-          say("interrupted: stopping the stack");
-          return EXIT.failed;
-        }
-        const events: HistoryEvent[] = await executionHistory(sfn, executionArn);
-        for (const e of events.slice(seen)) for (const line of reader.onEvent(e)) say(line);
-        seen = events.length;
-        const p = reader.progress;
-        if (p.phase === "running" && p.attempt === 1) runningSince ??= Date.now();
-        if (
-          preemptAfter !== undefined &&
-          !injected &&
-          runningSince !== undefined &&
-          Date.now() - runningSince >= preemptAfter * 1000
-        ) {
+      // Followed as `gangway submit --wait` follows a job, continued executions included.
+      const status = await followJob(transport, submitted, {
+        line: say,
+        signal: ctx.signal,
+        pollMs: 100,
+        onPoll: async (p) => {
+          if (p.phase === "running" && p.attempt === 1) runningSince ??= Date.now();
+          if (
+            preemptAfter === undefined ||
+            injected ||
+            runningSince === undefined ||
+            Date.now() - runningSince < preemptAfter * 1000
+          )
+            return;
           injected = true;
           const victim = p.slices.at(-1);
           if (victim) {
@@ -136,61 +136,36 @@ export const command: CliCommand = {
             );
             await stack.provider.preemptSlice(victim);
           }
-        }
-        if (p.phase === "done") {
-          // A long job goes on in a new execution before the history limit: follow it.
-          const ended = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-          const next =
-            ended.status === "SUCCEEDED"
-              ? (safeJson(ended.output) as { continuedAs?: unknown } | undefined)?.continuedAs
-              : undefined;
-          if (typeof next !== "string") break;
-          say(`continued in a new execution (history limit): ${next}`);
-          executionArn = next;
-          reader = createProgressReader();
-          seen = 0;
-          continue;
-        }
-        await new Promise((r) => setTimeout(r, 100));
+        },
+      });
+      if (!status) {
+        say("interrupted: stopping the stack");
+        return EXIT.failed;
       }
-      const done = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-      const status = done.status === "SUCCEEDED" ? JSON.parse(done.output ?? "null") : safeJson(done.cause);
       if (json) {
-        ctx.stdout(
-          `${JSON.stringify(status ?? { status: done.status, error: done.error, cause: done.cause })}\n`,
-        );
-        return done.status === "SUCCEEDED" ? EXIT.ok : EXIT.failed;
+        ctx.stdout(`${JSON.stringify(status)}\n`);
+        return status.status === "SUCCEEDED" ? EXIT.ok : EXIT.failed;
       }
-      const counters = (
-        status as { counters?: { attempts: number; preemptions: number; failures: number } } | undefined
-      )?.counters;
-      const tally = counters
-        ? ` after ${counters.attempts} attempt(s): ${counters.preemptions} preemption(s), ${counters.failures} failure(s)`
-        : "";
-      if (done.status !== "SUCCEEDED") {
-        say(
-          `${(status as { status?: string } | undefined)?.status ?? done.status}${tally}: ${done.error}: ${(status as { error?: { message?: string } } | undefined)?.error?.message ?? done.cause ?? ""}`,
-        );
+      const c = status.counters;
+      const tally = ` after ${c.attempts} attempt(s): ${c.preemptions} preemption(s), ${c.failures} failure(s)`;
+      if (status.status !== "SUCCEEDED") {
+        say(`${status.status}${tally}: ${status.error?.name}: ${status.error?.message ?? ""}`);
         return EXIT.failed;
       }
       say(`SUCCEEDED${tally}`);
-      const result = (status as { result?: unknown }).result;
+      const result = status.result;
       ctx.stdout(`results (${job.flatten ? "flattened" : "by slice"}, slice order then host order):\n`);
       if (Array.isArray(result))
         for (const [i, r] of result.entries()) ctx.stdout(`  [${i}] ${JSON.stringify(r)}\n`);
       else ctx.stdout(`  ${JSON.stringify(result)}\n`);
       return EXIT.ok;
     } finally {
-      await stack.close();
-      if (ownDir) await rm(stateDir, { recursive: true, force: true });
+      try {
+        await stack.close();
+        if (ownDir) await rm(stateDir, { recursive: true, force: true });
+      } finally {
+        release();
+      }
     }
   },
 };
-
-function safeJson(text: string | undefined): unknown {
-  try {
-    return text ? (JSON.parse(text) as unknown) : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -1,11 +1,9 @@
-import type { HistoryEvent } from "@aws-sdk/client-sfn";
 import { InvalidJobSpec } from "../../core/errors.js";
-import type { JobStatus } from "../../core/job-status.js";
 import { apiTransport, GangwayApiError } from "../client/transport.js";
 import { type CliCommand, EXIT, parseCommandArgs, UsageError } from "../command.js";
 import { CONNECTION_OPTIONS, CONNECTION_USAGE, resolveConnection } from "../connection.js";
+import { followJob } from "../follow.js";
 import { loadJobFile } from "../load-job.js";
-import { createProgressReader } from "../progress.js";
 
 const USAGE = `usage: gangway submit <job.yaml|job.json> [--wait] [--idempotency-key K] [--json] [connection options]
 
@@ -18,29 +16,6 @@ progress (attempt, slices, hosts) on a terminal, plain lines otherwise, then its
 ${CONNECTION_USAGE}
 
 exit codes: 0 submitted (with --wait: succeeded) · 1 refused, or the job did not succeed · 2 bad usage or job file`;
-
-/** Follow a submitted job through the API until it ends; print progress unless `quiet`. */
-export async function followJob(
-  transport: ReturnType<typeof apiTransport>,
-  job: { jobId: string; executionArn: string },
-  out: { line: (text: string) => void; status?: (text: string) => void; signal: AbortSignal },
-): Promise<JobStatus | undefined> {
-  const reader = createProgressReader();
-  let seen = 0;
-  const t0 = Date.now();
-  for (;;) {
-    if (out.signal.aborted) return undefined;
-    const events: HistoryEvent[] = await transport.history(job);
-    for (const e of events.slice(seen)) for (const line of reader.onEvent(e)) out.line(line);
-    seen = events.length;
-    const p = reader.progress;
-    out.status?.(
-      `attempt ${p.attempt} · ${p.slices.join(", ") || "no slices yet"} · ${p.hosts} hosts · ${p.phase} · ${((Date.now() - t0) / 1000).toFixed(0)}s`,
-    );
-    if (p.phase === "done") return transport.result(job);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** `gangway submit`: submit (and follow) a job. */
 export const command: CliCommand = {
@@ -100,7 +75,10 @@ export const command: CliCommand = {
       signal: ctx.signal,
     });
     if (tty) ctx.stdout("\r\x1b[K");
-    if (!status) return EXIT.failed;
+    if (!status) {
+      ctx.stderr(`gangway submit: interrupted; job ${job.jobId} goes on (gangway status ${job.jobId})\n`);
+      return EXIT.failed;
+    }
     if (values.json) ctx.stdout(`${JSON.stringify(status)}\n`);
     else if (status.status === "SUCCEEDED")
       ctx.stdout(

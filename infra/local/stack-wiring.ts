@@ -14,7 +14,8 @@ export async function persistentSecret(path: string): Promise<string> {
   } catch {
     // first start: make one
   }
-  const secret = randomBytes(24).toString("base64url");
+  // Hex: a secret passed as `--webhook-secret SECRET` must never look like a flag (base64url may start with "-").
+  const secret = randomBytes(24).toString("hex");
   await writeFile(path, `${secret}\n`, { mode: 0o600 });
   return secret;
 }

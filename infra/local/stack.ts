@@ -91,6 +91,20 @@ export interface LocalStack {
   close(): Promise<void>;
 }
 
+/** The API could not listen where asked: `--port` in use (EADDRINUSE), or not ours to bind. */
+export class ApiListenFailed extends Error {
+  override readonly name = "ApiListenFailed";
+  readonly code: string | undefined;
+  constructor(host: string, port: number, cause: NodeJS.ErrnoException) {
+    const why =
+      cause.code === "EADDRINUSE"
+        ? `port ${port} is already in use (EADDRINUSE); choose another --port, or 0 for any free one`
+        : `${cause.code ?? "error"}: ${cause.message}`;
+    super(`the API cannot listen on ${host}:${port}: ${why}`, { cause });
+    this.code = cause.code;
+  }
+}
+
 /** Function name of each step in the engine (`gangway-<step>`), as on AWS Lambda. */
 export const functionName = (step: string) => `gangway-${step}`;
 
@@ -265,10 +279,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       }),
     );
     api.get("/health", (c) => c.json({ ok: true }));
-    const server = await new Promise<Server>((ready) => {
-      const s = serve({ fetch: api.fetch, hostname: host, port: options.port ?? 0 }, () =>
-        ready(s as Server),
-      );
+    const port = options.port ?? 0;
+    const server = await new Promise<Server>((ready, fail) => {
+      // A port in use (or not ours to bind) is an 'error' event, not a throw: without a
+      // listener it would crash the process, skip the closing below and never settle here.
+      const refused = (e: NodeJS.ErrnoException) => fail(new ApiListenFailed(host, port, e));
+      const s = serve({ fetch: api.fetch, hostname: host, port }, () => {
+        s.off("error", refused);
+        s.on("error", (e) => log(`api server: ${e.message}`));
+        ready(s as Server);
+      });
+      s.once("error", refused);
     });
     closers.push(
       () =>

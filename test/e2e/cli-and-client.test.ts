@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,12 +16,14 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await t?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 async function gangway(...argv: string[]) {
   let stdout = "";
   let stderr = "";
-  const code = await main([...argv, "--api", t.stack.api, "--webhook-secret", t.stack.webhookSecret], {
+  // `--flag=value`: a generated secret may start with "-", which parseArgs takes for an option.
+  const code = await main([...argv, `--api=${t.stack.api}`, `--webhook-secret=${t.stack.webhookSecret}`], {
     stdout: (s) => {
       stdout += s;
     },

@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DescribeExecutionCommand, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { afterAll, describe, expect, it } from "vitest";
 import { createSfnClient } from "../../functions/clients/sfn.js";
+import { startLocalStack } from "../../infra/local/stack.js";
 import { behaveJob, processesOfJob, REPO } from "./harness.js";
 import { killStartedGangways, startGangway } from "./processes.js";
 
@@ -44,6 +46,46 @@ async function workloadsUnder(dir: string): Promise<number[]> {
     if (env.includes(`GANGWAY_RESULT_FILE=${dir}`)) pids.push(Number(e));
   }
   return pids;
+}
+
+/** Live (not zombie) child processes of this process. */
+async function childProcesses(): Promise<number[]> {
+  const pids: number[] = [];
+  for (const e of await readdir("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    const stat = await readFile(`/proc/${e}/stat`, "latin1").catch(() => "");
+    // After the command name (in parentheses, may hold spaces): state, then parent pid.
+    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(ppid) === process.pid && state !== "Z") pids.push(Number(e));
+  }
+  return pids;
+}
+
+/** The exit code of `child` once it is gone; SIGKILLed (resolving null) if not gone after `ms`. */
+function exitOf(child: ChildProcess, ms = 90_000): Promise<number | null> {
+  return new Promise((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
+    const timer = setTimeout(() => child.kill("SIGKILL"), ms);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      done(code);
+    });
+  });
+}
+
+/** SIGKILL the process groups of what is left of job `jobId` (a failed test's leftovers). */
+async function killJob(jobId: string): Promise<void> {
+  for (const pid of await processesOfJob(jobId)) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
@@ -159,6 +201,93 @@ describe("gangway up", () => {
       await new Promise((r) => child.once("exit", r));
     } finally {
       await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+
+  it("stops its stack when something fails after the ready line, instead of serving on", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "gangway-up-"));
+    // The shared state file (\$TMPDIR/gangway-local-cluster.json) cannot be written: a directory is there.
+    const fakeTmp = await mkdtemp(join(tmpdir(), "gangway-up-tmp-"));
+    await mkdir(join(fakeTmp, "gangway-local-cluster.json", "in-the-way"), { recursive: true });
+    try {
+      const { child } = await startGangway(
+        ["up", "--cluster", "v4-8x1", "--state-dir", stateDir, "--provisioning-delay", "200"],
+        { TMPDIR: fakeTmp },
+      );
+      let stderr = "";
+      child.stderr?.on("data", (d) => {
+        stderr += d;
+      });
+      expect(await exitOf(child)).toBe(1);
+      expect(stderr).toContain("gangway-local-cluster.json");
+      expect(await workloadsUnder(stateDir)).toEqual([]);
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+      await rm(fakeTmp, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a --port in use with a clear error, leaving nothing running", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "gangway-up-"));
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, "127.0.0.1", r));
+    const port = (holder.address() as { port: number }).port;
+    const before = new Set(await childProcesses());
+    try {
+      const err = await startLocalStack({ cluster: "v4-8x1", stateDir, port, workloadCwd: REPO }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({
+        name: "ApiListenFailed",
+        code: "EADDRINUSE",
+        message: expect.stringContaining(`port ${port} is already in use (EADDRINUSE)`),
+      });
+      // What the stack started (its hosts' forked shells among them) is gone.
+      expect((await childProcesses()).filter((pid) => !before.has(pid))).toEqual([]);
+    } finally {
+      await new Promise((r) => holder.close(r));
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("gangway run interrupted", () => {
+  it("leaves no workload behind on Ctrl-C pressed twice while it stops", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gangway-run-int-"));
+    let jobId = "";
+    try {
+      const file = join(dir, "stubborn.json");
+      // A workload that ignores SIGTERM: stopping it takes the agent's whole grace period.
+      await writeFile(
+        file,
+        JSON.stringify({
+          name: "stubborn",
+          accelerator: { kind: "tpu", type: "v4-8", slices: 1 },
+          workload: { command: ["sh", "-c", "trap '' TERM; sleep 300"] },
+        }),
+      );
+      const child = spawn(process.execPath, ["bin/gangway.mjs", "run", file, "--cluster", "v4-8x1"], {
+        cwd: REPO,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      child.stdout.on("data", (d) => {
+        stdout += d;
+      });
+      child.stderr.on("data", () => {});
+      const exited = exitOf(child);
+      jobId = await until("the job's id", async () => /job (\S+) submitted/.exec(stdout)?.[1]);
+      await until("the workload to start", async () =>
+        (await processesOfJob(jobId)).length > 0 ? true : undefined,
+      );
+      child.kill("SIGINT");
+      await new Promise((r) => setTimeout(r, 200));
+      child.kill("SIGINT");
+      expect(await exited).toBe(1);
+      expect(await processesOfJob(jobId)).toEqual([]);
+    } finally {
+      if (jobId) await killJob(jobId);
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -3,8 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execute, executeResumable, withExecutor } from "../../cli/client/index.js";
-import { main } from "../../cli/main.js";
-import { BEHAVE, behaveJob, processesOfJob, REPO, startTestStack } from "./harness.js";
+import { BEHAVE, behaveJob, cliAgainst, processesOfJob, startTestStack } from "./harness.js";
 
 // The CLI and the TypeScript client against a running stack.
 
@@ -19,22 +18,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function gangway(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  // `--flag=value`: a generated secret may start with "-", which parseArgs takes for an option.
-  const code = await main([...argv, `--api=${t.stack.api}`, `--webhook-secret=${t.stack.webhookSecret}`], {
-    stdout: (s) => {
-      stdout += s;
-    },
-    stderr: (s) => {
-      stderr += s;
-    },
-    cwd: REPO,
-    signal: new AbortController().signal,
-  });
-  return { code, stdout, stderr };
-}
+const gangway = (...argv: string[]) => cliAgainst(t.stack, argv);
 
 async function jobFile(name: string, spec: unknown) {
   const path = join(dir, `${name}.json`);

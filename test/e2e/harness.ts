@@ -8,6 +8,7 @@ import {
   type SFNClient,
   StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
+import { main } from "../../cli/main.js";
 import { createProgressReader } from "../../cli/progress.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
@@ -148,4 +149,23 @@ export async function startTestStack(
       await rm(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Run `gangway ...argv` in this process against `stack`'s API; answers its exit code and output. */
+export async function cliAgainst(stack: Pick<LocalStack, "api" | "webhookSecret">, argv: string[]) {
+  let stdout = "";
+  let stderr = "";
+  // `--flag=value`: a secret made before secrets were hex may start with "-", which parseArgs
+  // would take for an option.
+  const code = await main([...argv, `--api=${stack.api}`, `--webhook-secret=${stack.webhookSecret}`], {
+    stdout: (s) => {
+      stdout += s;
+    },
+    stderr: (s) => {
+      stderr += s;
+    },
+    cwd: REPO,
+    signal: new AbortController().signal,
+  });
+  return { code, stdout, stderr };
 }

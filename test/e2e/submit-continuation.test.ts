@@ -4,9 +4,8 @@ import { join } from "node:path";
 import type { HistoryEvent } from "@aws-sdk/client-sfn";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { runJob } from "../../cli/client/index.js";
-import { main } from "../../cli/main.js";
 import type { JobSpecInput } from "../../core/job-spec.js";
-import { behaveJob, REPO, startTestStack } from "./harness.js";
+import { behaveJob, cliAgainst, startTestStack } from "./harness.js";
 
 // A job that continues as a new execution (the history budget lowered so that it does after
 // two attempts), followed to its end by `gangway submit --wait` and by the TypeScript client.
@@ -31,22 +30,7 @@ const spec = (name: string) =>
     { retry: { maxPreemptions: 5, maxFailures: 0, retryOnExitCodes: [75] } },
   );
 
-async function gangway(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  // `--flag=value`: a generated secret may start with "-", which parseArgs takes for an option.
-  const code = await main([...argv, `--api=${t.stack.api}`, `--webhook-secret=${t.stack.webhookSecret}`], {
-    stdout: (s) => {
-      stdout += s;
-    },
-    stderr: (s) => {
-      stderr += s;
-    },
-    cwd: REPO,
-    signal: new AbortController().signal,
-  });
-  return { code, stdout, stderr };
-}
+const gangway = (...argv: string[]) => cliAgainst(t.stack, argv);
 
 /**
  * Make the CLI's first look at the job's history that reaches past its first execution's end

@@ -11,6 +11,19 @@ const push = (data: unknown) => ({
   message: { data: Buffer.from(JSON.stringify(data)).toString("base64"), messageId: "m1" },
 });
 
+/** An exit 0 of attempt 1 of `jobId` from the host at `address`, as an agent publishes it. */
+const strayExit = (jobId: string, address: string) => ({
+  version: 1,
+  kind: "exited",
+  eventId: "e",
+  at: 1,
+  agent: "a",
+  address,
+  jobId,
+  attempt: 1,
+  exitCode: 0,
+});
+
 describe("the ingest app", () => {
   const world = fakeWorld();
   const app = createIngestApp(world.deps, { authorizePush: (a) => a === "Bearer good" });
@@ -62,17 +75,7 @@ describe("the ingest app", () => {
   });
 
   it("ignores events and notices of no known job", async () => {
-    const event = {
-      version: 1,
-      kind: "exited",
-      eventId: "e",
-      at: 1,
-      agent: "a",
-      address: "127.0.1.1",
-      jobId: "ghost",
-      attempt: 1,
-      exitCode: 0,
-    };
+    const event = strayExit("ghost", "127.0.1.1");
     expect(await (await post("/push/host-events", JSON.stringify(push(event)))).json()).toMatchObject({
       action: "ignored",
       reason: "unknown job ghost",
@@ -143,18 +146,7 @@ describe("names as long as the schemas allow", () => {
       };
       // 300 characters: 300 bytes as a file name, or 1,800 once URI-encoded.
       for (const long of ["j".repeat(300), "\u00e9".repeat(300)]) {
-        const event = {
-          version: 1,
-          kind: "exited",
-          eventId: "e",
-          at: 1,
-          agent: "a",
-          address: long,
-          jobId: long,
-          attempt: 1,
-          exitCode: 0,
-        };
-        expect(await send("/push/host-events", event)).toMatchObject({
+        expect(await send("/push/host-events", strayExit(long, long))).toMatchObject({
           status: 200,
           body: { action: "ignored" },
         });

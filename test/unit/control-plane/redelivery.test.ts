@@ -33,6 +33,14 @@ const beat = (state: ExecutionState, slice: number, host: number, at: number): H
   at,
 });
 
+/** Every host of the harness's 2 × 2 attempt, as [slice, host]. */
+const hosts = [
+  [0, 0],
+  [0, 1],
+  [1, 0],
+  [1, 1],
+] as const;
+
 describe("an outcome whose send failed is not lost", () => {
   it("is sent again when Pub/Sub brings back the event that decided it, and only once", async () => {
     const world = withOutage("fail", 1);
@@ -54,12 +62,6 @@ describe("an outcome whose send failed is not lost", () => {
     const world = withOutage("succeed", 1);
     const { s, state } = await launched(world);
     await s.await({ token: "tok-1", state });
-    const hosts = [
-      [0, 0],
-      [0, 1],
-      [1, 0],
-      [1, 1],
-    ] as const;
     for (const [sl, h] of hosts.slice(0, 3)) await s.ingest.hostEvent(exitEvent(state, sl, h));
     const last = exitEvent(state, 1, 1);
     await expect(s.ingest.hostEvent(last)).rejects.toThrow(/ECONNREFUSED/);
@@ -82,13 +84,6 @@ describe("an outcome whose send failed is not lost", () => {
 });
 
 describe("a host's liveness is when the control plane heard it", () => {
-  const hosts = [
-    [0, 0],
-    [0, 1],
-    [1, 0],
-    [1, 1],
-  ] as const;
-
   it("is not moved back by an old heartbeat that Pub/Sub brings back late", async () => {
     const world = fakeWorld();
     const { s, state } = await launched(world, { timeouts: { heartbeatSeconds: 20 } });

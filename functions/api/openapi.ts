@@ -38,12 +38,19 @@ const serviceErrors = {
   "500": json(ErrorSchema, "A fault of gangway (InternalError)"),
   "503": json(ErrorSchema, "Step Functions is unavailable: try again"),
 };
+/**
+ * What the API takes as a job id (`JobIdParamsSchema`, functions/api/jobs.ts): an execution name,
+ * free of what Step Functions refuses there — whitespace, control characters and those of
+ * `FORBIDDEN_IN_NAME`. Job names may hold `.` (`llama3.1-8b`), so ids may too.
+ */
+export const JOB_ID_PATTERN = '^[^\\s<>{}[\\]?*"#%\\\\^|~`$&,;:/\\u0000-\\u001f\\u007f-\\u009f]+$';
+
 /** A job id, or the execution name of one of its continuations (`<job>-c2` …). */
 const jobId = {
   name: "id",
   in: "path",
   required: true,
-  schema: { type: "string", minLength: 1, maxLength: 80, pattern: "^[A-Za-z0-9_-]+$" },
+  schema: { type: "string", minLength: 1, maxLength: 80, pattern: JOB_ID_PATTERN },
 };
 
 /** The OpenAPI 3.1 document of the API, generated from the same zod schemas the API validates with. */

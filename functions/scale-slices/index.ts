@@ -103,7 +103,9 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
  * counts as a preemption. A restart on kept slices whose largest count is on its way waits for
  * it a while ({@link FLEX_GRACE_SECONDS}) before it settles for a smaller one.
  */
-export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock">) {
+export function createScaleSlices(
+  deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock" | "log">,
+) {
   const attempts = attemptStore(deps.store);
   return async (state: ExecutionState): Promise<ExecutionState> => {
     const now = deps.clock.now();
@@ -224,10 +226,20 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
       };
     };
     // Short of the largest count: ask for the rest. The provider does not ask again for what is
-    // on its way, so asking on every poll for all that is missing does not over-ask.
-    if (got.length < max && (chosen !== undefined || now < deadline)) {
-      await deps.provider.requestSlices(type, max - got.length);
-    }
+    // on its way, so asking on every poll for all that is missing does not over-ask. An
+    // autoscaler that fails is logged, never the step's failure: an attempt that can run runs,
+    // and one that cannot waits as it would have.
+    const lacking = max - got.length;
+    const askForMore = async () => {
+      try {
+        await deps.provider.requestSlices(type, lacking);
+      } catch (e) {
+        deps.log?.(
+          `scale-slices: ${jobId}: asking the provider for ${lacking} more ${type} failed: ${(e as Error).message}`,
+        );
+      }
+    };
+    if (chosen !== undefined && lacking > 0) await askForMore();
     if (chosen !== undefined && chosen < max && state.kept) {
       // A restart on kept slices (a preempted one's replacement being provisioned, say): while
       // the provider brings up what a larger count lacks (already, or since the request above),
@@ -284,18 +296,20 @@ export function createScaleSlices(deps: Pick<ControlPlaneDeps, "provider" | "age
         kept: undefined,
       };
     }
-    // Not enough: give back what we hold and come back later (or give up).
+    // Not enough: give back what we hold (before anything else is tried) and come back later
+    // (or give up).
     await giveBack(got);
     if (now >= deadline) {
       throw new InsufficientSlices(wanted, got.length, type, acc.kind === "tpu" ? "slices" : "hosts");
     }
+    await askForMore();
     return pending(deadline, undefined);
   };
 }
 
 /** The ScaleSlices step as a Hono app. */
 export function createScaleSlicesApp(
-  deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock">,
+  deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock" | "log">,
 ): Hono {
   return createStepApp({
     name: "scale-slices",

@@ -1,5 +1,5 @@
 import type { Hono } from "hono";
-import type { ClusterHost } from "../../core/cluster-spec.js";
+import type { ClusterHost, ClusterSlice } from "../../core/cluster-spec.js";
 import { GangwayError } from "../../core/errors.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { serializeError } from "../../core/serialized-error.js";
@@ -7,7 +7,14 @@ import { attemptStore, caughtToError, keys } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import type { AgentStatus } from "../ports.js";
 import { leaseTtlMs, releaseHosts } from "../scale-slices/index.js";
-import { type ExecutionState, ExecutionStateSchema, jobInfo, leaseIdOf, unitKeyOf } from "../state.js";
+import {
+  type ExecutionState,
+  ExecutionStateSchema,
+  jobInfo,
+  type KeptLeases,
+  leaseIdOf,
+  unitKeyOf,
+} from "../state.js";
 import { createStepApp } from "../step-app.js";
 
 /** A process of the attempt is still alive after teardown; the state machine retries teardown. */
@@ -61,7 +68,9 @@ function answered<T extends Pick<HostOutcome, "slice" | "unit" | "host">>(
  * stale epoch from now on); units that were preempted or unreachable go back to the provider,
  * which deletes them.
  */
-export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" | "provider" | "clock">) {
+export function createTeardown(
+  deps: Pick<ControlPlaneDeps, "agents" | "store" | "provider" | "clock" | "log">,
+) {
   const attempts = attemptStore(deps.store);
   return async (state: ExecutionState): Promise<ExecutionState> => {
     const epoch = state.attempt;
@@ -192,6 +201,7 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
         graceMs,
       );
     }
+    if (state.kept) await releaseUnplacedKept(deps, state, state.kept);
     if (preempted.size > 0) {
       await deps.provider.releaseSlices(
         slices.filter((s) => preempted.has(s.name)),
@@ -229,6 +239,33 @@ export function createTeardown(deps: Pick<ControlPlaneDeps, "agents" | "store" |
 }
 
 /**
+ * Units an earlier teardown kept that no attempt got placed on since (a ScaleSlices poll that
+ * faulted while it waited for a larger count, say): their hosts still hold the older lease, and
+ * nothing after this step knows of them. Given back under that lease, the hosts found by unit in
+ * the provider's list (a host another job holds by now refuses the release); if the list cannot
+ * be had, the leases lapse at their TTL rather than fail the teardown.
+ */
+async function releaseUnplacedKept(
+  deps: Pick<ControlPlaneDeps, "agents" | "provider" | "log">,
+  state: ExecutionState,
+  kept: KeptLeases,
+): Promise<void> {
+  const kind = state.job.accelerator.kind;
+  const units = new Set(kept.units);
+  let cluster: ClusterSlice[];
+  try {
+    cluster = await deps.provider.listSlices();
+  } catch (e) {
+    deps.log?.(
+      `teardown: ${state.jobId}: kept units ${kept.units.join(", ")} left to lapse: ${(e as Error).message}`,
+    );
+    return;
+  }
+  const hosts = cluster.flatMap((s) => s.hosts.filter((h) => units.has(unitKeyOf(kind, s.name, h.address))));
+  await releaseHosts(deps.agents, hosts, { leaseId: leaseIdOf(state.jobId, kept.epoch), epoch: kept.epoch });
+}
+
+/**
  * A job that stops because teardown gave up: the job is done (ingest stops renewing the leases
  * of its hosts, which then free themselves) and its status says why, with its counters.
  */
@@ -258,7 +295,7 @@ async function closeJob(
 
 /** The Teardown step as a Hono app. */
 export function createTeardownApp(
-  deps: Pick<ControlPlaneDeps, "agents" | "store" | "provider" | "clock">,
+  deps: Pick<ControlPlaneDeps, "agents" | "store" | "provider" | "clock" | "log">,
 ): Hono {
   return createStepApp({ name: "teardown", input: ExecutionStateSchema, handle: createTeardown(deps) });
 }

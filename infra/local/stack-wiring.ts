@@ -42,8 +42,11 @@ export function providerPort(provider: LocalProvider, log: (line: string) => voi
     async requestSlices(type, count) {
       const missing = count - pendingAmount(provider, type);
       if (missing <= 0) return;
+      // Said when something came up or failed: under quota every poll's request adds nothing.
       provider.requestSlices(type, missing).then(
-        (added: ClusterSlice[]) => log(`autoscaler: ${added.length} ${type} slice(s) up`),
+        (added: ClusterSlice[]) => {
+          if (added.length > 0) log(`autoscaler: ${added.length} ${type} slice(s) up`);
+        },
         (e: unknown) => log(`autoscaler: ${(e as Error).message}`),
       );
     },

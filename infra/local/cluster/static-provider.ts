@@ -78,9 +78,14 @@ export async function createStaticProvider(options: { inventoryFile: string }): 
  * machines are not deleted — they come back when their agents answer again.
  */
 export function staticProviderPort(provider: ClusterProvider, log: (line: string) => void): SliceProvider {
+  // ScaleSlices asks on every attempt of a flexible job for what its largest count lacks: said
+  // once per type until the count wanted changes, not once per attempt.
+  const told = new Map<string, number>();
   return {
     listSlices: async () => provider.listSlices(),
     async requestSlices(type, count) {
+      if (told.get(type) === count) return;
+      told.set(type, count);
       log(`static inventory: ${count} more ${type} slice(s) wanted; an inventory cannot grow`);
     },
     async releaseSlices(slices, reason) {

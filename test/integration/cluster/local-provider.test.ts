@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { layoutLocalCluster, parseClusterSpec } from "../../../core/cluster-spec.js";
 import { type AgentClient, createAgentClient } from "../../../functions/clients/agent/client.js";
 import { createJsonLinesEventSink, type HostEvent } from "../../../infra/agent/events.js";
@@ -116,6 +116,29 @@ describe("local provider", () => {
     expect(provider.pendingSlices().filter((p) => p.type === "v4-16")).toHaveLength(2);
     expect(await port.pendingSlices?.("cpu")).toBe(4);
     expect(await port.pendingSlices?.("v4-16")).toBe(2);
+  });
+
+  it("the autoscaler port logs what came up or failed, not every request the quota leaves empty", async () => {
+    provider = await createLocalProvider({
+      spec: "v4-16x1",
+      token: TOKEN,
+      workDir: dir,
+      provisioningDelayMs: 0,
+      quota: { maxSlices: { "v4-16": 1 } },
+    });
+    const lines: string[] = [];
+    const port = providerPort(provider, (l) => lines.push(l));
+    // At the quota: every poll's request adds nothing, and says nothing.
+    for (let i = 0; i < 3; i++) await port.requestSlices("v4-16", 1);
+    await port.requestSlices("v4-7", 1);
+    await port.requestSlices("v4-8", 1);
+    const up = "autoscaler: 1 v4-8 slice(s) up";
+    const failed = (l: string) => l.startsWith("autoscaler: ") && l.includes('unknown TPU type "v4-7"');
+    await vi.waitFor(() => expect(lines.includes(up) && lines.some(failed)).toBe(true), {
+      timeout: 30_000,
+      interval: 20,
+    });
+    expect(lines).toHaveLength(2);
   });
 
   it("releases slices: their workloads stop and their agents go away", async () => {

@@ -2,7 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createStaticProvider, parseInventory } from "../../../infra/local/cluster/static-provider.js";
+import {
+  createStaticProvider,
+  parseInventory,
+  staticProviderPort,
+} from "../../../infra/local/cluster/static-provider.js";
 
 let dir: string;
 beforeEach(() => {
@@ -56,6 +60,25 @@ describe("static provider", () => {
     };
     expect(() => parseInventory(JSON.stringify(dup))).toThrow(/appears twice/);
     expect(() => parseInventory("{ not: [yaml")).toThrow(/InvalidInventory|not JSON or YAML/);
+  });
+
+  it("as the control plane's port, says once per type what it cannot add, again when the count changes", async () => {
+    const file = join(dir, "inventory.yaml");
+    writeFileSync(file, yaml);
+    const lines: string[] = [];
+    const port = staticProviderPort(await createStaticProvider({ inventoryFile: file }), (l) =>
+      lines.push(l),
+    );
+    // A healthy [4,2] job on 2 slices asks for 2 more on every attempt.
+    for (let i = 0; i < 5; i++) await port.requestSlices("v4-16", 2);
+    expect(lines).toEqual(["static inventory: 2 more v4-16 slice(s) wanted; an inventory cannot grow"]);
+    await port.requestSlices("v4-16", 1);
+    await port.requestSlices("v4-16", 1);
+    await port.requestSlices("cpu", 3);
+    expect(lines.slice(1)).toEqual([
+      "static inventory: 1 more v4-16 slice(s) wanted; an inventory cannot grow",
+      "static inventory: 3 more cpu slice(s) wanted; an inventory cannot grow",
+    ]);
   });
 
   it("says which file is missing", async () => {

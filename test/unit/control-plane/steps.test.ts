@@ -215,6 +215,34 @@ describe("ScaleSlices with a flexible count", () => {
     for (const h of [0, 1]) expect(world.agentOf(2, h).lease).toBeNull();
   });
 
+  it("a poll that faults during the wait leaves no kept lease held once torn down", async () => {
+    const { world, s, torn } = await keptThree();
+    provisioning(world, () => 1);
+    const waiting = await s.scale(torn);
+    expect(waiting.kept).toEqual({ epoch: 1, units: ["v4-16-0", "v4-16-1", "v4-16-2"] });
+    const listSlices = world.deps.provider.listSlices;
+    world.deps.provider.listSlices = async () => {
+      throw new Error("provider API down");
+    };
+    world.advance((waiting.scale?.waitSeconds ?? 0) * 1000);
+    await expect(s.scale(waiting)).rejects.toThrow("provider API down");
+    const checked = await s.check({
+      ...waiting,
+      problem: { Error: "Error", Cause: '{"errorType":"Error","errorMessage":"provider API down"}' },
+    });
+    // Still no list: the teardown completes all the same (the leases lapse at their TTL).
+    const lines: string[] = [];
+    world.deps.log = (line) => lines.push(line);
+    await s.teardown(checked);
+    expect(lines.join("\n")).toContain("left to lapse");
+    expect(world.agentOf(0, 0).lease).toMatchObject({ leaseId: "train-1#1" });
+    // With the list back, the kept slices' hosts are released under the lease they hold.
+    world.deps.provider.listSlices = listSlices;
+    const after = await s.teardown(checked);
+    expect(after.kept).toBeUndefined();
+    for (const sl of [0, 1, 2]) for (const h of [0, 1]) expect(world.agentOf(sl, h).lease).toBeNull();
+  });
+
   it("does not wait when nothing is on its way, nor without kept slices", async () => {
     const { world, s, torn } = await keptThree();
     provisioning(world, () => 0);
@@ -224,6 +252,64 @@ describe("ScaleSlices with a flexible count", () => {
     const f = steps(fresh);
     const state = await f.scale(await f.init({ input: spec(flexible), execution }));
     expect(state.scale).toMatchObject({ status: "ready", available: 2 });
+  });
+});
+
+describe("ScaleSlices when the autoscaler fails", () => {
+  /** The world's autoscaler, made to fail; answers the lines logged. */
+  function failing(world: ReturnType<typeof fakeWorld>) {
+    const lines: string[] = [];
+    world.deps.provider.requestSlices = async () => {
+      throw new Error("autoscaler API down");
+    };
+    world.deps.log = (line) => lines.push(line);
+    return lines;
+  }
+
+  it("a flexible job that can run on a smaller count runs, the failure logged", async () => {
+    const world = fakeWorld("v4-16x2");
+    const lines = failing(world);
+    const s = steps(world);
+    const state = await s.scale(
+      await s.init({
+        input: spec({ accelerator: { kind: "tpu", type: "v4-16", slices: [4, 2] } }),
+        execution,
+      }),
+    );
+    expect(state.scale).toMatchObject({ status: "ready", available: 2 });
+    expect(state.scale?.slices?.map((x) => x.name)).toEqual(["v4-16-0", "v4-16-1"]);
+    expect(lines.join("\n")).toContain("autoscaler API down");
+  });
+
+  it("a job short of slices waits, then gives up, holding no lease", async () => {
+    const world = fakeWorld("v4-16x1");
+    failing(world);
+    const s = steps(world);
+    const state = await s.scale(await s.init({ input: spec({ timeouts: { scaleSeconds: 30 } }), execution }));
+    expect(state.scale).toMatchObject({ status: "pending", available: 1 });
+    for (const h of [0, 1]) expect(world.agentOf(0, h).lease).toBeNull();
+    world.advance(30_000);
+    await expect(s.scale(state)).rejects.toThrow(InsufficientSlices);
+    for (const h of [0, 1]) expect(world.agentOf(0, h).lease).toBeNull();
+  });
+
+  it("a restart short of slices gives back the slices it kept and those it leased", async () => {
+    const world = fakeWorld("v4-16x3");
+    const { s, state } = await launched(world);
+    const preempted = {
+      Error: "Preempted",
+      Cause: JSON.stringify({ name: "Preempted", message: "x", details: { slice: "v4-16-1" } }),
+    };
+    const torn = await s.teardown(await s.check({ ...state, problem: preempted }));
+    expect(torn.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
+    // The preempted slice is gone and the spare one will not lease: 1 of 2.
+    world.setCluster(world.cluster.filter((x) => x.name !== "v4-16-1"));
+    world.agentOf(1, 1).refuseLeases = true;
+    failing(world);
+    const next = await s.scale(torn);
+    expect(next.scale).toMatchObject({ status: "pending", available: 1 });
+    expect(next.kept).toBeUndefined();
+    for (const sl of [0, 1]) for (const h of [0, 1]) expect(world.agentOf(sl, h).lease).toBeNull();
   });
 });
 

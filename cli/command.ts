@@ -47,8 +47,9 @@ let holding = 0;
 /**
  * Hold repeated Ctrl-C (and SIGTERM) off until the returned function is called: for the life of
  * something that must be stopped before the process ends — an embedded stack, whose workloads
- * run in process groups of their own and would outlive a killed process. Outside such a hold a
- * second signal ends the process as Node's default would.
+ * run in process groups of their own and would outlive a killed process. The second signal is
+ * held off; a third still ends the process (the way out where the stop itself hangs). Outside
+ * such a hold a second signal ends the process as Node's default would.
  */
 export function holdRepeatedSignals(): () => void {
   holding++;

@@ -1,5 +1,6 @@
 import type { JobStatus } from "../core/job-status.js";
 import { createHistoryFeed } from "./client/history-feed.js";
+import { transientPollFailures } from "./client/poll-failures.js";
 import type { SubmittedJob, Transport } from "./client/transport.js";
 import { createProgressReader, type JobProgress, jobEnded } from "./progress.js";
 
@@ -28,19 +29,23 @@ export async function followJob(
   const reader = createProgressReader();
   const feed = createHistoryFeed();
   const t0 = Date.now();
+  const { look } = transientPollFailures(); // a look that fails for a busy service is tried at the next poll
   for (;;) {
     if (out.signal.aborted) return undefined;
-    for (const e of feed(await transport.history(job))) for (const line of reader.onEvent(e)) out.line(line);
-    const p = reader.progress;
-    out.status?.(
-      `attempt ${p.attempt} · ${p.slices.join(", ") || "no slices yet"} · ${p.hosts} hosts · ${p.continuedAs ? "continuing" : p.phase} · ${((Date.now() - t0) / 1000).toFixed(0)}s`,
-    );
-    await out.onPoll?.(p);
-    // The job's status is asked for once its last execution has ended, so that every line of it
-    // is out; an execution that continued the job is not its end.
-    if (jobEnded(p)) {
-      const status = await transport.result(job);
-      if (status) return status;
+    const events = await look(() => transport.history(job));
+    if (events) {
+      for (const e of feed(events)) for (const line of reader.onEvent(e)) out.line(line);
+      const p = reader.progress;
+      out.status?.(
+        `attempt ${p.attempt} · ${p.slices.join(", ") || "no slices yet"} · ${p.hosts} hosts · ${p.continuedAs ? "continuing" : p.phase} · ${((Date.now() - t0) / 1000).toFixed(0)}s`,
+      );
+      await out.onPoll?.(p);
+      // The job's status is asked for once its last execution has ended, so that every line of it
+      // is out; an execution that continued the job is not its end.
+      if (jobEnded(p)) {
+        const status = await look(() => transport.result(job));
+        if (status) return status;
+      }
     }
     await new Promise((r) => setTimeout(r, out.pollMs ?? 250));
   }

@@ -35,6 +35,38 @@ async function topLevelHelp(): Promise<string> {
 }
 
 /**
+ * Make SIGINT and SIGTERM stop a command; returns the function that stops listening. The first
+ * signal aborts `controller`, and the command stops what it started. While something holds
+ * repeated signals off (a stack is up or closing: killing the process halfway through its
+ * clean-up would leave its workloads running, in process groups of their own) the second is held
+ * off with a word, and the third ends the process at once all the same — the way out where the
+ * clean-up itself hangs. Without a hold the second ends it, as Node's default handling does.
+ */
+export function stopOnSignals(controller: AbortController, warn: (text: string) => void): () => void {
+  let signals = 0;
+  const release = () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) controller.abort();
+    else if (signals === 2 && repeatedSignalsHeld())
+      warn(
+        `gangway: ${signal} again: still stopping what was started; a third Ctrl-C ends gangway at once and may leave workloads running\n`,
+      );
+    else {
+      if (repeatedSignalsHeld()) warn(`gangway: ${signal}: ending at once; workloads may be left running\n`);
+      release();
+      process.kill(process.pid, signal);
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return release;
+}
+
+/**
  * Run the CLI with `argv` (without node and script) and return the exit code.
  *
  * @example
@@ -42,20 +74,6 @@ async function topLevelHelp(): Promise<string> {
  */
 export async function main(argv: string[], overrides: Partial<CliContext> = {}): Promise<number> {
   const controller = new AbortController();
-  // The first Ctrl-C (or SIGTERM) asks the command to stop, and it stops what it started. A
-  // repeated one while a stack is up or closing is ignored (with a word): killing the process
-  // halfway through its clean-up would leave its workloads running, in process groups of their
-  // own. Otherwise a repeated one ends the process, as Node's default handling does.
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (!controller.signal.aborted) controller.abort();
-    else if (repeatedSignalsHeld())
-      ctx.stderr(`gangway: ${signal} again: still stopping what was started; a moment\n`);
-    else {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      process.kill(process.pid, signal);
-    }
-  };
   const ctx: CliContext = {
     argv: argv.slice(1),
     stdout: (t) => process.stdout.write(t),
@@ -65,11 +83,7 @@ export async function main(argv: string[], overrides: Partial<CliContext> = {}):
     signal: controller.signal,
     ...overrides,
   };
-  const ownSignals = overrides.signal === undefined;
-  if (ownSignals) {
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  }
+  const releaseSignals = overrides.signal === undefined ? stopOnSignals(controller, ctx.stderr) : undefined;
   try {
     const [name] = argv;
     if (name === undefined || name === "--help" || name === "-h" || name === "help") {
@@ -96,9 +110,6 @@ export async function main(argv: string[], overrides: Partial<CliContext> = {}):
     if (ctx.env.GANGWAY_DEBUG && e.stack) ctx.stderr(`${e.stack}\n`);
     return EXIT.failed;
   } finally {
-    if (ownSignals) {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-    }
+    releaseSignals?.();
   }
 }

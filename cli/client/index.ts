@@ -4,6 +4,7 @@ import type { JobStatus } from "../../core/job-status.js";
 import { deserializeError } from "../../core/serialized-error.js";
 import type { ResultsStore } from "../../functions/ports.js";
 import { createHistoryFeed } from "./history-feed.js";
+import { transientPollFailures } from "./poll-failures.js";
 import { apiTransport, type SubmittedJob, sfnTransport, type Transport } from "./transport.js";
 
 export {
@@ -68,15 +69,19 @@ export async function runJob(
   const job: SubmittedJob = await transport.submit(spec, { idempotencyKey: options.idempotencyKey });
   // The job's history spans its continued executions; the feed hands each event on once, in order.
   const feed = createHistoryFeed();
-  const report = async () => {
-    if (options.onEvent) for (const e of feed(await transport.history(job))) options.onEvent(e);
+  const history = async () => (options.onEvent ? transport.history(job) : []);
+  const report = (events: HistoryEvent[] | undefined) => {
+    for (const e of feed(events ?? [])) options.onEvent?.(e);
   };
+  const { look } = transientPollFailures(); // a look that fails for a busy service is tried at the next poll
   for (;;) {
     if (options.signal?.aborted) throw options.signal.reason ?? new Error("aborted");
-    await report();
-    const status = await transport.result(job);
+    report(await look(history));
+    const status = await look(() => transport.result(job));
     if (status) {
-      await report(); // what happened between the last look and the end
+      // What happened between the last look and the end. The job has ended: a look that fails
+      // now (a busy API) costs those events, never the status.
+      report(await history().catch(() => undefined));
       return status;
     }
     await new Promise((r) => setTimeout(r, options.pollMs ?? 250));

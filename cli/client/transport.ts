@@ -1,17 +1,12 @@
-import { createHash, randomBytes } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
-import {
-  DescribeExecutionCommand,
-  type DescribeExecutionOutput,
-  type HistoryEvent,
-  StartExecutionCommand,
-} from "@aws-sdk/client-sfn";
-import type { JobSpecInput } from "../../core/job-spec.js";
+import { ExecutionDoesNotExist, type HistoryEvent, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { type JobSpecInput, parseJobSpec } from "../../core/job-spec.js";
 import { JOB_STATUSES, type JobStatus } from "../../core/job-status.js";
-import { executionArnOf } from "../../functions/api/jobs.js";
+import { followContinuations } from "../../functions/api/execution-chain.js";
+import { executionArnOf, jobIdFor } from "../../functions/api/job-id.js";
 import { signBody } from "../../functions/api/signature.js";
-import { createSfnClient, executionHistory } from "../../functions/clients/sfn.js";
-import type { ResultsStore } from "../../functions/ports.js";
+import { createSfnClient, createSfnExecutionsApi, executionHistory } from "../../functions/clients/sfn.js";
+import type { ExecutionDetail, ResultsStore } from "../../functions/ports.js";
 
 /** A job in flight: its id, and how it stands when asked. */
 export interface SubmittedJob {
@@ -180,17 +175,6 @@ function endedWithoutStatus(
   };
 }
 
-/** The execution an ended one continued the job in (`{continuedAs}` output), if it did. */
-function continuedAsOf(d: DescribeExecutionOutput): string | undefined {
-  if (d.status !== "SUCCEEDED") return undefined;
-  try {
-    const next = (JSON.parse(d.output ?? "null") as { continuedAs?: unknown } | null)?.continuedAs;
-    return typeof next === "string" ? next : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Whether two JSON texts hold the same value (an execution's input as given, and as stored). */
 function sameJson(a: string | undefined, b: string): boolean {
   try {
@@ -200,23 +184,14 @@ function sameJson(a: string | undefined, b: string): boolean {
   }
 }
 
-/**
- * The execution name of a job named `name`: with an idempotency key, a hash of the key (the same
- * key, the same name — as the API names it); without, a random suffix. At most 80 characters.
- */
-export function jobExecutionName(name: string, idempotencyKey?: string): string {
-  const suffix =
-    idempotencyKey === undefined
-      ? randomBytes(4).toString("hex")
-      : createHash("sha256").update(idempotencyKey).digest("hex").slice(0, 12);
-  return `${name.slice(0, 80 - suffix.length - 1)}-${suffix}`;
-}
-
 /** `{resultRef: {store: KEY}}` → KEY, for a result that travels as a reference. */
 function resultRefKey(result: unknown): string | undefined {
   const ref = (result as { resultRef?: { store?: unknown } } | null)?.resultRef;
   return typeof ref?.store === "string" ? ref.store : undefined;
 }
+
+/** How many jobs' ended executions an SFN transport keeps the histories of. */
+const MAX_CACHED_JOBS = 16;
 
 /**
  * Reach the state machine directly with the official SFN client (AWS, LocalStack or embedded).
@@ -231,29 +206,34 @@ export function sfnTransport(options: {
   results?: Pick<ResultsStore, "get"> | undefined;
 }): Transport {
   const sfn = createSfnClient({ endpoint: options.endpoint, region: options.region });
-  // Executions that ended: where they went on (null: nowhere, the job ended) and their history,
-  // which no longer changes.
-  const ended = new Map<string, { next: string | null; events: HistoryEvent[] }>();
-  /** Walk the job's executions from its first, following `continuedAs`; `visit` each one. */
-  const walk = async (
-    job: SubmittedJob,
-    visit?: (arn: string, d: DescribeExecutionOutput | undefined) => Promise<void>,
-  ): Promise<{ arn: string; d: DescribeExecutionOutput | undefined }> => {
-    let arn = job.executionArn;
-    for (;;) {
-      const known = ended.get(arn);
-      const d = known ? undefined : await sfn.send(new DescribeExecutionCommand({ executionArn: arn }));
-      await visit?.(arn, d);
-      const next = known ? known.next : d && d.status !== "RUNNING" ? (continuedAsOf(d) ?? null) : undefined;
-      if (!next) return { arn, d };
-      arn = next;
+  const executions = createSfnExecutionsApi(sfn);
+  // Per job (its first execution's ARN), the executions of it that ended, with their history,
+  // which no longer changes. Only the jobs looked at last are kept: a transport shared for long
+  // follows many jobs, and a job no one follows any more has nothing to gain from its cache.
+  const ended = new Map<string, Map<string, { execution: ExecutionDetail; events: HistoryEvent[] }>>();
+  const endedOf = (job: SubmittedJob) => {
+    const known = ended.get(job.executionArn) ?? new Map();
+    ended.delete(job.executionArn);
+    ended.set(job.executionArn, known);
+    for (const old of ended.keys()) {
+      if (ended.size <= MAX_CACHED_JOBS) break;
+      ended.delete(old);
     }
+    return known;
   };
+  /** Describe `arn`, as cached where it had ended. */
+  const describeIn =
+    (known: Map<string, { execution: ExecutionDetail }>) =>
+    async (arn: string): Promise<ExecutionDetail | undefined> =>
+      known.get(arn)?.execution ?? (await executions.describe(arn));
   return {
     async submit(spec, o) {
-      const key = o?.idempotencyKey;
-      const name = jobExecutionName(String(spec.name), key);
-      const input = JSON.stringify(spec);
+      const key = o?.idempotencyKey || undefined; // an empty key is none, as the API client sends it
+      // The execution input the API would start the job with: the spec checked, defaults filled
+      // in. A key used through both then names the same job with the same input, not a conflict.
+      const parsed = parseJobSpec(spec);
+      const name = jobIdFor(parsed.name, key);
+      const input = JSON.stringify(parsed);
       try {
         const out = await sfn.send(
           new StartExecutionCommand({ stateMachineArn: options.stateMachineArn, name, input }),
@@ -264,8 +244,8 @@ export function sfnTransport(options: {
         // The same key was used before and that job has ended (while it runs, StartExecution
         // answers it again): it is this job, if the spec is the same.
         const executionArn = executionArnOf(options.stateMachineArn, name);
-        const existing = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-        if (!sameJson(existing.input, input))
+        const existing = await executions.describe(executionArn);
+        if (!sameJson(existing?.input, input))
           throw new IdempotencyConflict(
             `idempotency key ${JSON.stringify(key)} was used for another job spec (job ${name})`,
           );
@@ -273,8 +253,13 @@ export function sfnTransport(options: {
       }
     },
     async result(job) {
-      const last = await walk(job);
-      const d = last.d ?? (await sfn.send(new DescribeExecutionCommand({ executionArn: last.arn })));
+      const last = await followContinuations(describeIn(endedOf(job)), job.executionArn);
+      const d = last.execution;
+      if (!d)
+        throw new ExecutionDoesNotExist({
+          message: `Execution Does Not Exist: '${last.arn}'`,
+          $metadata: {},
+        });
       if (d.status === "RUNNING") return undefined;
       let status: unknown;
       try {
@@ -283,7 +268,7 @@ export function sfnTransport(options: {
         status = undefined;
       }
       if (!isJobStatus(status))
-        return endedWithoutStatus(job, last.arn, d.status ?? "UNKNOWN", { error: d.error, cause: d.cause });
+        return endedWithoutStatus(job, last.arn, d.status, { error: d.error, cause: d.cause });
       const key = status.status === "SUCCEEDED" ? resultRefKey(status.result) : undefined;
       if (key === undefined) return status;
       const where = `the results of ${job.jobId} are in the results store at ${key}`;
@@ -294,17 +279,18 @@ export function sfnTransport(options: {
       return { ...status, result: JSON.parse(stored) as unknown };
     },
     async history(job) {
+      const known = endedOf(job);
       const events: HistoryEvent[] = [];
-      await walk(job, async (arn, d) => {
-        const known = ended.get(arn);
-        if (known) {
-          events.push(...known.events);
+      await followContinuations(describeIn(known), job.executionArn, async (arn, execution) => {
+        const cached = known.get(arn);
+        if (cached) {
+          events.push(...cached.events);
           return;
         }
         // Described before it is read: an execution that had ended then has its whole history.
         const history = await executionHistory(sfn, arn);
         events.push(...history);
-        if (d && d.status !== "RUNNING") ended.set(arn, { next: continuedAsOf(d) ?? null, events: history });
+        if (execution && execution.status !== "RUNNING") known.set(arn, { execution, events: history });
       });
       return events;
     },

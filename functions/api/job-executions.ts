@@ -3,6 +3,11 @@ import { attemptStore } from "../attempts.js";
 import { continuationName } from "../continue-execution/index.js";
 import { mapLimit } from "../deps.js";
 import type { ExecutionDetail, ExecutionSummary, ExecutionsApi, ResultsStore } from "../ports.js";
+import { continuedAsIn, followContinuations, MAX_JOB_EXECUTIONS } from "./execution-chain.js";
+import { executionArnOf } from "./job-id.js";
+
+export { MAX_JOB_EXECUTIONS } from "./execution-chain.js";
+export { executionArnOf } from "./job-id.js";
 
 /**
  * A job's executions: the first is named after the job; each continuation is named
@@ -28,19 +33,11 @@ export interface JobExecutionsDeps {
   stateMachineArn: string;
 }
 
-/** Most executions one job's history is read from, whatever its records say. */
-export const MAX_JOB_EXECUTIONS = 1000;
-
 /** How many executions the list looks into at once. */
 const LIST_FAN_OUT = 16;
 
 /** Names that could be a continuation's; only the execution's input decides that they are. */
 const MAYBE_CONTINUATION = /-c(\d+)$/;
-
-/** The execution ARN of job `jobId` (its first execution) under `stateMachineArn`. */
-export function executionArnOf(stateMachineArn: string, jobId: string): string {
-  return `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${jobId}`;
-}
 
 /** The ARN of the `n`-th execution of job `jobId` (1: the first). */
 const nthArn = (stateMachineArn: string, jobId: string, n: number) =>
@@ -77,40 +74,16 @@ export async function jobIdOf(deps: Pick<JobExecutionsDeps, "executions" | "stat
   return (await jobContinuedBy(deps.executions, { executionArn, name: id, status: "" })) ?? id;
 }
 
-/** The `continuedAs` of an execution that ended by continuing the job in a new one. */
-function continuedAs(execution: ExecutionDetail): string | undefined {
-  if (execution.status !== "SUCCEEDED") return undefined;
-  return continuedAsIn(execution.output);
-}
-
-function continuedAsIn(output: string | undefined): string | undefined {
-  try {
-    const next = (JSON.parse(output ?? "null") as { continuedAs?: unknown } | null)?.continuedAs;
-    return typeof next === "string" ? next : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The execution job's `arn` goes on in: itself, or the last of the executions it continued as.
  * A continued execution ends SUCCEEDED; that is not the job's end, even where the job's record
  * still names it (written before the record followed continuations).
  */
-export async function lastExecution(
+export function lastExecution(
   executions: ExecutionsApi,
   arn: string,
 ): Promise<{ arn: string; execution: ExecutionDetail | undefined }> {
-  const seen = new Set([arn]);
-  let execution = await executions.describe(arn);
-  let next = execution && continuedAs(execution);
-  while (next && !seen.has(next) && seen.size < MAX_JOB_EXECUTIONS) {
-    seen.add(next);
-    arn = next;
-    execution = await executions.describe(arn);
-    next = execution && continuedAs(execution);
-  }
-  return { arn, execution };
+  return followContinuations((a) => executions.describe(a), arn);
 }
 
 /** Which of job `jobId`'s executions `arn` is (2 for `<job>-c2` …): 1 unless it is exactly one of its continuations. */
@@ -149,7 +122,14 @@ export async function jobHistory(
   for (let n = 1; arn !== undefined && !executions.includes(arn); n++) {
     if (n > MAX_JOB_EXECUTIONS) return { executions, events, truncated: true };
     executions.push(arn);
-    const page: unknown[] = await deps.executions.history(arn).catch(() => []);
+    // A failed read fails the whole answer (a throttled one answers 429, and the caller asks
+    // again): a list with an execution left out now and then would look to a follower like the
+    // job's history had changed under it. One that is not there (past Step Functions' retention)
+    // has no events, at every read alike.
+    const page: unknown[] = await deps.executions.history(arn).catch((e: unknown) => {
+      if ((e as { name?: string }).name === "ExecutionDoesNotExist") return [];
+      throw e;
+    });
     for (const e of page) events.push(e);
     arn = continuedAsInHistory(page) ?? (n < known ? nthArn(deps.stateMachineArn, jobId, n + 1) : undefined);
   }

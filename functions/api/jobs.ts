@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
@@ -12,18 +12,13 @@ import {
   inputTooLarge,
   issue,
   jsonOnError,
+  MAX_EXECUTION_INPUT_BYTES,
   parseParams,
   refusesRequest,
   startRefusal,
 } from "./errors.js";
-import {
-  EXECUTION_STATUSES,
-  executionArnOf,
-  jobHistory,
-  jobIdOf,
-  lastExecution,
-  listJobs,
-} from "./job-executions.js";
+import { EXECUTION_STATUSES, jobHistory, jobIdOf, lastExecution, listJobs } from "./job-executions.js";
+import { executionArnOf, jobIdFor } from "./job-id.js";
 
 export { EXECUTION_STATUSES } from "./job-executions.js";
 
@@ -31,10 +26,8 @@ import { openApiDocument } from "./openapi.js";
 import { signatureProblem } from "./signature.js";
 
 export type { ApiError } from "./errors.js";
-export { executionArnOf, jobHistory } from "./job-executions.js";
-
-/** Largest job spec the webhook takes: Step Functions' own limit on an execution's input. */
-export const MAX_BODY_BYTES = 256 * 1024;
+export { jobHistory } from "./job-executions.js";
+export { executionArnOf } from "./job-id.js";
 
 /** What the jobs API needs. */
 export interface JobsApiDeps {
@@ -169,9 +162,14 @@ async function idempotencyRecord(store: ResultsStore, key: string) {
   }
 }
 
+/** The body of a job spec over Step Functions' limit on an execution's input: it could never start. */
 const tooLargeBody = () =>
-  err("PayloadTooLarge", `body over ${MAX_BODY_BYTES} bytes`, [
-    issue("(root)", `a body of at most ${MAX_BODY_BYTES} bytes`, `more than ${MAX_BODY_BYTES} bytes`),
+  err("PayloadTooLarge", `body over ${MAX_EXECUTION_INPUT_BYTES} bytes`, [
+    issue(
+      "(root)",
+      `a body of at most ${MAX_EXECUTION_INPUT_BYTES} bytes`,
+      `more than ${MAX_EXECUTION_INPUT_BYTES} bytes`,
+    ),
   ]);
 
 /**
@@ -200,10 +198,9 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
       return next();
     },
     // Stops reading past the limit, whether the length is declared or the body is chunked.
-    bodyLimit({ maxSize: MAX_BODY_BYTES, onError: (c) => c.json(tooLargeBody(), 413) }),
+    bodyLimit({ maxSize: MAX_EXECUTION_INPUT_BYTES, onError: (c) => c.json(tooLargeBody(), 413) }),
     async (c) => {
       const raw = await c.req.text();
-      if (Buffer.byteLength(raw) > MAX_BODY_BYTES) return c.json(tooLargeBody(), 413);
       if (deps.webhookSecret !== undefined) {
         const problem = signatureProblem(
           deps.webhookSecret,
@@ -254,8 +251,7 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
         if (known.bodyHash !== bodyHash) return conflict();
         return c.json({ jobId: known.jobId, executionArn: known.executionArn }, 202);
       }
-      const suffix = key === undefined ? randomBytes(4).toString("hex") : sha256(key).slice(0, 12);
-      const jobId = `${spec.data.name.slice(0, 80 - suffix.length - 1)}-${suffix}`;
+      const jobId = jobIdFor(spec.data.name, key);
       let executionArn: string;
       try {
         executionArn = (

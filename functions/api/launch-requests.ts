@@ -1,10 +1,9 @@
-import { createHash } from "node:crypto";
 import { Hono } from "hono";
 import { safeParseJobSpec } from "../../core/job-spec.js";
 import { pushedJson, readPush } from "../ingest/push.js";
 import type { ExecutionsApi, ResultsStore } from "../ports.js";
 import { type ApiIssue, inputTooLarge, jsonOnError, refusesRequest, startRefusal } from "./errors.js";
-import { executionArnOf } from "./job-executions.js";
+import { executionArnOf, jobIdFor } from "./job-id.js";
 
 /** What the launch-request endpoint needs. */
 export interface LaunchRequestsDeps {
@@ -49,9 +48,9 @@ export function createLaunchRequestsApp(deps: LaunchRequestsDeps): Hono {
         "InvalidJobSpec",
         spec.issues.map(({ path, message: m }) => ({ path, message: m })),
       );
-    const key = message.attributes?.idempotencyKey ?? `message:${messageId}`;
-    const suffix = createHash("sha256").update(key).digest("hex").slice(0, 12);
-    const jobId = `${spec.data.name.slice(0, 80 - suffix.length - 1)}-${suffix}`;
+    // An empty key is none, as everywhere: the message id keeps redeliveries to one job.
+    const key = message.attributes?.idempotencyKey || `message:${messageId}`;
+    const jobId = jobIdFor(spec.data.name, key);
     const input = JSON.stringify(spec.data);
     const tooLarge = inputTooLarge(input);
     if (tooLarge) return reject(tooLarge.code, tooLarge.issues, tooLarge.message);

@@ -1,6 +1,16 @@
 import { type HistoryEvent, StartExecutionCommand, StopExecutionCommand } from "@aws-sdk/client-sfn";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IdempotencyConflict, runJob, sfnTransport, type Transport } from "../../../cli/client/index.js";
+import {
+  apiTransport,
+  IdempotencyConflict,
+  runJob,
+  sfnTransport,
+  type Transport,
+} from "../../../cli/client/index.js";
+import { executionArnOf } from "../../../functions/api/job-id.js";
+import { createJobsApi } from "../../../functions/api/jobs.js";
+import { createMemoryResultsStore } from "../../../functions/clients/results-store.js";
+import { createSfnExecutionsApi } from "../../../functions/clients/sfn.js";
 import { createMachine, startTestSfn, type TestSfn, uniqueName, waitDone } from "../sfn/helpers.js";
 
 // The TypeScript client's direct connection to Step Functions, against the embedded engine.
@@ -49,9 +59,70 @@ describe("the SFN connection's idempotency key", () => {
     expect(refused).toBeInstanceOf(IdempotencyConflict);
     expect(refused).toMatchObject({ name: "IdempotencyConflict", message: expect.stringContaining(key) });
   });
+
+  it("names the same job as the API does for the same key and spec, whichever starts it", async () => {
+    const app = createJobsApi({
+      executions: createSfnExecutionsApi(sfn.client),
+      store: createMemoryResultsStore(),
+      tokens: { succeed: async () => "sent", fail: async () => "sent", heartbeat: async () => "sent" },
+      clock: { now: () => Date.now() },
+      stateMachineArn: echo,
+    });
+    const api = apiTransport({
+      api: "http://gangway.test",
+      fetch: ((url: string, init: RequestInit) => app.request(url, init)) as typeof fetch,
+    });
+    // The API stores the spec with its defaults filled in; so must the SFN connection, or the
+    // same key and spec would be a conflict.
+    const key = `api-first-${uniqueName()}`;
+    const viaApi = await api.submit(spec(["train"]), { idempotencyKey: key });
+    await waitDone(sfn.client, viaApi.executionArn);
+    expect(await transportOf(echo).submit(spec(["train"]), { idempotencyKey: key })).toEqual(viaApi);
+
+    const other = `sfn-first-${uniqueName()}`;
+    const viaSfn = await transportOf(echo).submit(spec(["eval"]), { idempotencyKey: other });
+    await waitDone(sfn.client, viaSfn.executionArn);
+    expect(await api.submit(spec(["eval"]), { idempotencyKey: other })).toEqual(viaSfn);
+  });
+
+  it("takes an empty key for none, as the API client does", async () => {
+    const t = transportOf(echo);
+    const a = await t.submit(spec(["a"]), { idempotencyKey: "" });
+    await waitDone(sfn.client, a.executionArn);
+    const b = await t.submit(spec(["b"]), { idempotencyKey: "" });
+    expect(b.jobId).not.toBe(a.jobId);
+    for (const { jobId } of [a, b]) expect(jobId).toMatch(/^nightly-[0-9a-f]{8}$/);
+  });
 });
 
 describe("the SFN connection's view of a job", () => {
+  it("ends its walk of a job's executions at one already walked: outputs that name each other", async () => {
+    const loops = await createMachine(sfn.client, {
+      StartAt: "P",
+      States: { P: { Type: "Pass", Parameters: { "continuedAs.$": "$.next" }, End: true } },
+    });
+    const [a, b] = [uniqueName("a"), uniqueName("b")];
+    for (const [name, next] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      const input = JSON.stringify({ next: executionArnOf(loops, next) });
+      const started = await sfn.client.send(
+        new StartExecutionCommand({ stateMachineArn: loops, name, input }),
+      );
+      await waitDone(sfn.client, started.executionArn ?? "");
+    }
+    const t = transportOf(loops);
+    const job = { jobId: a, executionArn: executionArnOf(loops, a) };
+    // b ended SUCCEEDED naming a, which is no JobStatus: the job ended without one.
+    expect(await t.result(job)).toMatchObject({
+      status: "ERROR",
+      info: { executionArn: executionArnOf(loops, b) },
+    });
+    const events = await t.history(job);
+    expect(events.filter((e) => e.type === "ExecutionStarted")).toHaveLength(2);
+  });
+
   it("ends the wait for an execution stopped outside gangway", async () => {
     const waits = await createMachine(sfn.client, {
       StartAt: "W",

@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createJobsApi, MAX_BODY_BYTES } from "../../../functions/api/jobs.js";
+import { MAX_EXECUTION_INPUT_BYTES as MAX_BODY_BYTES } from "../../../functions/api/errors.js";
+import { jobIdFor } from "../../../functions/api/job-id.js";
+import { createJobsApi } from "../../../functions/api/jobs.js";
 import { signBody } from "../../../functions/api/signature.js";
 import { attemptStore } from "../../../functions/attempts.js";
 import { createMemoryResultsStore } from "../../../functions/clients/results-store.js";
@@ -115,6 +117,8 @@ describe("POST /v1/jobs", () => {
       JSON.stringify({ ...job, workload: { command: ["x", "y".repeat(MAX_BODY_BYTES)] } }),
     );
     expect(huge.status).toBe(413);
+    // Refused as a body over the limit (the streaming limit), not parsed as a spec first.
+    expect(await huge.json()).toMatchObject({ code: "PayloadTooLarge", issues: [{ path: "(root)" }] });
     expect(w.started.size).toBe(0);
   });
 
@@ -124,6 +128,8 @@ describe("POST /v1/jobs", () => {
     const a = (await (await post(w.app, body, { "idempotency-key": "k-1" })).json()) as { jobId: string };
     const b = (await (await post(w.app, body, { "idempotency-key": "k-1" })).json()) as { jobId: string };
     expect(b.jobId).toBe(a.jobId);
+    // The id every way in gives this key (launch requests, the SFN client).
+    expect(a.jobId).toBe(jobIdFor("train", "k-1"));
     expect(w.started.size).toBe(1);
     const other = await post(w.app, JSON.stringify({ ...job, name: "other" }), { "idempotency-key": "k-1" });
     expect(other.status).toBe(409);
@@ -175,6 +181,26 @@ describe("GET /v1/openapi.json", () => {
         doc.paths["/v1/jobs"]?.post?.requestBody?.content["application/json"].schema.properties ?? {},
       ),
     ).toContain("accelerator");
+  });
+
+  it("documents the job ids the API takes: one made from the name llama3.1-8b matches", async () => {
+    const w = world();
+    const doc = (await (await w.app.request("/v1/openapi.json")).json()) as {
+      paths: Record<string, { get: { parameters: Array<{ name: string; schema: { pattern: string } }> } }>;
+    };
+    const param = doc.paths["/v1/jobs/{id}"]?.get.parameters.find((p) => p.name === "id");
+    const pattern = new RegExp(param?.schema.pattern ?? "", "u");
+    const res = await post(w.app, JSON.stringify({ ...job, name: "llama3.1-8b" }));
+    const { jobId } = (await res.json()) as { jobId: string };
+    expect(jobId).toMatch(/^llama3\.1-8b-/);
+    expect(jobId).toMatch(pattern);
+    // The document's rule is the server's, character by character.
+    const { JobIdParamsSchema } = await import("../../../functions/api/jobs.js");
+    const differ = [...Array(0x3100).keys(), 0xfeff, 0x1f600].filter((cp) => {
+      const id = `a${String.fromCodePoint(cp)}`;
+      return pattern.test(id) !== JobIdParamsSchema.safeParse({ id }).success;
+    });
+    expect(differ).toEqual([]);
   });
 });
 
@@ -358,6 +384,31 @@ describe("a continued job", () => {
     expect(await del.json()).toEqual({ jobId: "train-1", cancelling: true });
     expect(await attemptStore(w.store).cancelRequested("train-1")).toMatchObject({ reason: "done" });
     expect(await w.store.list("jobs/train-1-c2/")).toEqual([]);
+  });
+
+  it("answers a history read that fails with the error, not the list without that execution", async () => {
+    const { w, first, second } = await continuedWorld();
+    const read = w.sfn.api.history;
+    w.sfn.api.history = async (arn) => {
+      if (arn === first) throw sfnError("ThrottlingException", "Rate exceeded");
+      return read(arn);
+    };
+    const res = await w.app.request("/v1/jobs/train-1/history");
+    expect(res.status).toBe(429);
+    expect(await res.json()).toEqual({ code: "ThrottlingException", message: "Rate exceeded", issues: [] });
+    w.sfn.api.history = read;
+    expect(await (await w.app.request("/v1/jobs/train-1/history")).json()).toMatchObject({
+      executions: [first, second],
+    });
+    // One that is not there any more (past Step Functions' retention) has no events, every time.
+    w.sfn.api.history = async (arn) => {
+      if (arn === first) throw sfnError("ExecutionDoesNotExist");
+      return read(arn);
+    };
+    expect(await (await w.app.request("/v1/jobs/train-1/history")).json()).toMatchObject({
+      executions: [first, second],
+      events: [{ type: "ExecutionStarted", id: 1 }],
+    });
   });
 });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { jobIdFor } from "../../../functions/api/job-id.js";
 import { createLaunchRequestsApp } from "../../../functions/api/launch-requests.js";
 import { createMemoryResultsStore } from "../../../functions/clients/results-store.js";
 import { fakeExecutions, SM, sfnError } from "./api-fakes.js";
@@ -24,7 +25,7 @@ function launchWorld(options: { refuseStart?: Error } = {}) {
       }),
       headers: { "content-type": "application/json" },
     });
-  return { sfn, store, push };
+  return { app, sfn, store, push };
 }
 
 describe("launch requests Step Functions refuses", () => {
@@ -66,5 +67,38 @@ describe("launch requests Step Functions refuses", () => {
     expect(res.status).toBe(429);
     expect(await res.json()).toMatchObject({ code: "ThrottlingException", issues: [] });
     expect(await w.store.list("launch-rejections/")).toEqual([]);
+  });
+});
+
+describe("a launch request's idempotency key", () => {
+  const pushWith = (w: ReturnType<typeof launchWorld>, spec: unknown, messageId: string, key: string) =>
+    w.app.request("/push/launch-requests", {
+      method: "POST",
+      body: JSON.stringify({
+        message: {
+          data: Buffer.from(JSON.stringify(spec)).toString("base64"),
+          messageId,
+          attributes: { idempotencyKey: key },
+        },
+      }),
+      headers: { "content-type": "application/json" },
+    });
+
+  it("names the job as the API and the SFN client do", async () => {
+    const w = launchWorld();
+    const res = await pushWith(w, job, "m-1", "nightly-2030-01-01");
+    expect(await res.json()).toMatchObject({
+      action: "started",
+      jobId: jobIdFor("train", "nightly-2030-01-01"),
+    });
+  });
+
+  it("takes an empty key for none: two messages, two jobs", async () => {
+    const w = launchWorld();
+    const a = (await (await pushWith(w, job, "m-a", "")).json()) as { action: string; jobId: string };
+    const other = { ...job, workload: { command: ["python3", "eval.py"] } };
+    const b = (await (await pushWith(w, other, "m-b", "")).json()) as { action: string; jobId: string };
+    expect([a.action, b.action]).toEqual(["started", "started"]);
+    expect(b.jobId).not.toBe(a.jobId);
   });
 });

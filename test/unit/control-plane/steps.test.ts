@@ -23,6 +23,19 @@ import {
 import { FakeAgent, fakeWorld } from "./fakes.js";
 import { continued, execution, exitEvent, launched, spec, steps } from "./harness.js";
 
+/** A 2-slice job on v4-16x3 whose slice 1 was preempted: the teardown kept slice 0 (epoch 1). */
+async function keptAfterSlice1Preempted() {
+  const world = fakeWorld("v4-16x3");
+  const { s, state } = await launched(world);
+  const preempted = {
+    Error: "Preempted",
+    Cause: JSON.stringify({ name: "Preempted", message: "x", details: { slice: "v4-16-1" } }),
+  };
+  const torn = await s.teardown(await s.check({ ...state, problem: preempted }));
+  expect(torn.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
+  return { world, s, state, torn };
+}
+
 describe("Init", () => {
   it("builds the state from a job spec, the job id from the execution name", async () => {
     const world = fakeWorld();
@@ -294,14 +307,7 @@ describe("ScaleSlices when the autoscaler fails", () => {
   });
 
   it("a restart short of slices gives back the slices it kept and those it leased", async () => {
-    const world = fakeWorld("v4-16x3");
-    const { s, state } = await launched(world);
-    const preempted = {
-      Error: "Preempted",
-      Cause: JSON.stringify({ name: "Preempted", message: "x", details: { slice: "v4-16-1" } }),
-    };
-    const torn = await s.teardown(await s.check({ ...state, problem: preempted }));
-    expect(torn.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
+    const { world, s, torn } = await keptAfterSlice1Preempted();
     // The preempted slice is gone and the spare one will not lease: 1 of 2.
     world.setCluster(world.cluster.filter((x) => x.name !== "v4-16-1"));
     world.agentOf(1, 1).refuseLeases = true;
@@ -671,14 +677,7 @@ describe("CheckResults and Teardown", () => {
   });
 
   it("gives back kept slices a failed attempt never launched on, under the older lease they hold", async () => {
-    const world = fakeWorld("v4-16x3");
-    const { s, state } = await launched(world);
-    const preempted = {
-      Error: "Preempted",
-      Cause: JSON.stringify({ name: "Preempted", message: "x", details: { slice: "v4-16-1" } }),
-    };
-    const torn = await s.teardown(await s.check({ ...state, problem: preempted }));
-    expect(torn.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
+    const { world, s, torn } = await keptAfterSlice1Preempted();
     const next = await s.scale(torn);
     // The replacement's host is being preempted: the attempt is abandoned before it runs.
     const replacement = next.scale?.slices?.find((x) => x.name !== "v4-16-0")?.name;

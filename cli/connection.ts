@@ -22,7 +22,8 @@ export const CONNECTION_OPTIONS = {
 
 export const CONNECTION_USAGE = `  --api URL                 the API (default: $GANGWAY_API, else the one \`gangway up\` in --state-dir runs)
   --webhook-secret S        signs submissions (default: $GANGWAY_WEBHOOK_SECRET, else gangway up's)
-  --api-token T             bearer token of reads and cancels on a deployed API (default: $GANGWAY_API_TOKEN)
+  --api-token T             bearer token of reads and cancels on a deployed API, or on \`gangway up --host\`
+                            serving a network (default: $GANGWAY_API_TOKEN, else gangway up's)
   --state-dir DIR           where \`gangway up\` keeps its state (default .gangway)`;
 
 /** Find the API: flags, then the environment, then the ready file `gangway up` leaves in its state dir. */
@@ -38,22 +39,26 @@ export async function resolveConnection(
 ): Promise<ApiConnection> {
   let api = values.api ?? env.GANGWAY_API;
   let webhookSecret = values["webhook-secret"] ?? env.GANGWAY_WEBHOOK_SECRET;
-  if (api === undefined || webhookSecret === undefined) {
+  let apiToken = values["api-token"] ?? env.GANGWAY_API_TOKEN;
+  if (api === undefined || webhookSecret === undefined || apiToken === undefined) {
     const dir = resolve(cwd, values["state-dir"] ?? ".gangway");
     try {
       const ready = JSON.parse(await readFile(join(dir, "ready.json"), "utf8")) as {
         api?: string;
         webhookSecret?: string;
+        apiToken?: string;
       };
       api ??= ready.api;
       webhookSecret ??= ready.webhookSecret;
+      // The token goes only to the API it belongs to (a bearer token is sent as it is).
+      if (ready.api === api) apiToken ??= ready.apiToken;
     } catch {
       // no stack there
     }
   }
   if (api === undefined)
     throw new UsageError("no API to talk to: give --api URL, set GANGWAY_API, or run `gangway up` first");
-  return { api, webhookSecret, apiToken: values["api-token"] ?? env.GANGWAY_API_TOKEN };
+  return { api, webhookSecret, apiToken };
 }
 
 /** Run an API command; an API refusal is printed as `gangway <command>: <status> <code>: <message>`, exit 1. */

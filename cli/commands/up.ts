@@ -30,7 +30,10 @@ Real hosts running \`gangway agent\` (docs/static-inventory.md):
   --agent-token-file F      the agents' bearer token (default: <state-dir>/agent-token, made once)
   --agent-ca F              CA certificate of the agents' TLS (default: plaintext gRPC)
   --host ADDR               address to serve on (default 127.0.0.1; agents publish their events
-                            to the Pub/Sub emulator here, so they must reach it)
+                            to the Pub/Sub emulator here, so they must reach it). On an address
+                            other than loopback the API's reads and cancels need a bearer token:
+                            $GANGWAY_API_TOKEN, else one made once in the state dir and printed
+                            in the ready line as apiToken
   --pubsub-port N           fixed port of the Pub/Sub emulator, for the agents' PUBSUB_EMULATOR_HOST`;
 
 /** `gangway up`: the embedded stack. */

@@ -10,6 +10,7 @@ import {
 import { PubSub } from "@google-cloud/pubsub";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
+import { requireApiToken } from "../../functions/api/api-token.js";
 import { createJobsApi } from "../../functions/api/jobs.js";
 import { createLaunchRequestsApp } from "../../functions/api/launch-requests.js";
 import { createOidcVerifier } from "../../functions/api/oidc.js";
@@ -58,10 +59,16 @@ export interface LocalStackOptions {
   provisioningDelayMs?: number;
   /** Continue jobs as new executions past this many history events (tests lower it). */
   historyBudget?: number;
-  /** Token the console asks for (default: $GANGWAY_CONSOLE_TOKEN; none: open on this machine). */
+  /** Token the console asks for (default: $GANGWAY_CONSOLE_TOKEN, else the API token, if any; none: open on this machine). */
   consoleToken?: string;
   /** HMAC secret of `POST /v1/jobs` (default: $GANGWAY_WEBHOOK_SECRET, else one generated and kept in the state dir). */
   webhookSecret?: string;
+  /**
+   * Bearer token of the jobs API's reads and cancels (default: $GANGWAY_API_TOKEN). None on the
+   * loopback address: they are open to this machine. Served on any other address, the stack
+   * makes one and keeps it in the state dir: a network must not read logs or cancel jobs.
+   */
+  apiToken?: string;
   /** Directory relative workload paths resolve against (default: the current directory). */
   workloadCwd?: string;
   /**
@@ -86,6 +93,8 @@ export interface LocalStack {
   readonly provider: LocalProvider;
   engine: SfnEngine;
   webhookSecret: string;
+  /** The bearer token the jobs API's reads and cancels need, if they need one. */
+  apiToken: string | undefined;
   /** The ready line `gangway up` prints. */
   readyLine(): Record<string, unknown>;
   close(): Promise<void>;
@@ -108,6 +117,11 @@ export class ApiListenFailed extends Error {
 /** Function name of each step in the engine (`gangway-<step>`), as on AWS Lambda. */
 export const functionName = (step: string) => `gangway-${step}`;
 
+/** Whether `host` is this machine's loopback (127.0.0.0/8, ::1, localhost): no network reaches it. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 /**
  * Start the whole control plane on this machine: the Step Functions engine, the Pub/Sub
  * emulator, the step functions and ingest, the results store and a local cluster. Durable in
@@ -123,6 +137,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const token = inventory?.agentToken ?? (await persistentSecret(join(stateDir, "agent-token")));
   const givenSecret = options.webhookSecret ?? process.env.GANGWAY_WEBHOOK_SECRET;
   const webhookSecret = givenSecret ?? (await persistentSecret(join(stateDir, "webhook-secret")));
+  const givenApiToken = options.apiToken ?? process.env.GANGWAY_API_TOKEN;
+  const apiToken =
+    givenApiToken ?? (isLoopback(host) ? undefined : await persistentSecret(join(stateDir, "api-token")));
   const closers: Array<() => Promise<void> | void> = [];
   const close = async () => {
     for (const c of closers.splice(0).reverse()) {
@@ -264,6 +281,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         log,
       }),
     );
+    if (apiToken !== undefined) api.use("/v1/jobs/*", requireApiToken(apiToken));
     api.route(
       "/",
       createJobsApi({ ...deps, agents, executions: executionsApi, stateMachineArn: arn, webhookSecret }),
@@ -275,7 +293,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         store: deps.store,
         stateMachineArn: arn,
         definition,
-        token: options.consoleToken ?? process.env.GANGWAY_CONSOLE_TOKEN,
+        // The console shows what the API's reads do: behind the API token too, when there is one.
+        token: options.consoleToken ?? process.env.GANGWAY_CONSOLE_TOKEN ?? apiToken,
       }),
     );
     api.get("/health", (c) => c.json({ ok: true }));
@@ -316,6 +335,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         stateMachineArn: arn,
         projectId,
         webhookSecret,
+        ...(apiToken === undefined ? {} : { apiToken }),
       }),
       { mode: 0o600 },
     );
@@ -331,6 +351,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       },
       engine,
       webhookSecret,
+      apiToken,
       readyLine: () => ({
         ready: true,
         api: apiUrl,
@@ -340,6 +361,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         projectId,
         // Printed only when generated here: a secret the user gave is theirs already.
         ...(givenSecret === undefined ? { webhookSecret } : {}),
+        ...(givenApiToken === undefined && apiToken !== undefined ? { apiToken } : {}),
       }),
       close,
     };

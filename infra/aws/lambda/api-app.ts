@@ -1,5 +1,5 @@
-import { timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
+import { requireApiToken, unauthorized } from "../../../functions/api/api-token.js";
 import { createJobsApi } from "../../../functions/api/jobs.js";
 import { createLaunchRequestsApp } from "../../../functions/api/launch-requests.js";
 import { createConsoleApp } from "../../../functions/console/index.js";
@@ -40,17 +40,6 @@ export interface AwsApiDeps {
   log?: ((line: string) => void) | undefined;
 }
 
-const unauthorized = (message: string) => ({ code: "Unauthorized", message, issues: [] });
-
-/** Whether `authorization` is `Bearer <token>`, compared in constant time. */
-export function bearerMatches(authorization: string | undefined, token: string): boolean {
-  const m = /^Bearer (.+)$/.exec(authorization ?? "");
-  if (!m?.[1]) return false;
-  const given = Buffer.from(m[1]);
-  const wanted = Buffer.from(token);
-  return given.length === wanted.length && timingSafeEqual(given, wanted);
-}
-
 /**
  * The API as deployed on AWS behind a public Function URL: the same webhook, jobs API, console
  * and Pub/Sub push routes as the embedded stack, with every route authenticated — job
@@ -68,13 +57,7 @@ export function createAwsApiApp(deps: AwsApiDeps): Hono {
     if (problem !== undefined) return c.json(unauthorized(problem), 401);
     return next();
   });
-  // Hono's `/v1/jobs/*` covers `/v1/jobs` too. Submissions carry their own HMAC signature.
-  api.use("/v1/jobs/*", async (c, next) => {
-    const submission = c.req.method === "POST" && c.req.path === "/v1/jobs";
-    if (!submission && !bearerMatches(c.req.header("authorization"), deps.apiToken))
-      return c.json(unauthorized("expected Authorization: Bearer <API token>"), 401);
-    return next();
-  });
+  api.use("/v1/jobs/*", requireApiToken(deps.apiToken));
 
   api.route(
     "/",

@@ -204,7 +204,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     );
     const engine = await createSfnEngine({ stateDir: join(stateDir, "sfn"), log, lambdas });
     closers.push(() => engine.close());
-    const sfnServer = await startSfnServer({ engine, host, port: 0 });
+    // The engine's API takes no credentials: it serves this machine only, whatever --host says
+    // (agents need the Pub/Sub emulator, not the engine; a network reaches jobs through the API).
+    const sfnServer = await startSfnServer({ engine, host: isLoopback(host) ? host : "127.0.0.1", port: 0 });
     closers.push(() => sfnServer.close());
     const sfn = createSfnClient({ endpoint: sfnServer.url });
     closers.push(() => sfn.destroy());

@@ -35,6 +35,8 @@ describe("the API served beyond this machine", () => {
     const ready = JSON.parse(await readFile(join(stateDir, "ready.json"), "utf8"));
     expect(ready.apiToken).toBe(stack.apiToken);
     expect((await readFile(join(stateDir, "api-token"), "utf8")).trim()).toBe(stack.apiToken);
+    // The engine takes no credentials: it stays on this machine.
+    expect(new URL(stack.sfnEndpoint).hostname).toBe("127.0.0.1");
   });
 
   it("refuses reads, cancels and the console without it, and takes a signed submission", async () => {

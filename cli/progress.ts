@@ -1,4 +1,5 @@
 import type { HistoryEvent } from "@aws-sdk/client-sfn";
+import { continuedAsIn } from "../functions/api/execution-chain.js";
 import { failureOf } from "../functions/console/history.js";
 import { EXECUTION_ENDS } from "./client/history-feed.js";
 
@@ -132,10 +133,8 @@ export function createProgressReader() {
     if (EXECUTION_ENDS.has(e.type ?? "")) {
       progress.phase = "done";
       const next =
-        e.type === "ExecutionSucceeded"
-          ? parse(e.executionSucceededEventDetails?.output)?.continuedAs
-          : undefined;
-      if (typeof next === "string") {
+        e.type === "ExecutionSucceeded" ? continuedAsIn(e.executionSucceededEventDetails?.output) : undefined;
+      if (next !== undefined) {
         progress.continuedAs = next;
         lines.push(`continued in a new execution (history limit): ${next}`);
       }

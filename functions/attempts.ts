@@ -118,8 +118,8 @@ export const OutcomeSchema = z.discriminatedUnion("kind", [
 ]);
 export type Outcome = z.infer<typeof OutcomeSchema>;
 
-async function readJson<T>(store: ResultsStore, key: string, schema: z.ZodType<T>): Promise<T | undefined> {
-  const text = await store.get(key);
+/** `text` as `schema` says, or undefined when it is absent, not JSON or not of that shape. */
+function parseJson<T>(text: string | undefined, schema: z.ZodType<T>): T | undefined {
   if (text === undefined) return undefined;
   try {
     const parsed = schema.safeParse(JSON.parse(text));
@@ -127,6 +127,10 @@ async function readJson<T>(store: ResultsStore, key: string, schema: z.ZodType<T
   } catch {
     return undefined;
   }
+}
+
+async function readJson<T>(store: ResultsStore, key: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  return parseJson(await store.get(key), schema);
 }
 
 /** How many unreadable copies of a once-written record are stepped over (see {@link readOnce}). */
@@ -142,9 +146,9 @@ const slotKey = (key: string, i: number) => (i === 0 ? key : key.replace(/(\.jso
  */
 async function readOnce<T>(store: ResultsStore, key: string, schema: z.ZodType<T>): Promise<T | undefined> {
   for (let i = 0; i < ONCE_SLOTS; i++) {
-    const at = slotKey(key, i);
-    if ((await store.get(at)) === undefined) return undefined;
-    const value = await readJson(store, at, schema);
+    const text = await store.get(slotKey(key, i));
+    if (text === undefined) return undefined;
+    const value = parseJson(text, schema);
     if (value !== undefined) return value;
   }
   return undefined;
@@ -161,7 +165,7 @@ async function createOnce<T>(
     const at = slotKey(key, i);
     if (await store.create(at, JSON.stringify(value))) return true;
     const text = await store.get(at);
-    if (text === undefined || (await readJson(store, at, schema)) !== undefined) return false;
+    if (text === undefined || parseJson(text, schema) !== undefined) return false;
   }
   return false;
 }
@@ -245,12 +249,9 @@ export function attemptStore(store: ResultsStore) {
       const prefix = keys.succeeded(jobId, n);
       return new Set((await store.list(prefix)).map((k) => k.slice(prefix.length)));
     },
-    /** Note that a host was heard from at `at`; a host's time never moves back (ingests race). */
-    async markAlive(jobId: string, n: number, s: number, h: number, at: number): Promise<void> {
-      const key = keys.aliveHost(jobId, n, s, h);
-      const last = Number((await store.get(key)) ?? Number.NaN);
-      if (!(last >= at)) await store.put(key, String(at));
-    },
+    /** Note that a host was heard from at `at` (the control plane's clock when it heard it). */
+    markAlive: (jobId: string, n: number, s: number, h: number, at: number) =>
+      store.put(keys.aliveHost(jobId, n, s, h), String(at)),
     /** When each host (`{slice}-{host}`) last said it is alive. */
     async aliveHosts(jobId: string, n: number): Promise<Map<string, number>> {
       const prefix = keys.alive(jobId, n);

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
+import { apiError } from "./errors.js";
 
 /** Whether `authorization` is `Bearer <token>`, compared in constant time. */
 export function bearerMatches(authorization: string | undefined, token: string): boolean {
@@ -11,7 +12,7 @@ export function bearerMatches(authorization: string | undefined, token: string):
 }
 
 /** The answer to a call without the right credentials. */
-export const unauthorized = (message: string) => ({ code: "Unauthorized", message, issues: [] });
+export const unauthorized = (message: string) => apiError("Unauthorized", message);
 
 /**
  * Guard of the jobs API's reads and cancels (mount on `/v1/jobs/*`, which covers `/v1/jobs`):

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { link, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { access, link, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type { ResultsStore } from "../ports.js";
 
@@ -12,6 +12,13 @@ export function checkKey(key: string): string {
   }
   return key;
 }
+
+/** Whether something is at `path`. */
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * The results store as a directory: one file per key, written whole to a temp file first, then
@@ -63,6 +70,9 @@ export function createDirectoryResultsStore(root: string, options: { fsync?: boo
     },
     async create(key, value) {
       const path = pathOf(key);
+      // Most creates of a key already there are repeats (a host's end, re-sent every beat):
+      // answered without writing the value first. `link` still decides a race.
+      if (await exists(path)) return false;
       const tmp = await writeTemp(path, value);
       try {
         await link(tmp, path);

@@ -102,6 +102,10 @@ interface LeaseRecord extends Lease {
   ttlMs: number;
 }
 
+/** Whether `run` is of job `jobId` and, unless `attempt` is 0, of that attempt. */
+const isRunOf = (run: RunRecord | undefined, jobId: string, attempt: number): boolean =>
+  run?.req.jobId === jobId && (attempt === 0 || run.req.attempt === attempt);
+
 /**
  * One host's agent, without its transport: leases, runs, cancellation, status and events.
  * The gRPC service ({@link ../grpc-service.ts}) is a thin layer over it.
@@ -386,10 +390,8 @@ export class HostAgent {
   private startHeartbeat(run: RunRecord, periodMs: number): void {
     const beat = () => {
       if (this.stopping || this.run !== run || this.isStale(run) || (run.exited && run.cancelled)) return;
-      const event = run.exited
-        ? runEndEvent(this.baseEvent(run.endKind), run, this.o.inlineResultBytes)
-        : heartbeatEvent(this.baseEvent("heartbeat"), run);
-      this.events.publish(HOST_EVENTS_TOPIC, event);
+      if (run.exited) this.publishEnd(run);
+      else this.events.publish(HOST_EVENTS_TOPIC, heartbeatEvent(this.baseEvent("heartbeat"), run));
       this.o.clock.schedule(periodMs, beat);
     };
     this.o.clock.schedule(periodMs, beat);
@@ -550,7 +552,7 @@ export class HostAgent {
    */
   readOutput(maxBytes: number, jobId = "", attempt = 0): OutputReply {
     const run = this.run;
-    if (jobId && (run?.req.jobId !== jobId || (attempt > 0 && run.req.attempt !== attempt))) {
+    if (jobId && !isRunOf(run, jobId, attempt)) {
       const which = attempt > 0 ? `job ${jobId} attempt ${attempt}` : `job ${jobId}`;
       throw new RunNotFound(
         `no output of ${which} on this host: it never ran it here, or has run another since`,
@@ -572,8 +574,7 @@ export class HostAgent {
   async readResult(jobId: string, attempt: number): Promise<ResultReply> {
     const absent = { present: false, resultJson: "", resultBytes: 0 };
     const run = this.run;
-    const matches = run && (!jobId || run.req.jobId === jobId) && (!attempt || run.req.attempt === attempt);
-    if (run && matches) {
+    if (run && (!jobId || isRunOf(run, jobId, attempt))) {
       if (run.resultJson === undefined) return absent;
       return { present: true, resultJson: run.resultJson, resultBytes: run.resultBytes };
     }

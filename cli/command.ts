@@ -62,3 +62,29 @@ export function holdRepeatedSignals(): () => void {
 
 /** Whether something is holding repeated signals off (see {@link holdRepeatedSignals}). */
 export const repeatedSignalsHeld = (): boolean => holding > 0;
+
+/**
+ * Start something whose processes must be stopped before this one ends (an embedded stack, a
+ * cluster, an agent), use it, then stop it — repeated Ctrl-C held off from the start to the end
+ * of the stop (see {@link holdRepeatedSignals}).
+ *
+ * @example
+ * return withStopBeforeExit(() => startLocalStack(o), (stack) => serve(stack), (stack) => stack.close());
+ */
+export async function withStopBeforeExit<T, R>(
+  start: () => Promise<T>,
+  use: (started: T) => Promise<R>,
+  stop: (started: T) => Promise<void>,
+): Promise<R> {
+  const release = holdRepeatedSignals();
+  try {
+    const started = await start();
+    try {
+      return await use(started);
+    } finally {
+      await stop(started);
+    }
+  } finally {
+    release();
+  }
+}

@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { defaultWorkDir, eventSinkFromFlags, readTokenFile } from "../../infra/agent/cli-support.js";
 import { GCE_PREEMPTED_URL } from "../../infra/agent/preemption-probe.js";
 import { startAgentServer } from "../../infra/agent/server.js";
-import { type CliCommand, EXIT, holdRepeatedSignals, UsageError } from "../command.js";
+import { type CliCommand, EXIT, UsageError, withStopBeforeExit } from "../command.js";
 
 const USAGE = `usage: gangway agent --listen HOST:PORT --token-file F [options]
 
@@ -77,41 +77,33 @@ export const command: CliCommand = {
       ctx.cwd,
     );
     // Until the agent is closed, a second Ctrl-C must not kill this process: its workload would live on.
-    const release = holdRepeatedSignals();
-    let server: Awaited<ReturnType<typeof startAgentServer>>;
-    try {
-      server = await startAgentServer({
-        listen,
-        token,
-        tls: tlsCert && tlsKey ? { cert: readFileSync(tlsCert), key: readFileSync(tlsKey) } : undefined,
-        workDir: path("work-dir") ?? defaultWorkDir(listen),
-        lockfilePath: path("lockfile"),
-        killVfioHolders: values["kill-vfio-holders"] === true,
-        graceMs,
-        killLeftovers: true,
-        eventSink: events.sink,
-        preemptionProbe: values["no-preemption-probe"]
-          ? false
-          : { url: str("preemption-url") ?? GCE_PREEMPTED_URL },
-        log: (line) => ctx.stderr(`${line}\n`),
-      });
-    } catch (e) {
-      release();
-      throw e;
-    }
-    try {
-      if (!ctx.signal.aborted) {
+    await withStopBeforeExit(
+      () =>
+        startAgentServer({
+          listen,
+          token,
+          tls: tlsCert && tlsKey ? { cert: readFileSync(tlsCert), key: readFileSync(tlsKey) } : undefined,
+          workDir: path("work-dir") ?? defaultWorkDir(listen),
+          lockfilePath: path("lockfile"),
+          killVfioHolders: values["kill-vfio-holders"] === true,
+          graceMs,
+          killLeftovers: true,
+          eventSink: events.sink,
+          preemptionProbe: values["no-preemption-probe"]
+            ? false
+            : { url: str("preemption-url") ?? GCE_PREEMPTED_URL },
+          log: (line) => ctx.stderr(`${line}\n`),
+        }),
+      async (server) => {
+        if (ctx.signal.aborted) return;
         ctx.stdout(`${JSON.stringify({ ready: true, address: server.address })}\n`);
         await new Promise<void>((done) => ctx.signal.addEventListener("abort", () => done(), { once: true }));
-      }
-    } finally {
-      try {
+      },
+      async (server) => {
         await server.close();
         await events.close();
-      } finally {
-        release();
-      }
-    }
+      },
+    );
     return EXIT.ok;
   },
 };

@@ -13,7 +13,7 @@ import {
   removeClusterState,
   writeClusterState,
 } from "../../infra/local/cluster/state-file.js";
-import { type CliCommand, EXIT, holdRepeatedSignals, UsageError } from "../command.js";
+import { type CliCommand, EXIT, UsageError, withStopBeforeExit } from "../command.js";
 
 const USAGE = `usage: gangway cluster --cluster SPEC [options]
 
@@ -105,47 +105,42 @@ export const command: CliCommand = {
       );
     }
     // Until the cluster is closed, a second Ctrl-C must not kill this process: its workloads would live on.
-    const release = holdRepeatedSignals();
-    let provider: Awaited<ReturnType<typeof createLocalProvider>>;
-    try {
-      provider = await createLocalProvider({
-        pools,
-        token,
-        workDir,
-        eventSink: events.sink,
-        provisioningDelayMs: delay,
-        quota: maxHosts === undefined ? undefined : { maxHosts },
-        log: (line) => ctx.stderr(`${line}\n`),
-      });
-    } catch (e) {
-      release();
-      throw e;
-    }
-    try {
-      const admin = await startClusterAdmin(provider, { token });
-      try {
-        writeClusterState(stateFile, { admin: admin.url, tokenFile, pid: process.pid });
-        if (!ctx.signal.aborted) {
-          const slices = provider.listSlices();
-          ctx.stdout(`${JSON.stringify({ ready: true, slices, admin: admin.url, tokenFile, stateFile })}\n`);
-          await new Promise<void>((done) =>
-            ctx.signal.addEventListener("abort", () => done(), { once: true }),
-          );
+    await withStopBeforeExit(
+      () =>
+        createLocalProvider({
+          pools,
+          token,
+          workDir,
+          eventSink: events.sink,
+          provisioningDelayMs: delay,
+          quota: maxHosts === undefined ? undefined : { maxHosts },
+          log: (line) => ctx.stderr(`${line}\n`),
+        }),
+      async (provider) => {
+        const admin = await startClusterAdmin(provider, { token });
+        try {
+          writeClusterState(stateFile, { admin: admin.url, tokenFile, pid: process.pid });
+          if (!ctx.signal.aborted) {
+            const slices = provider.listSlices();
+            ctx.stdout(
+              `${JSON.stringify({ ready: true, slices, admin: admin.url, tokenFile, stateFile })}\n`,
+            );
+            await new Promise<void>((done) =>
+              ctx.signal.addEventListener("abort", () => done(), { once: true }),
+            );
+          }
+        } finally {
+          removeClusterState(stateFile);
+          await admin.close();
         }
-      } finally {
-        removeClusterState(stateFile);
-        await admin.close();
-      }
-    } finally {
-      try {
+      },
+      async (provider) => {
         await provider.close();
         await events.close();
         // A work dir of our own making (runs, the generated token) goes with the cluster.
         if (!values["work-dir"]) rmSync(workDir, { recursive: true, force: true });
-      } finally {
-        release();
-      }
-    }
+      },
+    );
     return EXIT.ok;
   },
 };

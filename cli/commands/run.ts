@@ -6,7 +6,7 @@ import { InvalidJobSpec } from "../../core/errors.js";
 import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
 import { startLocalStack } from "../../infra/local/stack.js";
 import { sfnTransport } from "../client/transport.js";
-import { type CliCommand, EXIT, holdRepeatedSignals, UsageError } from "../command.js";
+import { type CliCommand, EXIT, UsageError, withStopBeforeExit } from "../command.js";
 import { followJob } from "../follow.js";
 import { loadJobFile } from "../load-job.js";
 
@@ -83,89 +83,82 @@ export const command: CliCommand = {
     const stateDir = ownDir ? await mkdtemp(join(tmpdir(), "gangway-run-")) : String(values["state-dir"]);
     const cluster = typeof values.cluster === "string" ? values.cluster : "v4-16x2";
     // Until the stack is closed, a second Ctrl-C must not kill this process: its workloads would live on.
-    const release = holdRepeatedSignals();
-    let stack: Awaited<ReturnType<typeof startLocalStack>>;
     try {
-      stack = await startLocalStack({
-        cluster,
-        stateDir,
-        workloadCwd: ctx.cwd,
-        provisioningDelayMs: 1000,
-        historyBudget,
-      });
-    } catch (e) {
-      if (ownDir) await rm(stateDir, { recursive: true, force: true });
-      release();
-      throw e;
-    }
-    try {
-      say(
-        `embedded stack up: cluster ${cluster}, engine ${stack.sfnEndpoint}, Pub/Sub ${stack.pubsubEmulatorHost}`,
-      );
-      const transport = sfnTransport({
-        endpoint: stack.sfnEndpoint,
-        stateMachineArn: stack.stateMachineArn,
-        results: createDirectoryResultsStore(join(stateDir, "results")),
-      });
-      const submitted = await transport.submit(job);
-      if (!submitted.executionArn) throw new Error("StartExecution answered no executionArn");
-      say(
-        `job ${submitted.jobId} submitted (${job.accelerator.kind === "tpu" ? `${job.accelerator.type} × ${JSON.stringify(job.accelerator.slices)}` : job.accelerator.kind})`,
-      );
-      let runningSince: number | undefined;
-      let injected = false;
-      // Followed as `gangway submit --wait` follows a job, continued executions included.
-      const status = await followJob(transport, submitted, {
-        line: say,
-        signal: ctx.signal,
-        pollMs: 100,
-        onPoll: async (p) => {
-          if (p.phase === "running" && p.attempt === 1) runningSince ??= Date.now();
-          if (
-            preemptAfter === undefined ||
-            injected ||
-            runningSince === undefined ||
-            Date.now() - runningSince < preemptAfter * 1000
-          )
-            return;
-          injected = true;
-          const victim = p.slices.at(-1);
-          if (victim) {
-            say(
-              `injecting a preemption: slice ${victim} vanishes (its agents and workloads killed, a notice published)`,
-            );
-            await stack.provider.preemptSlice(victim);
+      return await withStopBeforeExit(
+        () =>
+          startLocalStack({
+            cluster,
+            stateDir,
+            workloadCwd: ctx.cwd,
+            provisioningDelayMs: 1000,
+            historyBudget,
+          }),
+        async (stack) => {
+          say(
+            `embedded stack up: cluster ${cluster}, engine ${stack.sfnEndpoint}, Pub/Sub ${stack.pubsubEmulatorHost}`,
+          );
+          const transport = sfnTransport({
+            endpoint: stack.sfnEndpoint,
+            stateMachineArn: stack.stateMachineArn,
+            results: createDirectoryResultsStore(join(stateDir, "results")),
+          });
+          const submitted = await transport.submit(job);
+          if (!submitted.executionArn) throw new Error("StartExecution answered no executionArn");
+          say(
+            `job ${submitted.jobId} submitted (${job.accelerator.kind === "tpu" ? `${job.accelerator.type} × ${JSON.stringify(job.accelerator.slices)}` : job.accelerator.kind})`,
+          );
+          let runningSince: number | undefined;
+          let injected = false;
+          // Followed as `gangway submit --wait` follows a job, continued executions included.
+          const status = await followJob(transport, submitted, {
+            line: say,
+            signal: ctx.signal,
+            pollMs: 100,
+            onPoll: async (p) => {
+              if (p.phase === "running" && p.attempt === 1) runningSince ??= Date.now();
+              if (
+                preemptAfter === undefined ||
+                injected ||
+                runningSince === undefined ||
+                Date.now() - runningSince < preemptAfter * 1000
+              )
+                return;
+              injected = true;
+              const victim = p.slices.at(-1);
+              if (victim) {
+                say(
+                  `injecting a preemption: slice ${victim} vanishes (its agents and workloads killed, a notice published)`,
+                );
+                await stack.provider.preemptSlice(victim);
+              }
+            },
+          });
+          if (!status) {
+            say("interrupted: stopping the stack");
+            return EXIT.failed;
           }
+          if (json) {
+            ctx.stdout(`${JSON.stringify(status)}\n`);
+            return status.status === "SUCCEEDED" ? EXIT.ok : EXIT.failed;
+          }
+          const c = status.counters;
+          const tally = ` after ${c.attempts} attempt(s): ${c.preemptions} preemption(s), ${c.failures} failure(s)`;
+          if (status.status !== "SUCCEEDED") {
+            say(`${status.status}${tally}: ${status.error?.name}: ${status.error?.message ?? ""}`);
+            return EXIT.failed;
+          }
+          say(`SUCCEEDED${tally}`);
+          const result = status.result;
+          ctx.stdout(`results (${job.flatten ? "flattened" : "by slice"}, slice order then host order):\n`);
+          if (Array.isArray(result))
+            for (const [i, r] of result.entries()) ctx.stdout(`  [${i}] ${JSON.stringify(r)}\n`);
+          else ctx.stdout(`  ${JSON.stringify(result)}\n`);
+          return EXIT.ok;
         },
-      });
-      if (!status) {
-        say("interrupted: stopping the stack");
-        return EXIT.failed;
-      }
-      if (json) {
-        ctx.stdout(`${JSON.stringify(status)}\n`);
-        return status.status === "SUCCEEDED" ? EXIT.ok : EXIT.failed;
-      }
-      const c = status.counters;
-      const tally = ` after ${c.attempts} attempt(s): ${c.preemptions} preemption(s), ${c.failures} failure(s)`;
-      if (status.status !== "SUCCEEDED") {
-        say(`${status.status}${tally}: ${status.error?.name}: ${status.error?.message ?? ""}`);
-        return EXIT.failed;
-      }
-      say(`SUCCEEDED${tally}`);
-      const result = status.result;
-      ctx.stdout(`results (${job.flatten ? "flattened" : "by slice"}, slice order then host order):\n`);
-      if (Array.isArray(result))
-        for (const [i, r] of result.entries()) ctx.stdout(`  [${i}] ${JSON.stringify(r)}\n`);
-      else ctx.stdout(`  ${JSON.stringify(result)}\n`);
-      return EXIT.ok;
+        (stack) => stack.close(),
+      );
     } finally {
-      try {
-        await stack.close();
-        if (ownDir) await rm(stateDir, { recursive: true, force: true });
-      } finally {
-        release();
-      }
+      if (ownDir) await rm(stateDir, { recursive: true, force: true });
     }
   },
 };

@@ -7,7 +7,7 @@ import {
   writeClusterState,
 } from "../../infra/local/cluster/state-file.js";
 import { startLocalStack } from "../../infra/local/stack.js";
-import { type CliCommand, EXIT, holdRepeatedSignals, UsageError } from "../command.js";
+import { type CliCommand, EXIT, UsageError, withStopBeforeExit } from "../command.js";
 
 const USAGE = `usage: gangway up [--cluster SPEC | --inventory FILE] [--state-dir DIR] [--port N] [--verbose] …
 
@@ -88,50 +88,44 @@ export const command: CliCommand = {
         `--provisioning-delay: expected milliseconds ≥ 0, got ${values["provisioning-delay"]}`,
       );
     // Until the stack is closed, a second Ctrl-C must not kill this process: its workloads would live on.
-    const release = holdRepeatedSignals();
-    let stack: Awaited<ReturnType<typeof startLocalStack>>;
-    try {
-      stack = await startLocalStack({
-        cluster: values.cluster,
-        stateDir: values["state-dir"],
-        port,
-        host: values.host,
-        pubsubPort,
-        inventory,
-        provisioningDelayMs: delay,
-        workloadCwd: ctx.cwd,
-        log: values.verbose ? (line) => ctx.stderr(`${line}\n`) : undefined,
-      });
-    } catch (e) {
-      release();
-      throw e;
-    }
-    let sharedState = false;
-    try {
-      ctx.stdout(`${JSON.stringify(stack.readyLine())}\n`);
-      // So that a plain `gangway preempt <slice>` finds this stack's cluster.
-      const stateDir = resolve(ctx.cwd, values["state-dir"]);
-      if (!inventory) {
-        const cluster = JSON.parse(await readFile(join(stateDir, "cluster.json"), "utf8")) as Parameters<
-          typeof writeClusterState
-        >[1];
-        writeClusterState(DEFAULT_STATE_FILE, cluster);
-        sharedState = true;
-      }
-      await new Promise<void>((done) => {
-        if (ctx.signal.aborted) done();
-        else ctx.signal.addEventListener("abort", () => done(), { once: true });
-      });
-    } finally {
-      // Whatever ended the wait — Ctrl-C, or a failure after the ready line — the stack stops:
-      // a CLI that reported an error must not go on serving.
-      try {
-        if (sharedState) removeClusterState(DEFAULT_STATE_FILE);
-        await stack.close();
-      } finally {
-        release();
-      }
-    }
+    // Whatever ends the wait — Ctrl-C, or a failure after the ready line — the stack stops: a CLI
+    // that reported an error must not go on serving.
+    await withStopBeforeExit(
+      () =>
+        startLocalStack({
+          cluster: values.cluster,
+          stateDir: values["state-dir"],
+          port,
+          host: values.host,
+          pubsubPort,
+          inventory,
+          provisioningDelayMs: delay,
+          workloadCwd: ctx.cwd,
+          log: values.verbose ? (line) => ctx.stderr(`${line}\n`) : undefined,
+        }),
+      async (stack) => {
+        let sharedState = false;
+        try {
+          ctx.stdout(`${JSON.stringify(stack.readyLine())}\n`);
+          // So that a plain `gangway preempt <slice>` finds this stack's cluster.
+          const stateDir = resolve(ctx.cwd, values["state-dir"]);
+          if (!inventory) {
+            const cluster = JSON.parse(await readFile(join(stateDir, "cluster.json"), "utf8")) as Parameters<
+              typeof writeClusterState
+            >[1];
+            writeClusterState(DEFAULT_STATE_FILE, cluster);
+            sharedState = true;
+          }
+          await new Promise<void>((done) => {
+            if (ctx.signal.aborted) done();
+            else ctx.signal.addEventListener("abort", () => done(), { once: true });
+          });
+        } finally {
+          if (sharedState) removeClusterState(DEFAULT_STATE_FILE);
+        }
+      },
+      (stack) => stack.close(),
+    );
     return EXIT.ok;
   },
 };

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { hasNameCharactersOnly } from "../../core/execution-name.js";
 import { safeParseJobSpec } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { attemptStore, keys } from "../attempts.js";
@@ -105,21 +106,13 @@ export async function jobView(
   };
 }
 
-/** Characters Step Functions refuses in an execution name (and so in a job id). */
-const FORBIDDEN_IN_NAME = /[\s<>{}[\]?*"#%\\^|~`$&,;:/]/u;
-const hasControl = (s: string) =>
-  [...s].some((ch) => {
-    const code = ch.codePointAt(0) ?? 0;
-    return code <= 0x1f || (code >= 0x7f && code <= 0x9f);
-  });
-
 /** A job id as a path parameter: an execution name. */
 export const JobIdParamsSchema = z.object({
   id: z
     .string()
     .min(1)
     .max(80)
-    .refine((id) => !FORBIDDEN_IN_NAME.test(id) && !hasControl(id), {
+    .refine(hasNameCharactersOnly, {
       params: { expected: "an execution name: no whitespace, control or special characters" },
     }),
 });

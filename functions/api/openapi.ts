@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EXECUTION_NAME_PATTERN } from "../../core/execution-name.js";
 import { JobSpecSchema } from "../../core/job-spec.js";
 import { JobStatusSchema } from "../../core/job-status.js";
 import { EXECUTION_STATUSES } from "./job-executions.js";
@@ -38,12 +39,8 @@ const serviceErrors = {
   "500": json(ErrorSchema, "A fault of gangway (InternalError)"),
   "503": json(ErrorSchema, "Step Functions is unavailable: try again"),
 };
-/**
- * What the API takes as a job id (`JobIdParamsSchema`, functions/api/jobs.ts): an execution name,
- * free of what Step Functions refuses there — whitespace, control characters and those of
- * `FORBIDDEN_IN_NAME`. Job names may hold `.` (`llama3.1-8b`), so ids may too.
- */
-export const JOB_ID_PATTERN = '^[^\\s<>{}[\\]?*"#%\\\\^|~`$&,;:/\\u0000-\\u001f\\u007f-\\u009f]+$';
+/** What the API takes as a job id (`JobIdParamsSchema`): an execution name (`llama3.1-8b` too). */
+export const JOB_ID_PATTERN = EXECUTION_NAME_PATTERN;
 
 /** A job id, or the execution name of one of its continuations (`<job>-c2` …). */
 const jobId = {

@@ -1,19 +1,12 @@
 /** Names and ARNs as Step Functions forms and checks them. */
+import { hasNameCharactersOnly } from "../../../core/execution-name.js";
 import { apiErrors } from "./errors.js";
-
-// Whitespace, brackets, wildcards and special characters are not allowed; nor are control characters.
-const FORBIDDEN = /[\s<>{}[\]?*"#%\\^|~`$&,;:/]/u;
-const hasControl = (s: string) =>
-  [...s].some((c) => {
-    const code = c.codePointAt(0) ?? 0;
-    return code <= 0x1f || (code >= 0x7f && code <= 0x9f);
-  });
 
 /** Throw `InvalidName` unless `name` is 1–80 characters without forbidden characters. */
 export function checkName(name: string, what: "execution" | "state machine"): void {
   if (name.length < 1 || name.length > 80)
     throw apiErrors.invalidName(`Invalid Name: '${name}' (${what} names must be 1 to 80 characters long)`);
-  if (FORBIDDEN.test(name) || hasControl(name)) throw apiErrors.invalidName(`Invalid Name: '${name}'`);
+  if (!hasNameCharactersOnly(name)) throw apiErrors.invalidName(`Invalid Name: '${name}'`);
 }
 
 /** `arn:aws:states:<region>:<account>:stateMachine:<name>` */

@@ -88,6 +88,27 @@ export function compareSliceNames(a: string, b: string): number {
 }
 
 /**
+ * The cluster slices (TPU: whole ones of the job's type) or pools (GPU/CPU: of the job's kind,
+ * type and GPUs per host) a job can draw from, in {@link compareSliceNames} order.
+ */
+export function matchingSlices(
+  acc: JobSpec["accelerator"],
+  cluster: readonly ClusterSlice[],
+): ClusterSlice[] {
+  const matches =
+    acc.kind === "tpu"
+      ? (s: ClusterSlice) => s.kind === "tpu" && s.type === acc.type && isWhole(s, tpuType(acc.type).hosts)
+      : acc.kind === "gpu"
+        ? (s: ClusterSlice) => s.kind === "gpu" && s.gpuType === acc.type && (s.gpusPerHost ?? 0) >= acc.count
+        : (s: ClusterSlice) => s.kind === "cpu";
+  return cluster.filter(matches).sort((a, b) => compareSliceNames(a.name, b.name));
+}
+
+/** What a provider's autoscaler is asked for: the TPU type, `gpu-MODEL-N`, or `cpu`. */
+export const providerType = (acc: JobSpec["accelerator"]): string =>
+  acc.kind === "tpu" ? acc.type : acc.kind === "gpu" ? `gpu-${acc.type}-${acc.count}` : "cpu";
+
+/**
  * Choose the cluster slices a job would take now: matching type, whole, as many as the job's
  * slice counts allow, in {@link compareSliceNames} order (as ScaleSlices takes them). For GPU/CPU
  * jobs the matching hosts of all pools form one slice.
@@ -98,19 +119,12 @@ export function selectSlices(
 ): { choice: SliceChoice; slices: ClusterSlice[] } {
   const acc = job.accelerator;
   if (acc.kind === "tpu") {
-    const hosts = tpuType(acc.type).hosts;
-    const candidates = cluster
-      .filter((s) => s.kind === "tpu" && s.type === acc.type && isWhole(s, hosts))
-      .sort((a, b) => compareSliceNames(a.name, b.name));
+    const candidates = matchingSlices(acc, cluster);
     const wanted = acceptableSliceCounts(acc);
     const chosen = chooseSliceCount(wanted, candidates.length, acc.type);
     return { choice: { wanted, available: candidates.length, chosen }, slices: candidates.slice(0, chosen) };
   }
-  const matches = (s: ClusterSlice) =>
-    acc.kind === "gpu"
-      ? s.kind === "gpu" && s.gpuType === acc.type && (s.gpusPerHost ?? 0) >= acc.count
-      : s.kind === "cpu";
-  const pools = cluster.filter(matches).sort((a, b) => compareSliceNames(a.name, b.name));
+  const pools = matchingSlices(acc, cluster);
   const hosts = pools.flatMap((s) => s.hosts);
   const label = acc.kind === "gpu" ? `gpu ${acc.type} with ${acc.count} GPUs per host` : "cpu";
   if (hosts.length < acc.hosts) throw new InsufficientSlices([acc.hosts], hosts.length, label, "hosts");
@@ -191,7 +205,7 @@ export function placeholderCluster(job: JobSpec): ClusterSlice[] {
     {
       name: `${job.name}-hosts`,
       kind: acc.kind,
-      type: acc.kind === "gpu" ? `gpu-${acc.type}-${acc.count}` : "cpu",
+      type: providerType(acc),
       gpuType: acc.kind === "gpu" ? acc.type : undefined,
       gpusPerHost: acc.kind === "gpu" ? acc.count : undefined,
       hosts: Array.from({ length: acc.hosts }, (_, h) => host(0, h)),

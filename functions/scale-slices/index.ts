@@ -3,8 +3,7 @@ import type { Hono } from "hono";
 import type { ClusterHost, ClusterSlice } from "../../core/cluster-spec.js";
 import { InsufficientSlices } from "../../core/errors.js";
 import { acceptableSliceCounts, type JobSpec } from "../../core/job-spec.js";
-import { compareSliceNames, isWhole } from "../../core/placement.js";
-import { tpuType } from "../../core/tpu-catalog.js";
+import { matchingSlices, providerType } from "../../core/placement.js";
 import { attemptStore } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
@@ -66,14 +65,10 @@ export const FLEX_GRACE_SECONDS = 120;
 function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit[] } {
   const acc = job.accelerator;
   if (acc.kind === "tpu") {
-    const hosts = tpuType(acc.type).hosts;
     // Whole slices only (worker ids 0..n-1, as PreparePlacement requires): a broken one leased
     // here would make every attempt unhealthy while a whole slice waits unused.
-    const whole = cluster
-      .filter((s) => s.kind === "tpu" && s.type === acc.type && isWhole(s, hosts))
-      .sort((a, b) => compareSliceNames(a.name, b.name));
     return {
-      units: whole.map((slice) => ({
+      units: matchingSlices(acc, cluster).map((slice) => ({
         slice,
         hosts: [...slice.hosts].sort((a, b) => a.workerId - b.workerId),
         key: unitKeyOf("tpu", slice.name, ""),
@@ -81,15 +76,8 @@ function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit
     };
   }
   // GPU/CPU: every matching host is a unit of its own; the job needs `hosts` of them.
-  const pools = cluster
-    .filter((s) =>
-      acc.kind === "gpu"
-        ? s.kind === "gpu" && s.gpuType === acc.type && (s.gpusPerHost ?? 0) >= acc.count
-        : s.kind === "cpu",
-    )
-    .sort((a, b) => compareSliceNames(a.name, b.name));
   return {
-    units: pools.flatMap((slice) =>
+    units: matchingSlices(acc, cluster).flatMap((slice) =>
       slice.hosts.map((h) => ({ slice, hosts: [h], key: unitKeyOf(acc.kind, slice.name, h.address) })),
     ),
   };
@@ -211,7 +199,7 @@ export function createScaleSlices(
       ...state.history,
       events: state.history.events + HISTORY_COST.task + HISTORY_COST.choice,
     };
-    const type = acc.kind === "tpu" ? acc.type : acc.kind === "gpu" ? `gpu-${acc.type}-${acc.count}` : "cpu";
+    const type = providerType(acc);
     const waited = (now - startedAt) / 1000;
     /** The state that has the machine wait `until` (at the latest) and come back. */
     const pending = (until: number, keptNow: KeptLeases | undefined): ExecutionState => {

@@ -1,5 +1,4 @@
-import { isDeepStrictEqual } from "node:util";
-import { ExecutionDoesNotExist, type HistoryEvent, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { ExecutionDoesNotExist, type HistoryEvent } from "@aws-sdk/client-sfn";
 import { type JobSpecInput, parseJobSpec } from "../../core/job-spec.js";
 import { JOB_STATUSES, type JobStatus } from "../../core/job-status.js";
 import { followContinuations } from "../../functions/api/execution-chain.js";
@@ -175,15 +174,6 @@ function endedWithoutStatus(
   };
 }
 
-/** Whether two JSON texts hold the same value (an execution's input as given, and as stored). */
-function sameJson(a: string | undefined, b: string): boolean {
-  try {
-    return isDeepStrictEqual(JSON.parse(a ?? "null"), JSON.parse(b));
-  } catch {
-    return false;
-  }
-}
-
 /** `{resultRef: {store: KEY}}` → KEY, for a result that travels as a reference. */
 function resultRefKey(result: unknown): string | undefined {
   const ref = (result as { resultRef?: { store?: unknown } } | null)?.resultRef;
@@ -235,17 +225,20 @@ export function sfnTransport(options: {
       const name = jobIdFor(parsed.name, key);
       const input = JSON.stringify(parsed);
       try {
-        const out = await sfn.send(
-          new StartExecutionCommand({ stateMachineArn: options.stateMachineArn, name, input }),
-        );
-        return { jobId: name, executionArn: out.executionArn ?? "" };
+        const { executionArn } = await executions.start({
+          stateMachineArn: options.stateMachineArn,
+          name,
+          input,
+        });
+        return { jobId: name, executionArn };
       } catch (e) {
         if ((e as { name?: string }).name !== "ExecutionAlreadyExists" || key === undefined) throw e;
         // The same key was used before and that job has ended (while it runs, StartExecution
         // answers it again): it is this job, if the spec is the same.
         const executionArn = executionArnOf(options.stateMachineArn, name);
         const existing = await executions.describe(executionArn);
-        if (!sameJson(existing?.input, input))
+        // The same spec parses to the same text: the API compares inputs so too.
+        if (existing?.input !== input)
           throw new IdempotencyConflict(
             `idempotency key ${JSON.stringify(key)} was used for another job spec (job ${name})`,
           );

@@ -103,7 +103,6 @@ export const command: CliCommand = {
             results: createDirectoryResultsStore(join(stateDir, "results")),
           });
           const submitted = await transport.submit(job);
-          if (!submitted.executionArn) throw new Error("StartExecution answered no executionArn");
           say(
             `job ${submitted.jobId} submitted (${job.accelerator.kind === "tpu" ? `${job.accelerator.type} × ${JSON.stringify(job.accelerator.slices)}` : job.accelerator.kind})`,
           );

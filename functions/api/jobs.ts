@@ -67,8 +67,10 @@ export async function jobView(
   const finalText = await deps.store.get(keys.status(jobId));
   const final = finalText ? (JSON.parse(finalText) as JobStatus) : undefined;
   const n = current?.attempt ?? 0;
-  const record = n > 0 ? await attempts.record(jobId, n) : undefined;
-  const ends = n > 0 ? await attempts.hostEnds(jobId, n) : new Map();
+  // A job that ended has its hosts in its status: its record and host ends are not read again.
+  const live = n > 0 && !final?.hosts;
+  const record = live ? await attempts.record(jobId, n) : undefined;
+  const ends = live ? await attempts.hostEnds(jobId, n) : new Map();
   const hosts =
     final?.hosts ??
     (record?.hosts ?? []).map((h) => {

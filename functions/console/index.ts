@@ -7,10 +7,14 @@ import { errorAnswer, parseParams } from "../api/errors.js";
 import { jobHistory, listJobs } from "../api/job-executions.js";
 import { EXECUTION_STATUSES, type JobsApiDeps, jobIdParam, jobView } from "../api/jobs.js";
 import { attemptStore } from "../attempts.js";
+import { mapLimit } from "../deps.js";
 import { type AslDefinition, esc, renderGraph } from "./graph.js";
 import { failureOf, groupByAttempt, type HistoryEventLike, visitedStates } from "./history.js";
 
 /** What the console needs: the jobs API's sources, the definition it draws, an optional token. */
+/** How many rows of the jobs list are read at once. */
+const LIST_ROWS_AT_ONCE = 16;
+
 export interface ConsoleDeps extends Pick<JobsApiDeps, "executions" | "store" | "stateMachineArn"> {
   definition: string;
   /** When set, every page needs it (`?token=…` once, then a cookie, or `Authorization: Bearer …`). */
@@ -105,16 +109,15 @@ export function createConsoleApp(deps: ConsoleDeps): Hono {
     const list = await listJobs(deps, { maxResults: 100, status });
     const jobs = list.jobs.filter((j) => j.jobId.toLowerCase().includes(q));
     const now = Date.now();
-    const rows = await Promise.all(
-      jobs.map(async (j) => {
-        const view = await jobView(deps, j.jobId).catch(() => undefined);
-        const st = view?.status ?? j.executionStatus;
-        const count = view?.counters
-          ? `${view.counters.attempts} (${view.counters.preemptions} preempted, ${view.counters.failures} failed)`
-          : `${view?.attempt ?? 0}`;
-        return `<tr data-job="${esc(j.jobId)}"><td><a href="/console/jobs/${encodeURIComponent(j.jobId)}">${esc(j.jobId)}</a></td><td class="status ${esc(st)}">${esc(st)}</td><td>${esc(count)}</td><td>${esc(view?.phase ?? "")}</td><td>${esc(age(j.startedAt, now))}</td></tr>`;
-      }),
-    );
+    // A few rows at once: each reads its job's records and executions.
+    const rows = await mapLimit(jobs, LIST_ROWS_AT_ONCE, async (j) => {
+      const view = await jobView(deps, j.jobId).catch(() => undefined);
+      const st = view?.status ?? j.executionStatus;
+      const count = view?.counters
+        ? `${view.counters.attempts} (${view.counters.preemptions} preempted, ${view.counters.failures} failed)`
+        : `${view?.attempt ?? 0}`;
+      return `<tr data-job="${esc(j.jobId)}"><td><a href="/console/jobs/${encodeURIComponent(j.jobId)}">${esc(j.jobId)}</a></td><td class="status ${esc(st)}">${esc(st)}</td><td>${esc(count)}</td><td>${esc(view?.phase ?? "")}</td><td>${esc(age(j.startedAt, now))}</td></tr>`;
+    });
     const options = ["", ...EXECUTION_STATUSES]
       .map(
         (s) => `<option value="${s}"${s === (status ?? "") ? " selected" : ""}>${s || "any status"}</option>`,

@@ -102,13 +102,31 @@ export function createProgressReader() {
         case "AwaitAttempt":
           if (!failedHere) lines.push(`attempt ${progress.attempt}: every host exited 0`);
           break;
+        case "CheckScaleUp": {
+          // AwaitAttempt's timeout came here: a look for more slices, or the attempt's own limit.
+          const running = out?.running as { resume?: boolean } | undefined;
+          const problem = out?.problem as { Error?: string; Cause?: string } | undefined;
+          if (running?.resume)
+            lines.push(`attempt ${progress.attempt}: looked for more slices: none to be had yet`);
+          else if (problem?.Error === "States.Timeout")
+            lines.push(
+              `attempt ${progress.attempt}: AwaitAttempt: States.Timeout (the attempt ran past attemptSeconds)`,
+            );
+          else if (problem?.Error)
+            lines.push(
+              `attempt ${progress.attempt}: ${problemText({ error: problem.Error, cause: problem.Cause })}`,
+            );
+          break;
+        }
         case "CheckResults": {
           const retry = out?.retry as { preemptions?: number; failures?: number } | undefined;
           const decision = out?.decision as { action?: string; reason?: string; status?: string } | undefined;
           progress.preemptions = retry?.preemptions ?? progress.preemptions;
           progress.failures = retry?.failures ?? progress.failures;
           progress.phase = "tearing-down";
-          if (decision?.action === "retry" || decision?.action === "continue") {
+          if (decision?.reason === "scaled") {
+            lines.push(`attempt ${progress.attempt}: scaling up — all slices torn down, going again on more`);
+          } else if (decision?.action === "retry" || decision?.action === "continue") {
             lines.push(
               `attempt ${progress.attempt}: ${decision.reason} — all slices torn down, going again (${progress.preemptions} preemption${progress.preemptions === 1 ? "" : "s"}, ${progress.failures} failure${progress.failures === 1 ? "" : "s"} so far)`,
             );
@@ -125,10 +143,9 @@ export function createProgressReader() {
     if (failed && entered !== "Teardown") lines.push(`${at}: ${entered}: ${problemText(failed)}`);
     if (e.taskTimedOutEventDetails) {
       const error = e.taskTimedOutEventDetails.error;
-      // A heartbeat missed: the hosts went silent; the task's own timeout: `attemptSeconds` ran out.
-      const why =
-        error === "States.Timeout" ? "the attempt ran past attemptSeconds" : "no word from the hosts";
-      lines.push(`${at}: ${entered}: ${error} (${why})`);
+      // A heartbeat missed: the hosts went silent. The task's own timeout is told by CheckScaleUp,
+      // which says whether it was `attemptSeconds` running out or a look for more slices.
+      if (error !== "States.Timeout") lines.push(`${at}: ${entered}: ${error} (no word from the hosts)`);
     }
     if (EXECUTION_ENDS.has(e.type ?? "")) {
       progress.phase = "done";

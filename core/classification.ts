@@ -8,9 +8,10 @@ import { causeChain, type SerializedError, serializeError, shortenError } from "
  * - `error`: a fault of gangway's runtime, or an error of unknown name a step raised (counts
  *   against the failure budget; surfaces as ERROR);
  * - `unhealthy`: the attempt was abandoned before it ran because a slice was not whole (no counter;
- *   {@link MAX_UNHEALTHY_IN_A_ROW} in a row stop the job with ERROR).
+ *   {@link MAX_UNHEALTHY_IN_A_ROW} in a row stop the job with ERROR);
+ * - `scaled`: the attempt was ended on purpose to restart on more slices (no counter).
  */
-export type ProblemKind = "preempted" | "failed" | "error" | "unhealthy";
+export type ProblemKind = "preempted" | "failed" | "error" | "unhealthy" | "scaled";
 
 /** Infrastructure loss: the ancestors' Ray names and gangway's own. Anywhere in the cause chain. */
 export const INFRASTRUCTURE_LOSS = new Set([
@@ -88,6 +89,7 @@ export function classifyProblem(error: SerializedError, ctx: ProblemContext = {}
   if (FATAL_ERRORS.has(error.name) || SYSTEM_ERRORS.has(error.name)) return "error";
   if (chain.some((e) => INFRASTRUCTURE_LOSS.has(e.name) || TIMEOUTS.has(e.name))) return "preempted";
   if (error.name === "SliceUnhealthy") return "unhealthy";
+  if (error.name === "ScaleUp") return "scaled";
   if (ctx.metadataPreempted) return "preempted";
   const exitCode = exitCodeOf(error);
   if (exitCode !== undefined && ctx.retryOnExitCodes?.includes(exitCode)) return "preempted";
@@ -113,14 +115,15 @@ export interface AttemptVerdict {
 /**
  * Classify an attempt from all of its problems (none = success). One attempt raises at most one
  * counter: any preemption → preempted; else any runtime error → error; else any failure →
- * failed; an attempt abandoned only because a slice was unhealthy raises none.
+ * failed; an attempt abandoned only because a slice was unhealthy, or ended only to grow onto
+ * more slices, raises none.
  */
 export function classifyAttempt(problems: readonly AttemptProblem[]): AttemptVerdict {
   if (problems.length === 0) return { outcome: "succeeded", fatal: false };
   const kinds = problems.map((p) => ({ p, kind: classifyProblem(p.error, p) }));
   const fatal = kinds.find(({ p }) => FATAL_ERRORS.has(p.error.name));
   if (fatal) return { outcome: "error", problem: fatal.p.error, fatal: true };
-  for (const outcome of ["preempted", "error", "failed", "unhealthy"] as const) {
+  for (const outcome of ["preempted", "error", "failed", "unhealthy", "scaled"] as const) {
     const hit = kinds.find((k) => k.kind === outcome);
     if (hit) return { outcome, problem: hit.p.error, fatal: false };
   }
@@ -134,6 +137,8 @@ export interface RetryState {
   failures: number;
   /** Attempts abandoned because a slice was unhealthy (raise no counter). */
   abandoned: number;
+  /** Attempts ended to restart on more slices (raise no counter; absent: 0). */
+  scaledUp?: number | undefined;
   /**
    * Of those, how many in a row up to now (absent: 0, as in states written before it). Bounds
    * a job that only ever meets unhealthy slices, which no budget would stop.
@@ -194,6 +199,9 @@ export function decideAfterAttempt(
   switch (verdict.outcome) {
     case "succeeded":
       return { action: "stop", status: "SUCCEEDED", state };
+    case "scaled":
+      state.scaledUp = (previous.scaledUp ?? 0) + 1;
+      return { action: "retry", state, reason: "scaled" };
     case "unhealthy": {
       state.abandoned += 1;
       state.abandonedInARow = (previous.abandonedInARow ?? 0) + 1;

@@ -98,6 +98,14 @@ export class UnhealthyTooManyTimes extends GangwayError {
   override readonly name = "UnhealthyTooManyTimes";
 }
 
+/**
+ * A flexible job's attempt is ended on purpose to restart on more slices (Levanter's flex
+ * multislice scale-up). Raises no counter.
+ */
+export class ScaleUp extends GangwayError {
+  override readonly name = "ScaleUp";
+}
+
 /** The job was cancelled by a user. */
 export class JobCancelled extends GangwayError {
   override readonly name = "JobCancelled";
@@ -122,6 +130,7 @@ const registered: Array<[string, unknown]> = [
   ["ResultTooLarge", ResultTooLarge],
   ["PreemptedTooManyTimes", PreemptedTooManyTimes],
   ["UnhealthyTooManyTimes", UnhealthyTooManyTimes],
+  ["ScaleUp", ScaleUp],
   ["JobCancelled", JobCancelled],
   ["InternalError", InternalError],
 ];

@@ -191,6 +191,30 @@ export const TimeoutsSchema = z.strictObject({
 });
 
 /**
+ * Growing a flexible job while it runs (Levanter's flex multislice): an attempt on fewer slices
+ * than the largest acceptable count is restarted on more once it has run `afterSeconds` and more
+ * slices can be leased, looking again every `checkSeconds`. The restart raises no counter
+ * (Levanter counts it as a preemption, which a job with `maxPreemptions: 0` could not survive).
+ */
+export const ScaleUpSchema = z.strictObject({
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe("Grow a job running on fewer slices than the largest of its `slices` list when more appear."),
+  afterSeconds: posInt(30 * 86_400)
+    .default(43_200)
+    .describe(
+      "How long an attempt runs before it may be restarted on more slices (each restart costs the work since the last checkpoint). Levanter: 12 h.",
+    ),
+  checkSeconds: z
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .default(10_800)
+    .describe("How often to look for more slices after that. Levanter: 3 h."),
+});
+
+/**
  * How long a host's lease lasts unrenewed: three heartbeat periods (at least a minute), so one
  * or two lost heartbeats never free a healthy host.
  */
@@ -220,6 +244,9 @@ export const JobSpecSchema = z
       .describe("Results as one flat list (true) or nested by slice (false)."),
     coordinatorPort: z.int().min(1).max(65_535).default(DEFAULT_COORDINATOR_PORT),
     timeouts: TimeoutsSchema.prefault({}),
+    scaleUp: ScaleUpSchema.prefault({}).describe(
+      "Growing a running job whose accelerator.slices is a list (ignored otherwise).",
+    ),
   })
   .describe("A gangway job spec.");
 

@@ -60,6 +60,8 @@ export const AttemptCountersSchema = z.object({
   attempts: z.int().min(0),
   preemptions: z.int().min(0),
   failures: z.int().min(0),
+  /** Attempts ended to restart on more slices (no counter of the budgets); absent when none. */
+  scaledUp: z.int().min(1).optional(),
 });
 export type AttemptCounters = z.infer<typeof AttemptCountersSchema>;
 

@@ -49,6 +49,7 @@ export const RetryStateSchema = z.object({
   abandoned: z.int().min(0),
   /** Absent in states written before it (a running execution's must still parse): 0. */
   abandonedInARow: z.int().min(0).optional(),
+  scaledUp: z.int().min(0).optional(),
   firstFailure: z.object({ error: SerializedErrorSchema, kind: z.enum(["failed", "error"]) }).optional(),
   lastPreemption: SerializedErrorSchema.optional(),
 });
@@ -95,6 +96,20 @@ export const ExecutionStateSchema = z.object({
     .optional(),
   /** Set by a teardown that keeps healthy units' leases for the next attempt. */
   kept: KeptLeasesSchema.optional(),
+  /** Units a scale-up leased for the next attempt (under its lease, `epoch`): ScaleSlices takes them first. */
+  grown: KeptLeasesSchema.optional(),
+  /**
+   * The attempt's clock, set by LaunchHosts: when it started, when CheckScaleUp next looks for
+   * more slices (absent: never), and whether CheckScaleUp sends the machine back to AwaitAttempt.
+   */
+  running: z
+    .object({
+      launchedAt: z.number(),
+      scaleUpAt: z.number().optional(),
+      checks: z.int().min(0),
+      resume: z.boolean(),
+    })
+    .optional(),
   placement: PlacementSchema.optional(),
   problem: CaughtErrorSchema.optional(),
   /** A fault of gangway's own that a Catch recorded on the way to the Faulted state. */
@@ -137,6 +152,26 @@ export const NO_TASK_TIMEOUT_SECONDS = 99_999_999;
  */
 export const attemptTimeoutSeconds = (job: JobSpec): number =>
   Math.max(job.timeouts.attemptSeconds ?? NO_TASK_TIMEOUT_SECONDS, job.timeouts.heartbeatSeconds + 1);
+
+/**
+ * AwaitAttempt's timeout from `now`: until the attempt's own limit or the next scale-up check,
+ * whichever comes first; never as short as the heartbeat (Step Functions refuses that), so a
+ * limit closer than that is overrun by up to a heartbeat.
+ */
+export function awaitTimeoutSeconds(
+  job: JobSpec,
+  running: { launchedAt: number; scaleUpAt?: number | undefined },
+  now: number,
+): number {
+  const limit = job.timeouts.attemptSeconds;
+  const ends = [
+    ...(limit === undefined ? [] : [running.launchedAt + limit * 1000]),
+    ...(running.scaleUpAt === undefined ? [] : [running.scaleUpAt]),
+  ];
+  if (ends.length === 0) return attemptTimeoutSeconds(job);
+  const seconds = Math.ceil((Math.min(...ends) - now) / 1000);
+  return Math.min(NO_TASK_TIMEOUT_SECONDS, Math.max(seconds, job.timeouts.heartbeatSeconds + 1));
+}
 
 /** The JobStatus `info` of the job `state` runs, in `jobState` (`failed`, `cancelled` …). */
 export const jobInfo = (state: ExecutionState, jobState: string): JobInfo => ({

@@ -10,6 +10,7 @@ export const FUNCTION_SUBSTITUTIONS = {
   PreparePlacementFunctionArn: "prepare-placement",
   LaunchHostsFunctionArn: "launch-hosts",
   AwaitAttemptFunctionArn: "await-attempt",
+  CheckScaleUpFunctionArn: "check-scale-up",
   CheckResultsFunctionArn: "check-results",
   TeardownFunctionArn: "teardown",
   ContinueExecutionFunctionArn: "continue-execution",

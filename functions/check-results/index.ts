@@ -191,6 +191,7 @@ export function createCheckResults(
       attempts: decision.state.attempts,
       preemptions: decision.state.preemptions,
       failures: decision.state.failures,
+      ...(decision.state.scaledUp ? { scaledUp: decision.state.scaledUp } : {}),
     };
     const infos = hostInfos(state, record, ends);
     const hosts = infos.length <= INLINE_HOSTS ? infos : undefined;

@@ -4,6 +4,7 @@ import { classifyAttempt } from "../../core/classification.js";
 import { computeHostEnvironments } from "../../core/env-contract.js";
 import { HostUnreachable, InternalError, Preempted, WorkloadStartFailed } from "../../core/errors.js";
 import { agentHeartbeatMs } from "../../core/job-spec.js";
+import { firstScaleUpAt } from "../../core/scale-up.js";
 import {
   deserializeError,
   type SerializedError,
@@ -14,7 +15,13 @@ import { attemptStore } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import { leaseTtlMs } from "../scale-slices/index.js";
-import { type ExecutionState, ExecutionStateSchema, leaseIdOf, unitKeyOf } from "../state.js";
+import {
+  awaitTimeoutSeconds,
+  type ExecutionState,
+  ExecutionStateSchema,
+  leaseIdOf,
+  unitKeyOf,
+} from "../state.js";
 import { createStepApp } from "../step-app.js";
 
 /** gRPC status codes the agent answers (numbers, so functions need no gRPC import). */
@@ -140,7 +147,20 @@ export function createLaunchHosts(
         verdict.problem ?? failures[0] ?? { name: "InternalError", message: "launch failed" },
       );
     }
-    return { ...state, history: { ...state.history, events: state.history.events + HISTORY_COST.task } };
+    // The attempt's clock starts now: its time limit, and when it first looks for more slices.
+    const launchedAt = deps.clock.now();
+    const running = {
+      launchedAt,
+      scaleUpAt: firstScaleUpAt(state.job, placement.slices.length, launchedAt),
+      checks: 0,
+      resume: false,
+    };
+    return {
+      ...state,
+      running,
+      attemptTimeoutSeconds: awaitTimeoutSeconds(state.job, running, launchedAt),
+      history: { ...state.history, events: state.history.events + HISTORY_COST.task },
+    };
   };
 }
 

@@ -6,7 +6,7 @@ import { acceptableSliceCounts, type JobSpec } from "../../core/job-spec.js";
 import { matchingSlices, providerType } from "../../core/placement.js";
 import { attemptStore } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
-import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
+import { type ControlPlaneDeps, HISTORY_COST } from "../deps.js";
 import {
   type ExecutionState,
   ExecutionStateSchema,
@@ -17,8 +17,8 @@ import {
 import { createStepApp } from "../step-app.js";
 import {
   type LeaseRef,
+  leaseInBatches,
   leaseTtlMs,
-  leaseUnit,
   releaseHeld,
   releaseHosts,
   renewUnits,
@@ -62,7 +62,8 @@ export function spreadDelaySeconds(seconds: number, jobId: string, polls: number
  */
 export const FLEX_GRACE_SECONDS = 120;
 
-function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit[] } {
+/** The units of `cluster` a job can lease, in the cluster's order: whole TPU slices, or GPU/CPU hosts. */
+export function unitsFor(job: JobSpec, cluster: readonly ClusterSlice[]): { units: Unit[] } {
   const acc = job.accelerator;
   if (acc.kind === "tpu") {
     // Whole slices only (worker ids 0..n-1, as PreparePlacement requires): a broken one leased
@@ -164,33 +165,13 @@ export function createScaleSlices(
       await giveBack([...lost]);
       got.splice(0, got.length, ...got.filter((u) => !lost.has(u)));
     };
-    const candidates = units.filter((u) => !kept.has(u));
-    // A host is in one unit of the job at most: where an inventory puts one host in two units (or
-    // twice in one), placement would fail on every attempt, so such a unit is passed over.
-    const taken = new Set(got.flatMap((u) => u.hosts.map((h) => h.address)));
-    const fits = (u: Unit) =>
-      new Set(u.hosts.map((h) => h.address)).size === u.hosts.length &&
-      u.hosts.every((h) => !taken.has(h.address));
-    let next = 0;
-    while (got.length < max && next < candidates.length) {
-      const batch: Unit[] = [];
-      while (batch.length < max - got.length && next < candidates.length) {
-        const u = candidates[next++] as Unit;
-        if (!fits(u)) continue;
-        for (const h of u.hosts) taken.add(h.address);
-        batch.push(u);
-      }
-      const held = await mapLimit(
-        batch,
-        Math.max(1, Math.floor(FAN_OUT / (batch[0]?.hosts.length ?? 1))),
-        (u) => leaseUnit(deps.agents, u, lease),
-      );
-      batch.forEach((u, i) => {
-        if (held[i]) got.push(u);
-        else for (const h of u.hosts) taken.delete(h.address);
-      });
-      await keepFresh();
-    }
+    // Units a scale-up leased for this attempt (under this very lease) are tried first.
+    const grown = new Set(state.grown?.epoch === attempt ? state.grown.units : []);
+    const candidates = [
+      ...units.filter((u) => !kept.has(u) && grown.has(u.key)),
+      ...units.filter((u) => !kept.has(u) && !grown.has(u.key)),
+    ];
+    await leaseInBatches(deps.agents, candidates, lease, got, max, keepFresh);
     // In the cluster's order, kept or not (slice 0 stays slice 0 when it survives).
     const order = new Map(units.map((u, i) => [u, i]));
     got.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
@@ -211,6 +192,7 @@ export function createScaleSlices(
         history: { ...history, events: history.events + HISTORY_COST.wait },
         scale: { status: "pending", startedAt, deadline, polls, waitSeconds, wanted, available: got.length },
         kept: keptNow,
+        grown: undefined,
       };
     };
     // Short of the largest count: ask for the rest. The provider does not ask again for what is
@@ -282,6 +264,7 @@ export function createScaleSlices(
           kept: state.kept && keptNow.length > 0 ? { epoch: state.kept.epoch, units: keptNow } : undefined,
         },
         kept: undefined,
+        grown: undefined,
       };
     }
     // Not enough: give back what we hold (before anything else is tried) and come back later

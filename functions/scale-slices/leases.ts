@@ -47,6 +47,47 @@ export async function leaseUnit(
 }
 
 /**
+ * Lease units from `candidates`, in order and a batch at a time, into `got` until it has `want`
+ * (or the candidates run out); `between` runs after each batch (a renewal of what is held, which
+ * may drop units from `got`). A host is in one unit of the job at most: where an inventory puts
+ * one host in two units (or twice in one), placement would fail on every attempt, so such a unit
+ * is passed over.
+ */
+export async function leaseInBatches(
+  agents: AgentConnector,
+  candidates: readonly Unit[],
+  lease: LeaseRef & { jobId: string; ttlMs: number },
+  got: Unit[],
+  want: number,
+  between?: () => Promise<void>,
+): Promise<void> {
+  const taken = new Set(got.flatMap((u) => u.hosts.map((h) => h.address)));
+  const fits = (u: Unit) =>
+    new Set(u.hosts.map((h) => h.address)).size === u.hosts.length &&
+    u.hosts.every((h) => !taken.has(h.address));
+  let next = 0;
+  while (got.length < want && next < candidates.length) {
+    const batch: Unit[] = [];
+    while (batch.length < want - got.length && next < candidates.length) {
+      const u = candidates[next++] as Unit;
+      if (!fits(u)) continue;
+      for (const h of u.hosts) taken.add(h.address);
+      batch.push(u);
+    }
+    const held = await mapLimit(
+      batch,
+      Math.max(1, Math.floor(FAN_OUT / (batch[0]?.hosts.length ?? 1))),
+      (u) => leaseUnit(agents, u, lease),
+    );
+    batch.forEach((u, i) => {
+      if (held[i]) got.push(u);
+      else for (const h of u.hosts) taken.delete(h.address);
+    });
+    await between?.();
+  }
+}
+
+/**
  * Renew the leases of units held (each under the lease `leaseOf` names); answers the units that
  * are not held whole any more (a host refused, or did not answer).
  */

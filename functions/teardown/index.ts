@@ -201,7 +201,11 @@ export function createTeardown(
         graceMs,
       );
     }
-    if (state.kept) await releaseUnplacedKept(deps, state, state.kept);
+    if (state.kept) await releaseUnplaced(deps, state, state.kept);
+    // Slices a scale-up leased for an attempt that will not come (the job stops, or continues
+    // in a new execution, which starts afresh).
+    const grown = retrying ? state.grown : undefined;
+    if (state.grown && !grown) await releaseUnplaced(deps, state, state.grown);
     if (preempted.size > 0) {
       await deps.provider.releaseSlices(
         slices.filter((s) => preempted.has(s.name)),
@@ -230,6 +234,7 @@ export function createTeardown(
       problem: undefined,
       completion: undefined,
       kept: kept.length > 0 ? { epoch, units: kept } : undefined,
+      grown,
       history: {
         ...state.history,
         events: state.history.events + HISTORY_COST.task + retried * HISTORY_COST.failedTry,
@@ -239,30 +244,31 @@ export function createTeardown(
 }
 
 /**
- * Units an earlier teardown kept that no attempt got placed on since (a ScaleSlices poll that
- * faulted while it waited for a larger count, say): their hosts still hold the older lease, and
- * nothing after this step knows of them. Given back under that lease, the hosts found by unit in
- * the provider's list (a host another job holds by now refuses the release); if the list cannot
- * be had, the leases lapse at their TTL rather than fail the teardown.
+ * Units this job leased that no attempt got placed on: kept by an earlier teardown (a ScaleSlices
+ * poll that faulted while it waited for a larger count, say), or leased by a scale-up for an
+ * attempt that will not come. Their hosts hold the lease of `held.epoch`, and nothing after this
+ * step knows of them. Given back under that lease, the hosts found by unit in the provider's
+ * list (a host another job holds by now refuses the release); if the list cannot be had, the
+ * leases lapse at their TTL rather than fail the teardown.
  */
-async function releaseUnplacedKept(
+async function releaseUnplaced(
   deps: Pick<ControlPlaneDeps, "agents" | "provider" | "log">,
   state: ExecutionState,
-  kept: KeptLeases,
+  held: KeptLeases,
 ): Promise<void> {
   const kind = state.job.accelerator.kind;
-  const units = new Set(kept.units);
+  const units = new Set(held.units);
   let cluster: ClusterSlice[];
   try {
     cluster = await deps.provider.listSlices();
   } catch (e) {
     deps.log?.(
-      `teardown: ${state.jobId}: kept units ${kept.units.join(", ")} left to lapse: ${(e as Error).message}`,
+      `teardown: ${state.jobId}: units ${held.units.join(", ")} left to lapse: ${(e as Error).message}`,
     );
     return;
   }
   const hosts = cluster.flatMap((s) => s.hosts.filter((h) => units.has(unitKeyOf(kind, s.name, h.address))));
-  await releaseHosts(deps.agents, hosts, { leaseId: leaseIdOf(state.jobId, kept.epoch), epoch: kept.epoch });
+  await releaseHosts(deps.agents, hosts, { leaseId: leaseIdOf(state.jobId, held.epoch), epoch: held.epoch });
 }
 
 /**

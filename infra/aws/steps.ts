@@ -20,6 +20,7 @@ export const STEP_NEEDS = {
   "prepare-placement": ["agents", "store", "clock"],
   "launch-hosts": ["agents", "store", "clock"],
   "await-attempt": ["store", "tokens"],
+  "check-scale-up": ["provider", "agents", "store", "clock"],
   "check-results": ["agents", "store", "clock"],
   teardown: ["agents", "store", "provider", "clock"],
   "continue-execution": ["executions", "store", "clock"],

@@ -16,6 +16,7 @@ import { createLaunchRequestsApp } from "../../functions/api/launch-requests.js"
 import { createOidcVerifier } from "../../functions/api/oidc.js";
 import { createAwaitAttemptApp } from "../../functions/await-attempt/index.js";
 import { createCheckResultsApp } from "../../functions/check-results/index.js";
+import { createCheckScaleUpApp } from "../../functions/check-scale-up/index.js";
 import { createAgentConnector } from "../../functions/clients/agent/connector.js";
 import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
 import { createSfnClient, createSfnExecutionsApi, createSfnTaskTokens } from "../../functions/clients/sfn.js";
@@ -32,7 +33,7 @@ import { createTeardownApp } from "../../functions/teardown/index.js";
 import { createPubSubEventSink } from "../agent/pubsub-event-sink.js";
 import { FUNCTION_SUBSTITUTIONS, renderDefinition, STATE_MACHINE_NAME } from "../state-machine.js";
 import { startClusterAdmin } from "./cluster/admin-server.js";
-import { createLocalProvider, type LocalProvider } from "./cluster/local-provider.js";
+import { createLocalProvider, type LocalProvider, type LocalQuota } from "./cluster/local-provider.js";
 import { writeClusterState } from "./cluster/state-file.js";
 import { createStaticProvider, staticProviderPort } from "./cluster/static-provider.js";
 import { startPubSubEmulator } from "./pubsub/emulator.js";
@@ -57,6 +58,8 @@ export interface LocalStackOptions {
   projectId?: string;
   /** Time the local autoscaler takes to bring a slice up (and back after a preemption). */
   provisioningDelayMs?: number;
+  /** Limits of the local autoscaler (default: none). */
+  quota?: LocalQuota;
   /** Continue jobs as new executions past this many history events (tests lower it). */
   historyBudget?: number;
   /** Token the console asks for (default: $GANGWAY_CONSOLE_TOKEN, else the API token, if any; none: open on this machine). */
@@ -172,6 +175,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         workDir: join(stateDir, "cluster"),
         eventSink: createPubSubEventSink(pubsub),
         provisioningDelayMs: options.provisioningDelayMs ?? 1000,
+        ...(options.quota ? { quota: options.quota } : {}),
         log,
       });
       closers.push(() => provider.close());
@@ -235,6 +239,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       "prepare-placement": createPreparePlacementApp(deps),
       "launch-hosts": createLaunchHostsApp(deps),
       "await-attempt": createAwaitAttemptApp(deps),
+      "check-scale-up": createCheckScaleUpApp(deps),
       "check-results": createCheckResultsApp(deps),
       teardown: createTeardownApp(deps),
       "continue-execution": createContinueExecutionApp(deps),

@@ -13,6 +13,7 @@ import { createProgressReader } from "../../cli/progress.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { createDirectoryResultsStore } from "../../functions/clients/results-store.js";
 import { createSfnClient, executionHistory } from "../../functions/clients/sfn.js";
+import type { LocalQuota } from "../../infra/local/cluster/local-provider.js";
 import { type LocalStack, startLocalStack } from "../../infra/local/stack.js";
 
 export const REPO = new URL("../../", import.meta.url).pathname;
@@ -64,7 +65,7 @@ export async function processesOfJob(jobId: string): Promise<number[]> {
 /** An embedded stack for one test file, and a way to run jobs on it to the end. */
 export async function startTestStack(
   cluster: string,
-  options: { provisioningDelayMs?: number; historyBudget?: number } = {},
+  options: { provisioningDelayMs?: number; historyBudget?: number; quota?: LocalQuota } = {},
 ) {
   const stateDir = await mkdtemp(join(tmpdir(), "gangway-e2e-"));
   const stack: LocalStack = await startLocalStack({
@@ -73,6 +74,7 @@ export async function startTestStack(
     workloadCwd: REPO,
     provisioningDelayMs: options.provisioningDelayMs ?? 300,
     historyBudget: options.historyBudget,
+    ...(options.quota ? { quota: options.quota } : {}),
   });
   const sfn: SFNClient = createSfnClient({ endpoint: stack.sfnEndpoint });
 

@@ -74,6 +74,7 @@ const PROBLEMS: Array<[string, SerializedError, ProblemContext, ProblemKind]> = 
   ],
   ["an invalid job", err("InvalidJobSpec"), {}, "error"],
   ["an unhealthy slice before the run", err("SliceUnhealthy"), {}, "unhealthy"],
+  ["an attempt ended to grow onto more slices", err("ScaleUp"), {}, "scaled"],
 ];
 
 describe("classifyProblem", () => {
@@ -97,6 +98,8 @@ describe("classifyAttempt: one attempt raises at most one counter", () => {
       "unhealthy",
       "SliceUnhealthy",
     ],
+    ["a scale-up and a host's failure", [p(err("ScaleUp")), p(exited(1))], "failed", "WorkloadFailed"],
+    ["a scale-up and a preemption", [p(err("ScaleUp")), p(err("Preempted"))], "preempted", "Preempted"],
     [
       "an unhealthy slice and a failure",
       [p(err("SliceUnhealthy")), p(exited(1))],
@@ -191,6 +194,17 @@ describe("decideAfterAttempt: budgets are retries (N retries = N+1 attempts)", (
     expect(decision).toMatchObject({
       status: "SUCCEEDED",
       state: { preemptions: 0, failures: 0, abandoned: 2, attempts: 3 },
+    });
+  });
+
+  it("raises no counter for an attempt ended to grow onto more slices, even with no budget left", () => {
+    const { decision } = run(["scaled", "preempted", "scaled", "succeeded"], {
+      maxPreemptions: 1,
+      maxFailures: 0,
+    });
+    expect(decision).toMatchObject({
+      status: "SUCCEEDED",
+      state: { preemptions: 1, failures: 0, scaledUp: 2, attempts: 4 },
     });
   });
 

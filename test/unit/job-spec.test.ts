@@ -216,6 +216,7 @@ describe("job spec", () => {
       "flatten",
       "coordinatorPort",
       "timeouts",
+      "scaleUp",
     ]);
     expect(schema.additionalProperties).toBe(false);
     expect(committed).toContain('"v5p-12288"');

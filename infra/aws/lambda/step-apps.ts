@@ -1,6 +1,7 @@
 import type { Hono } from "hono";
 import { createAwaitAttemptApp } from "../../../functions/await-attempt/index.js";
 import { createCheckResultsApp } from "../../../functions/check-results/index.js";
+import { createCheckScaleUpApp } from "../../../functions/check-scale-up/index.js";
 import { createContinueExecutionApp } from "../../../functions/continue-execution/index.js";
 import type { ControlPlaneDeps } from "../../../functions/deps.js";
 import { createInitApp } from "../../../functions/init/index.js";
@@ -24,6 +25,7 @@ export const STEP_APPS: { [S in StepName]: (deps: StepDeps<S>) => Hono } = {
   "prepare-placement": createPreparePlacementApp,
   "launch-hosts": createLaunchHostsApp,
   "await-attempt": createAwaitAttemptApp,
+  "check-scale-up": createCheckScaleUpApp,
   "check-results": createCheckResultsApp,
   teardown: createTeardownApp,
   "continue-execution": createContinueExecutionApp,

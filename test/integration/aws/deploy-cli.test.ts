@@ -65,7 +65,7 @@ describe("gangway deploy", () => {
       region: "us-east-1",
     });
     expect(plan.resources).toMatchObject({
-      "AWS::Lambda::Function": 9,
+      "AWS::Lambda::Function": 10,
       "AWS::StepFunctions::StateMachine": 1,
       "AWS::SecretsManager::Secret": 3,
       "AWS::Lambda::Url": 1,

@@ -214,6 +214,7 @@ describe("the synthesized gangway stack", () => {
       "prepare-placement": { ...store, ...agentToken, ...read(caObject) },
       "launch-hosts": { ...store, ...agentToken, ...read(caObject) },
       "await-attempt": { ...store, ...tokens },
+      "check-scale-up": { ...store, ...agentToken, ...read(inventoryObject, caObject) },
       "check-results": { ...store, ...agentToken, ...read(caObject) },
       teardown: { ...store, ...agentToken, ...read(inventoryObject, caObject) },
       "continue-execution": { ...store, "states:StartExecution": [sm] },

@@ -1,0 +1,138 @@
+import type { Hono } from "hono";
+import { ScaleUp } from "../../core/errors.js";
+import { providerType } from "../../core/placement.js";
+import { largerSliceCounts } from "../../core/scale-up.js";
+import { serializeError } from "../../core/serialized-error.js";
+import { attemptStore } from "../attempts.js";
+import { type ControlPlaneDeps, HISTORY_BUDGET, HISTORY_COST } from "../deps.js";
+import { errorCause } from "../resolution.js";
+import { unitsFor } from "../scale-slices/index.js";
+import { leaseInBatches, leaseTtlMs, releaseHosts, type Unit } from "../scale-slices/leases.js";
+import { awaitTimeoutSeconds, type ExecutionState, ExecutionStateSchema, leaseIdOf } from "../state.js";
+import { createStepApp } from "../step-app.js";
+
+type Running = NonNullable<ExecutionState["running"]>;
+
+/**
+ * CheckScaleUp: where AwaitAttempt goes when its timeout fires. LaunchHosts set that timeout to
+ * the attempt's own limit or its next look for more slices, whichever comes first, so:
+ * - the attempt's limit has passed (or the state has no clock): the timeout goes on to
+ *   CheckResults as it came, and counts as a preemption;
+ * - an outcome was decided or a cancel asked for meanwhile: back to AwaitAttempt, which sends it;
+ * - a larger acceptable slice count can be had: the slices it lacks are leased for the next
+ *   attempt and this one ends with {@link ScaleUp}, which raises no counter (its teardown keeps
+ *   the slices it ran on, and ScaleSlices takes them and the new ones);
+ * - otherwise the provider is asked for what the largest count lacks, and the attempt waits on
+ *   until the next look, `scaleUp.checkSeconds` later.
+ * Each round costs the execution about 15 history events; past the history budget the looks stop
+ * (an attempt cannot continue as a new execution) and the attempt runs on at its size.
+ */
+export function createCheckScaleUp(
+  deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock" | "historyBudget" | "log">,
+) {
+  const attempts = attemptStore(deps.store);
+  return async (state: ExecutionState): Promise<ExecutionState> => {
+    const now = deps.clock.now();
+    const { job, jobId, attempt } = state;
+    const history = {
+      ...state.history,
+      events: state.history.events + HISTORY_COST.task * 2 + HISTORY_COST.choice,
+    };
+    const running = state.running;
+    const endAttempt = (extra: Partial<ExecutionState> = {}): ExecutionState => ({
+      ...state,
+      history,
+      ...(running ? { running: { ...running, resume: false } } : {}),
+      ...extra,
+    });
+    const limit = job.timeouts.attemptSeconds;
+    if (!running || state.problem?.Error !== "States.Timeout") return endAttempt();
+    if (limit !== undefined && now >= running.launchedAt + limit * 1000) return endAttempt();
+
+    const resume = (scaleUpAt: number | undefined): ExecutionState => {
+      const next: Running = { ...running, scaleUpAt, checks: running.checks + 1, resume: true };
+      return {
+        ...state,
+        history,
+        problem: undefined,
+        running: next,
+        attemptTimeoutSeconds: awaitTimeoutSeconds(job, next, now),
+      };
+    };
+    // Woken before the look is due (a timer that fired early by this clock): wait on for it.
+    if (running.scaleUpAt === undefined || now < running.scaleUpAt - 1000) return resume(running.scaleUpAt);
+    if (history.events > (deps.historyBudget ?? HISTORY_BUDGET)) return resume(undefined);
+    const current = state.scale?.slices?.length ?? 0;
+    const larger = largerSliceCounts(job, current);
+    if (larger.length === 0) return resume(undefined);
+    const nextLook = now + job.scaleUp.checkSeconds * 1000;
+    // Whatever ended the attempt meanwhile comes first: AwaitAttempt delivers it.
+    const [outcome, cancel] = await Promise.all([
+      attempts.outcome(jobId, attempt),
+      attempts.cancelRequested(jobId),
+    ]);
+    if (outcome || cancel) return resume(nextLook);
+
+    const lease = {
+      leaseId: leaseIdOf(jobId, attempt + 1),
+      jobId,
+      epoch: attempt + 1,
+      ttlMs: leaseTtlMs(job),
+    };
+    const got: Unit[] = [];
+    const giveBack = (units: readonly Unit[]) =>
+      releaseHosts(
+        deps.agents,
+        units.flatMap((u) => u.hosts),
+        lease,
+      );
+    const largest = larger[larger.length - 1] as number;
+    try {
+      const mine = new Set(state.scale?.slices?.map((s) => s.name));
+      const { units } = unitsFor(job, await deps.provider.listSlices());
+      await leaseInBatches(
+        deps.agents,
+        units.filter((u) => !mine.has(u.key)),
+        lease,
+        got,
+        largest - current,
+      );
+      const target = [...larger].reverse().find((n) => n <= current + got.length);
+      if (target === undefined) {
+        await giveBack(got);
+        await deps.provider.requestSlices(providerType(job.accelerator), largest - current);
+        return resume(nextLook);
+      }
+      const adding = got.slice(0, target - current);
+      await giveBack(got.slice(target - current));
+      const error = new ScaleUp(
+        `growing from ${current} to ${target} slices: ${adding.length} more can be had`,
+        {
+          from: current,
+          to: target,
+          slices: adding.map((u) => u.key),
+        },
+      );
+      return endAttempt({
+        problem: { Error: error.name, Cause: errorCause(serializeError(error)) },
+        grown: { epoch: attempt + 1, units: adding.map((u) => u.key) },
+      });
+    } catch (e) {
+      // A look that fails (the provider unreachable, say) costs the running attempt nothing.
+      await giveBack(got);
+      deps.log?.(`check-scale-up: ${jobId}: looking for more slices failed: ${(e as Error).message}`);
+      return resume(nextLook);
+    }
+  };
+}
+
+/** The CheckScaleUp step as a Hono app. */
+export function createCheckScaleUpApp(
+  deps: Pick<ControlPlaneDeps, "provider" | "agents" | "store" | "clock" | "historyBudget" | "log">,
+): Hono {
+  return createStepApp({
+    name: "check-scale-up",
+    input: ExecutionStateSchema,
+    handle: createCheckScaleUp(deps),
+  });
+}

@@ -1,0 +1,210 @@
+import { describe, expect, it } from "vitest";
+import type { ClusterSlice } from "../../../core/cluster-spec.js";
+import { largerSliceCounts } from "../../../core/scale-up.js";
+import { createCheckScaleUp } from "../../../functions/check-scale-up/index.js";
+import type { ExecutionState } from "../../../functions/state.js";
+import { fakeWorld } from "./fakes.js";
+import { launched, spec } from "./harness.js";
+
+// Growing a flexible job while it runs (FACTS.md: "Levanter later scales up a running job when
+// more slices appear"): AwaitAttempt's timeout brings the machine to CheckScaleUp when a look is due.
+
+const HOUR = 3600 * 1000;
+const flexible = (slices: number[], extra: Record<string, unknown> = {}) => ({
+  accelerator: { kind: "tpu", type: "v4-16", slices },
+  ...extra,
+});
+const timedOut = { Error: "States.Timeout", Cause: "AwaitAttempt timed out" };
+
+/** A world of `total` slices of which only the first `visible` are listed at launch. */
+async function runningOn(visible: number, total: number, job: Record<string, unknown> = flexible([2, 1])) {
+  const world = fakeWorld(`v4-16x${total}`);
+  const all = world.cluster;
+  world.setCluster(all.slice(0, visible));
+  const { s, state } = await launched(world, job);
+  world.requested.length = 0;
+  const check = createCheckScaleUp(world.deps);
+  const appear = (n: number) => world.setCluster(all.slice(0, n));
+  const leaseOf = (slice: ClusterSlice | undefined) =>
+    slice?.hosts.map((h) => world.agents.get(h.agent ?? "")?.lease?.leaseId ?? null);
+  return { world, s, state, check, appear, all, leaseOf };
+}
+
+describe("the attempt's clock (LaunchHosts)", () => {
+  it("a flexible job below its largest count looks for more after scaleUp.afterSeconds", async () => {
+    const { state, world } = await runningOn(1, 2);
+    expect(state.scale?.slices).toHaveLength(1);
+    expect(state.running).toEqual({
+      launchedAt: world.deps.clock.now(),
+      scaleUpAt: world.deps.clock.now() + 12 * HOUR,
+      checks: 0,
+      resume: false,
+    });
+    expect(state.attemptTimeoutSeconds).toBe(12 * 3600);
+  });
+
+  it("an attempt limit shorter than the look is AwaitAttempt's timeout", async () => {
+    const { state } = await runningOn(1, 2, flexible([2, 1], { timeouts: { attemptSeconds: 7200 } }));
+    expect(state.attemptTimeoutSeconds).toBe(7200);
+  });
+
+  it("an exact count, a job at its largest count, or scaleUp disabled never looks", async () => {
+    const cases: Array<[Record<string, unknown>, number]> = [
+      [flexible([2, 1]), 2],
+      [{ accelerator: { kind: "tpu", type: "v4-16", slices: 1 } }, 1],
+      [flexible([2, 1], { scaleUp: { enabled: false } }), 1],
+    ];
+    for (const [job, visible] of cases) {
+      const { state } = await runningOn(visible, 2, job);
+      expect(state.running?.scaleUpAt).toBeUndefined();
+      expect(state.attemptTimeoutSeconds).toBe(99_999_999);
+    }
+  });
+
+  it("largerSliceCounts: the counts a job may grow to, smallest first", () => {
+    const job = (slices: number | number[], enabled = true) =>
+      ({
+        accelerator: { kind: "tpu", type: "v4-16", slices, preemptible: false },
+        scaleUp: { enabled, afterSeconds: 1, checkSeconds: 60 },
+      }) as Parameters<typeof largerSliceCounts>[0];
+    expect(largerSliceCounts(job([4, 2, 1]), 1)).toEqual([2, 4]);
+    expect(largerSliceCounts(job([4, 2, 1]), 4)).toEqual([]);
+    expect(largerSliceCounts(job(4), 2)).toEqual([]);
+    expect(largerSliceCounts(job([4, 2], false), 2)).toEqual([]);
+  });
+});
+
+describe("CheckScaleUp", () => {
+  it("woken before the look is due, waits on for the rest of the time", async () => {
+    const { state, check, world } = await runningOn(1, 2);
+    world.advance(2 * HOUR);
+    const next = await check({ ...state, problem: timedOut });
+    expect(next.problem).toBeUndefined();
+    expect(next.running?.resume).toBe(true);
+    expect(next.attemptTimeoutSeconds).toBe(10 * 3600);
+  });
+
+  it("with no more slices to be had, asks the provider and looks again checkSeconds later", async () => {
+    const { state, check, world, all, leaseOf } = await runningOn(1, 2);
+    // The second slice exists but another job holds it.
+    world.setCluster(all);
+    const other = all[1]?.hosts.map((h) => world.agents.get(h.agent ?? ""));
+    for (const a of other ?? [])
+      await a?.acquireLease({ leaseId: "other#1", jobId: "other", epoch: 1, ttlMs: 60_000 });
+    world.advance(12 * HOUR);
+    const next = await check({ ...state, problem: timedOut });
+    expect(next.running).toMatchObject({
+      resume: true,
+      checks: 1,
+      scaleUpAt: world.deps.clock.now() + 3 * HOUR,
+    });
+    expect(next.attemptTimeoutSeconds).toBe(3 * 3600);
+    expect(next.problem).toBeUndefined();
+    expect(next.grown).toBeUndefined();
+    expect(world.requested).toEqual([["v4-16", 1]]);
+    expect(leaseOf(all[1])).toEqual(["other#1", "other#1"]);
+  });
+
+  it("grows when more slices can be had: leases them for the next attempt, raising no counter", async () => {
+    const { state, check, world, appear, all, leaseOf, s } = await runningOn(1, 2);
+    appear(2);
+    world.advance(12 * HOUR);
+    const ended = await check({ ...state, problem: timedOut });
+    expect(ended.problem?.Error).toBe("ScaleUp");
+    expect(ended.running?.resume).toBe(false);
+    expect(ended.grown).toEqual({ epoch: 2, units: ["v4-16-1"] });
+    expect(leaseOf(all[1])).toEqual(["train-1#2", "train-1#2"]);
+
+    const checked = await s.check(ended);
+    expect(checked.decision).toMatchObject({ action: "retry", reason: "scaled", waitSeconds: 0 });
+    expect(checked.retry).toMatchObject({ attempts: 1, preemptions: 0, failures: 0, scaledUp: 1 });
+    const torn = await s.teardown(checked);
+    // The slice it ran on is kept for an in-place restart; the new one stays leased for it.
+    expect(torn.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
+    expect(torn.grown).toEqual({ epoch: 2, units: ["v4-16-1"] });
+    expect(leaseOf(all[1])).toEqual(["train-1#2", "train-1#2"]);
+    const scaled = await s.scale(torn);
+    expect(scaled.scale?.slices?.map((x) => x.name)).toEqual(["v4-16-0", "v4-16-1"]);
+    expect(scaled.grown).toBeUndefined();
+    expect(scaled.attempt).toBe(2);
+  });
+
+  it("grows to the largest count it can reach and gives back what that count does not use", async () => {
+    const { state, check, world, appear, all, leaseOf } = await runningOn(1, 3, flexible([4, 2, 1]));
+    appear(3);
+    world.advance(12 * HOUR);
+    const ended = await check({ ...state, problem: timedOut });
+    expect(ended.problem?.Error).toBe("ScaleUp");
+    expect(ended.grown?.units).toHaveLength(1);
+    const held = [all[1], all[2]].map((x) => leaseOf(x)?.[0]);
+    expect(held.filter((l) => l === "train-1#2")).toHaveLength(1);
+    expect(held.filter((l) => l === null)).toHaveLength(1);
+  });
+
+  it("past the attempt's own limit, the timeout goes on to CheckResults and counts as a preemption", async () => {
+    const job = flexible([2, 1], { timeouts: { attemptSeconds: 3600 } });
+    const { state, check, world, appear, s } = await runningOn(1, 2, job);
+    appear(2);
+    world.advance(HOUR);
+    const ended = await check({ ...state, problem: timedOut });
+    expect(ended.problem).toEqual(timedOut);
+    expect(ended.running?.resume).toBe(false);
+    expect(ended.grown).toBeUndefined();
+    const checked = await s.check(ended);
+    expect(checked.retry).toMatchObject({ preemptions: 1 });
+  });
+
+  it("an outcome decided meanwhile goes back to AwaitAttempt, which delivers it; nothing is leased", async () => {
+    const { state, check, world, appear, all, leaseOf } = await runningOn(1, 2);
+    const { attemptStore } = await import("../../../functions/attempts.js");
+    await attemptStore(world.deps.store).decide(state.jobId, state.attempt, {
+      kind: "succeeded",
+      at: 1,
+    });
+    appear(2);
+    world.advance(12 * HOUR);
+    const next = await check({ ...state, problem: timedOut });
+    expect(next.running?.resume).toBe(true);
+    expect(next.problem).toBeUndefined();
+    expect(leaseOf(all[1])).toEqual([null, null]);
+  });
+
+  it("a provider that fails costs the attempt nothing: it waits on and looks again later", async () => {
+    const { state, world } = await runningOn(1, 2);
+    const lines: string[] = [];
+    const failing = createCheckScaleUp({
+      ...world.deps,
+      provider: {
+        ...world.deps.provider,
+        listSlices: async () => {
+          throw new Error("provider down");
+        },
+      },
+      log: (l) => lines.push(l),
+    });
+    world.advance(12 * HOUR);
+    const next = await failing({ ...state, problem: timedOut });
+    expect(next.running).toMatchObject({ resume: true, scaleUpAt: world.deps.clock.now() + 3 * HOUR });
+    expect(lines.join("\n")).toContain("provider down");
+  });
+
+  it("slices leased for a growth the job never makes are given back by its teardown", async () => {
+    const { state, check, world, appear, all, leaseOf, s } = await runningOn(1, 2);
+    appear(2);
+    world.advance(12 * HOUR);
+    const ended: ExecutionState = await check({ ...state, problem: timedOut });
+    // A host failed at the same moment and the failure budget is spent: the job stops.
+    const stopped = await s.check({
+      ...ended,
+      retry: { ...ended.retry, failures: 1 },
+      problem: {
+        Error: "WorkloadFailed",
+        Cause: JSON.stringify({ name: "WorkloadFailed", message: "exit 1", details: { exitCode: 1 } }),
+      },
+    });
+    expect(stopped.decision?.action).toBe("stop");
+    const torn = await s.teardown(stopped);
+    expect(torn.grown).toBeUndefined();
+    expect(leaseOf(all[1])).toEqual([null, null]);
+  });
+});

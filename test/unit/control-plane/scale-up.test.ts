@@ -4,7 +4,7 @@ import { largerSliceCounts } from "../../../core/scale-up.js";
 import { createCheckScaleUp } from "../../../functions/check-scale-up/index.js";
 import type { ExecutionState } from "../../../functions/state.js";
 import { fakeWorld } from "./fakes.js";
-import { launched, spec } from "./harness.js";
+import { launched } from "./harness.js";
 
 // Growing a flexible job while it runs (FACTS.md: "Levanter later scales up a running job when
 // more slices appear"): AwaitAttempt's timeout brings the machine to CheckScaleUp when a look is due.

@@ -1,5 +1,6 @@
 import type { Hono } from "hono";
 import { ScaleUp } from "../../core/errors.js";
+import { leaseTtlSeconds, MAX_HEARTBEAT_SECONDS } from "../../core/job-spec.js";
 import { providerType } from "../../core/placement.js";
 import { largerSliceCounts } from "../../core/scale-up.js";
 import { serializeError } from "../../core/serialized-error.js";
@@ -73,12 +74,13 @@ export function createCheckScaleUp(
     ]);
     if (outcome || cancel) return resume(nextLook);
 
-    const lease = {
-      leaseId: leaseIdOf(jobId, attempt + 1),
-      jobId,
-      epoch: attempt + 1,
-      ttlMs: leaseTtlMs(job),
-    };
+    // Held through this attempt's teardown, whose SIGTERM grace (a workload checkpointing) may
+    // outlast a lease; ScaleSlices renews it at the usual TTL when it takes the slices.
+    const ttlMs = Math.min(
+      leaseTtlSeconds(MAX_HEARTBEAT_SECONDS) * 1000,
+      leaseTtlMs(job) + job.timeouts.cancelGraceSeconds * 1000,
+    );
+    const lease = { leaseId: leaseIdOf(jobId, attempt + 1), jobId, epoch: attempt + 1, ttlMs };
     const got: Unit[] = [];
     const giveBack = (units: readonly Unit[]) =>
       releaseHosts(

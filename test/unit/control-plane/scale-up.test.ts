@@ -114,6 +114,9 @@ describe("CheckScaleUp", () => {
     expect(ended.running?.resume).toBe(false);
     expect(ended.grown).toEqual({ epoch: 2, units: ["v4-16-1"] });
     expect(leaseOf(all[1])).toEqual(["train-1#2", "train-1#2"]);
+    // Leased to outlast the teardown's SIGTERM grace (30 s) beyond the usual 180 s.
+    const expires = world.agents.get(all[1]?.hosts[0]?.agent ?? "")?.lease?.expiresAtMs ?? 0;
+    expect(expires - Date.now()).toBeGreaterThan(200_000);
 
     const checked = await s.check(ended);
     expect(checked.decision).toMatchObject({ action: "retry", reason: "scaled", waitSeconds: 0 });

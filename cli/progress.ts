@@ -104,11 +104,12 @@ export function createProgressReader() {
           break;
         case "CheckScaleUp": {
           // AwaitAttempt's timeout came here: a look for more slices, or the attempt's own limit.
-          const running = out?.running as { resume?: boolean } | undefined;
+          const running = out?.running as { resume?: boolean; lastLook?: string } | undefined;
           const problem = out?.problem as { Error?: string; Cause?: string } | undefined;
-          if (running?.resume)
-            lines.push(`attempt ${progress.attempt}: looked for more slices: none to be had yet`);
-          else if (problem?.Error === "States.Timeout")
+          if (running?.resume) {
+            if (running.lastLook)
+              lines.push(`attempt ${progress.attempt}: looked for more slices: ${running.lastLook}`);
+          } else if (problem?.Error === "States.Timeout")
             lines.push(
               `attempt ${progress.attempt}: AwaitAttempt: States.Timeout (the attempt ran past attemptSeconds)`,
             );
@@ -124,7 +125,7 @@ export function createProgressReader() {
           progress.preemptions = retry?.preemptions ?? progress.preemptions;
           progress.failures = retry?.failures ?? progress.failures;
           progress.phase = "tearing-down";
-          if (decision?.reason === "scaled") {
+          if (decision?.reason === "scaled" && decision.action === "retry") {
             lines.push(`attempt ${progress.attempt}: scaling up — all slices torn down, going again on more`);
           } else if (decision?.action === "retry" || decision?.action === "continue") {
             lines.push(

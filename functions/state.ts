@@ -72,8 +72,13 @@ export const ExecutionStateSchema = z.object({
   retry: RetryStateSchema,
   /** The attempt in progress (1-based); also the epoch every agent command carries. */
   attempt: z.int().min(0),
-  /** AwaitAttempt's timeout: the job's `attemptSeconds`, or Step Functions' own default (none). */
+  /**
+   * The job's `attemptSeconds`, or Step Functions' own default (none): AwaitAttempt's timeout in
+   * definitions before CheckScaleUp (executions started under one still read it).
+   */
   attemptTimeoutSeconds: z.int().min(1).optional(),
+  /** AwaitAttempt's timeout this time: until the attempt's limit or its next look for more slices. */
+  awaitTimeoutSeconds: z.int().min(1).optional(),
   /** Rough count of history events in this execution, to continue as a new one before 25,000. */
   history: z.object({
     events: z.int().min(0),
@@ -108,6 +113,8 @@ export const ExecutionStateSchema = z.object({
       scaleUpAt: z.number().optional(),
       checks: z.int().min(0),
       resume: z.boolean(),
+      /** What CheckScaleUp's last look found, when it sent the machine back to wait. */
+      lastLook: z.string().optional(),
     })
     .optional(),
   placement: PlacementSchema.optional(),

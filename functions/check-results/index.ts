@@ -239,6 +239,7 @@ export function createCheckResults(
       attempts: state.retry.attempts + 1,
       preemptions: state.retry.preemptions,
       failures: state.retry.failures,
+      ...(state.retry.scaledUp ? { scaledUp: state.retry.scaledUp } : {}),
     };
     const infos = hostInfos(state, record, ends);
     const status: JobStatus = {

@@ -21,11 +21,12 @@ type Running = NonNullable<ExecutionState["running"]>;
  *   CheckResults as it came, and counts as a preemption;
  * - an outcome was decided or a cancel asked for meanwhile: back to AwaitAttempt, which sends it;
  * - a larger acceptable slice count can be had: the slices it lacks are leased for the next
- *   attempt and this one ends with {@link ScaleUp}, which raises no counter (its teardown keeps
- *   the slices it ran on, and ScaleSlices takes them and the new ones);
+ *   attempt and this one ends with {@link ScaleUp} — decided as the attempt's outcome, so that a
+ *   host's end or a notice decided first wins — which raises no counter (its teardown keeps the
+ *   slices it ran on, and ScaleSlices takes them and the new ones);
  * - otherwise the provider is asked for what the largest count lacks, and the attempt waits on
  *   until the next look, `scaleUp.checkSeconds` later.
- * Each round costs the execution about 15 history events; past the history budget the looks stop
+ * Each round costs the execution about 13 history events; past the history budget the looks stop
  * (an attempt cannot continue as a new execution) and the attempt runs on at its size.
  */
 export function createCheckScaleUp(
@@ -50,32 +51,26 @@ export function createCheckScaleUp(
     if (!running || state.problem?.Error !== "States.Timeout") return endAttempt();
     if (limit !== undefined && now >= running.launchedAt + limit * 1000) return endAttempt();
 
-    const resume = (scaleUpAt: number | undefined): ExecutionState => {
-      const next: Running = { ...running, scaleUpAt, checks: running.checks + 1, resume: true };
+    const resume = (scaleUpAt: number | undefined, lastLook?: string): ExecutionState => {
+      const next: Running = { ...running, scaleUpAt, checks: running.checks + 1, resume: true, lastLook };
       return {
         ...state,
         history,
         problem: undefined,
         running: next,
-        attemptTimeoutSeconds: awaitTimeoutSeconds(job, next, now),
+        awaitTimeoutSeconds: awaitTimeoutSeconds(job, next, now),
       };
     };
     // Woken before the look is due (a timer that fired early by this clock): wait on for it.
     if (running.scaleUpAt === undefined || now < running.scaleUpAt - 1000) return resume(running.scaleUpAt);
-    if (history.events > (deps.historyBudget ?? HISTORY_BUDGET)) return resume(undefined);
+    if (history.events > (deps.historyBudget ?? HISTORY_BUDGET))
+      return resume(undefined, "no more looks: the execution's history is nearly full");
     const current = state.scale?.slices?.length ?? 0;
     const larger = largerSliceCounts(job, current);
     if (larger.length === 0) return resume(undefined);
     const nextLook = now + job.scaleUp.checkSeconds * 1000;
-    // Whatever ended the attempt meanwhile comes first: AwaitAttempt delivers it.
-    const [outcome, cancel] = await Promise.all([
-      attempts.outcome(jobId, attempt),
-      attempts.cancelRequested(jobId),
-    ]);
-    if (outcome || cancel) return resume(nextLook);
-
     // Held through this attempt's teardown, whose SIGTERM grace (a workload checkpointing) may
-    // outlast a lease; ScaleSlices renews it at the usual TTL when it takes the slices.
+    // outlast a lease; Teardown and ScaleSlices renew it at the usual TTL.
     const ttlMs = Math.min(
       leaseTtlSeconds(MAX_HEARTBEAT_SECONDS) * 1000,
       leaseTtlMs(job) + job.timeouts.cancelGraceSeconds * 1000,
@@ -89,7 +84,15 @@ export function createCheckScaleUp(
         lease,
       );
     const largest = larger[larger.length - 1] as number;
+    // Total: a look that fails (the provider or the store unreachable) costs the running attempt
+    // nothing; it waits on and looks again later.
     try {
+      // Whatever ended the attempt already comes first: AwaitAttempt delivers it.
+      const [outcome, cancel] = await Promise.all([
+        attempts.outcome(jobId, attempt),
+        attempts.cancelRequested(jobId),
+      ]);
+      if (outcome || cancel) return resume(nextLook, "the attempt ended meanwhile");
       const mine = new Set(state.scale?.slices?.map((s) => s.name));
       const { units } = unitsFor(job, await deps.provider.listSlices());
       await leaseInBatches(
@@ -103,7 +106,7 @@ export function createCheckScaleUp(
       if (target === undefined) {
         await giveBack(got);
         await deps.provider.requestSlices(providerType(job.accelerator), largest - current);
-        return resume(nextLook);
+        return resume(nextLook, "none to be had yet; the autoscaler asked");
       }
       const adding = got.slice(0, target - current);
       await giveBack(got.slice(target - current));
@@ -115,15 +118,23 @@ export function createCheckScaleUp(
           slices: adding.map((u) => u.key),
         },
       );
+      const problem = serializeError(error);
+      delete problem.stack;
+      // The attempt's outcome, decided once: a host's end or a notice that came while the slices
+      // were leased wins, and AwaitAttempt delivers it instead.
+      if (!(await attempts.decide(jobId, attempt, { kind: "failed", at: now, error: problem }))) {
+        await giveBack(adding);
+        return resume(nextLook, "the attempt ended meanwhile");
+      }
+      await attempts.markDelivered(jobId, attempt);
       return endAttempt({
-        problem: { Error: error.name, Cause: errorCause(serializeError(error)) },
+        problem: { Error: error.name, Cause: errorCause(problem) },
         grown: { epoch: attempt + 1, units: adding.map((u) => u.key) },
       });
     } catch (e) {
-      // A look that fails (the provider unreachable, say) costs the running attempt nothing.
-      await giveBack(got);
+      await giveBack(got).catch(() => undefined);
       deps.log?.(`check-scale-up: ${jobId}: looking for more slices failed: ${(e as Error).message}`);
-      return resume(nextLook);
+      return resume(nextLook, `the look failed: ${(e as Error).message}`.slice(0, 300));
     }
   };
 }

@@ -158,7 +158,7 @@ export function createLaunchHosts(
     return {
       ...state,
       running,
-      attemptTimeoutSeconds: awaitTimeoutSeconds(state.job, running, launchedAt),
+      awaitTimeoutSeconds: awaitTimeoutSeconds(state.job, running, launchedAt),
       history: { ...state.history, events: state.history.events + HISTORY_COST.task },
     };
   };

@@ -165,8 +165,9 @@ export function createScaleSlices(
       await giveBack([...lost]);
       got.splice(0, got.length, ...got.filter((u) => !lost.has(u)));
     };
-    // Units a scale-up leased for this attempt (under this very lease) are tried first.
-    const grown = new Set(state.grown?.epoch === attempt ? state.grown.units : []);
+    // Units a scale-up leased for this attempt are tried first (under an older epoch, when the
+    // attempt that was to take them faulted, the agent lets this job's newer lease take over).
+    const grown = new Set(state.grown?.units ?? []);
     const candidates = [
       ...units.filter((u) => !kept.has(u) && grown.has(u.key)),
       ...units.filter((u) => !kept.has(u) && !grown.has(u.key)),
@@ -183,7 +184,11 @@ export function createScaleSlices(
     const type = providerType(acc);
     const waited = (now - startedAt) / 1000;
     /** The state that has the machine wait `until` (at the latest) and come back. */
-    const pending = (until: number, keptNow: KeptLeases | undefined): ExecutionState => {
+    const pending = (
+      until: number,
+      keptNow: KeptLeases | undefined,
+      grownNow?: KeptLeases | undefined,
+    ): ExecutionState => {
       const delay = spreadDelaySeconds(pollDelaySeconds(polls, waited), jobId, polls);
       const waitSeconds = Math.max(1, Math.min(delay, Math.ceil((until - now) / 1000)));
       return {
@@ -192,8 +197,20 @@ export function createScaleSlices(
         history: { ...history, events: history.events + HISTORY_COST.wait },
         scale: { status: "pending", startedAt, deadline, polls, waitSeconds, wanted, available: got.length },
         kept: keptNow,
-        grown: undefined,
+        grown: grownNow,
       };
+    };
+    /** Grown units still under an older lease and not among `held`: given back under it. */
+    const releaseStaleGrown = async (held: readonly Unit[]) => {
+      const older = state.grown?.epoch;
+      if (older === undefined || older === attempt) return;
+      const keys = new Set(held.map((u) => u.key));
+      const stale = units.filter((u) => grown.has(u.key) && !keys.has(u.key));
+      await releaseHosts(
+        deps.agents,
+        stale.flatMap((u) => u.hosts),
+        { leaseId: leaseIdOf(jobId, older), epoch: older },
+      );
     };
     // Short of the largest count: ask for the rest. The provider does not ask again for what is
     // on its way, so asking on every poll for all that is missing does not over-ask. An
@@ -223,16 +240,25 @@ export function createScaleSlices(
           : 0;
       const reachable = largestFirst.find((n) => n <= got.length + coming) ?? 0;
       if (reachable > chosen) {
-        await giveBack(got.filter((u) => !kept.has(u)));
-        const lost = new Set(await renewUnits(deps.agents, keptHeld, leaseOf, ttlMs));
+        // Slices a scale-up brought are held too: the restart was made for them.
+        const grownHeld = got.filter((u) => !kept.has(u) && grown.has(u.key));
+        await giveBack(got.filter((u) => !kept.has(u) && !grown.has(u.key)));
+        const lost = new Set(await renewUnits(deps.agents, [...keptHeld, ...grownHeld], leaseOf, ttlMs));
         await giveBack([...lost]);
+        await releaseStaleGrown(grownHeld);
         const still = keptHeld.filter((u) => !lost.has(u)).map((u) => u.key);
-        return pending(graceEnds, still.length > 0 ? { epoch: state.kept.epoch, units: still } : undefined);
+        const grownStill = grownHeld.filter((u) => !lost.has(u)).map((u) => u.key);
+        return pending(
+          graceEnds,
+          still.length > 0 ? { epoch: state.kept.epoch, units: still } : undefined,
+          grownStill.length > 0 ? { epoch: attempt, units: grownStill } : undefined,
+        );
       }
     }
     if (chosen !== undefined) {
       // Keep the chosen units, give back the rest.
       await giveBack(got.splice(chosen));
+      await releaseStaleGrown(got);
       const keptNow = got.filter((u) => kept.has(u)).map((u) => u.key);
       const slices: ClusterSlice[] =
         acc.kind === "tpu"
@@ -270,6 +296,7 @@ export function createScaleSlices(
     // Not enough: give back what we hold (before anything else is tried) and come back later
     // (or give up).
     await giveBack(got);
+    await releaseStaleGrown([]);
     if (now >= deadline) {
       throw new InsufficientSlices(wanted, got.length, type, acc.kind === "tpu" ? "slices" : "hosts");
     }

@@ -141,6 +141,7 @@ export function createTeardown(
             }
           });
     const alive = outcomes.filter((o) => o.alive);
+    if (alive.length > 0 && retrying && state.grown) await renewUnplaced(deps, state, state.grown);
     const triesKey = keys.teardownTries(state.jobId, epoch);
     if (alive.length > 0) {
       // Retried by the state machine until `teardownSeconds` after the first try, then given up.
@@ -163,6 +164,7 @@ export function createTeardown(
         `${what} still alive after ${limitMs / 1000} s of teardown`,
         details,
       );
+      if (state.grown) await releaseUnplaced(deps, state, state.grown);
       await closeJob(deps, state, timedOut);
       throw timedOut;
     }
@@ -256,6 +258,45 @@ async function releaseUnplaced(
   state: ExecutionState,
   held: KeptLeases,
 ): Promise<void> {
+  const hosts = await unplacedHosts(deps, state, held);
+  if (hosts)
+    await releaseHosts(deps.agents, hosts, {
+      leaseId: leaseIdOf(state.jobId, held.epoch),
+      epoch: held.epoch,
+    });
+}
+
+/**
+ * Renew the leases of units a scale-up leased for the next attempt, on every try of a teardown
+ * that may outlast them (workloads slow to die); a host that no longer holds it is left to
+ * ScaleSlices, which leases again what it can.
+ */
+async function renewUnplaced(
+  deps: Pick<ControlPlaneDeps, "agents" | "provider" | "log">,
+  state: ExecutionState,
+  held: KeptLeases,
+): Promise<void> {
+  const hosts = await unplacedHosts(deps, state, held);
+  const lease = {
+    leaseId: leaseIdOf(state.jobId, held.epoch),
+    epoch: held.epoch,
+    ttlMs: leaseTtlMs(state.job),
+  };
+  await mapLimit(hosts ?? [], FAN_OUT, async (h) => {
+    if (h.agent)
+      await deps.agents
+        .agent(h.agent)
+        .renewLease(lease)
+        .catch(() => undefined);
+  });
+}
+
+/** The hosts of `held`'s units, found in the provider's list; undefined (logged) if it cannot be had. */
+async function unplacedHosts(
+  deps: Pick<ControlPlaneDeps, "provider" | "log">,
+  state: ExecutionState,
+  held: KeptLeases,
+): Promise<ClusterHost[] | undefined> {
   const kind = state.job.accelerator.kind;
   const units = new Set(held.units);
   let cluster: ClusterSlice[];
@@ -265,10 +306,9 @@ async function releaseUnplaced(
     deps.log?.(
       `teardown: ${state.jobId}: units ${held.units.join(", ")} left to lapse: ${(e as Error).message}`,
     );
-    return;
+    return undefined;
   }
-  const hosts = cluster.flatMap((s) => s.hosts.filter((h) => units.has(unitKeyOf(kind, s.name, h.address))));
-  await releaseHosts(deps.agents, hosts, { leaseId: leaseIdOf(state.jobId, held.epoch), epoch: held.epoch });
+  return cluster.flatMap((s) => s.hosts.filter((h) => units.has(unitKeyOf(kind, s.name, h.address))));
 }
 
 /**

@@ -53,7 +53,7 @@ describe("scale-up of a running flexible job", () => {
     ran.push(r.jobId);
     expect(r.status).toBe("SUCCEEDED");
     expect(r.job?.counters).toEqual({ attempts: 1, preemptions: 0, failures: 0 });
-    expect(r.lines).toContain("attempt 1: looked for more slices: none to be had yet");
+    expect(r.lines).toContain("attempt 1: looked for more slices: none to be had yet; the autoscaler asked");
     const entered = r.history.flatMap((e) =>
       e.stateEnteredEventDetails ? [e.stateEnteredEventDetails.name] : [],
     );

@@ -73,12 +73,15 @@ export const STATES = {
 /**
  * Does a Retry/Catch `ErrorEquals` list match `error`? `States.ALL` matches everything but
  * `States.Runtime` and `States.DataLimitExceeded`; `States.TaskFailed` matches any error but
- * `States.Timeout` (and those two); `States.Runtime` is never caught.
+ * `States.Timeout` (and those two); `States.Timeout` matches `States.HeartbeatTimeout` too;
+ * `States.Runtime` is never caught.
  */
 export function errorMatches(errorEquals: readonly string[], error: string): boolean {
   if (error === STATES.runtime) return false;
   for (const e of errorEquals) {
     if (e === error) return true;
+    // As on AWS: States.Timeout names both of a task's timeouts (its own and its heartbeat's).
+    if (e === STATES.timeout && error === STATES.heartbeatTimeout) return true;
     const terminal = error === STATES.dataLimitExceeded;
     if (e === STATES.all && !terminal) return true;
     if (e === STATES.taskFailed && !terminal && error !== STATES.timeout && error !== STATES.heartbeatTimeout)

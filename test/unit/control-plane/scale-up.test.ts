@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ClusterSlice } from "../../../core/cluster-spec.js";
 import { largerSliceCounts } from "../../../core/scale-up.js";
+import { attemptStore } from "../../../functions/attempts.js";
 import { createCheckScaleUp } from "../../../functions/check-scale-up/index.js";
 import type { ExecutionState } from "../../../functions/state.js";
 import { fakeWorld } from "./fakes.js";
@@ -40,12 +41,14 @@ describe("the attempt's clock (LaunchHosts)", () => {
       checks: 0,
       resume: false,
     });
-    expect(state.attemptTimeoutSeconds).toBe(12 * 3600);
+    expect(state.awaitTimeoutSeconds).toBe(12 * 3600);
+    // What a definition from before CheckScaleUp reads stays the attempt's own limit (none).
+    expect(state.attemptTimeoutSeconds).toBe(99_999_999);
   });
 
   it("an attempt limit shorter than the look is AwaitAttempt's timeout", async () => {
     const { state } = await runningOn(1, 2, flexible([2, 1], { timeouts: { attemptSeconds: 7200 } }));
-    expect(state.attemptTimeoutSeconds).toBe(7200);
+    expect(state.awaitTimeoutSeconds).toBe(7200);
   });
 
   it("an exact count, a job at its largest count, or scaleUp disabled never looks", async () => {
@@ -57,7 +60,7 @@ describe("the attempt's clock (LaunchHosts)", () => {
     for (const [job, visible] of cases) {
       const { state } = await runningOn(visible, 2, job);
       expect(state.running?.scaleUpAt).toBeUndefined();
-      expect(state.attemptTimeoutSeconds).toBe(99_999_999);
+      expect(state.awaitTimeoutSeconds).toBe(99_999_999);
     }
   });
 
@@ -81,7 +84,8 @@ describe("CheckScaleUp", () => {
     const next = await check({ ...state, problem: timedOut });
     expect(next.problem).toBeUndefined();
     expect(next.running?.resume).toBe(true);
-    expect(next.attemptTimeoutSeconds).toBe(10 * 3600);
+    expect(next.awaitTimeoutSeconds).toBe(10 * 3600);
+    expect(next.running?.lastLook).toBeUndefined();
   });
 
   it("with no more slices to be had, asks the provider and looks again checkSeconds later", async () => {
@@ -98,7 +102,8 @@ describe("CheckScaleUp", () => {
       checks: 1,
       scaleUpAt: world.deps.clock.now() + 3 * HOUR,
     });
-    expect(next.attemptTimeoutSeconds).toBe(3 * 3600);
+    expect(next.awaitTimeoutSeconds).toBe(3 * 3600);
+    expect(next.running?.lastLook).toBe("none to be had yet; the autoscaler asked");
     expect(next.problem).toBeUndefined();
     expect(next.grown).toBeUndefined();
     expect(world.requested).toEqual([["v4-16", 1]]);
@@ -159,7 +164,6 @@ describe("CheckScaleUp", () => {
 
   it("an outcome decided meanwhile goes back to AwaitAttempt, which delivers it; nothing is leased", async () => {
     const { state, check, world, appear, all, leaseOf } = await runningOn(1, 2);
-    const { attemptStore } = await import("../../../functions/attempts.js");
     await attemptStore(world.deps.store).decide(state.jobId, state.attempt, {
       kind: "succeeded",
       at: 1,
@@ -209,5 +213,106 @@ describe("CheckScaleUp", () => {
     const torn = await s.teardown(stopped);
     expect(torn.grown).toBeUndefined();
     expect(leaseOf(all[1])).toEqual([null, null]);
+  });
+
+  it("a host's end decided while it leases wins: the new slices go back and AwaitAttempt delivers it", async () => {
+    const { state, check, world, appear, all, leaseOf } = await runningOn(1, 2);
+    appear(2);
+    world.advance(12 * HOUR);
+    const attempts = attemptStore(world.deps.store);
+    const agent = world.agents.get(all[1]?.hosts[0]?.agent ?? "");
+    if (!agent) throw new Error("no agent");
+    const acquire = agent.acquireLease.bind(agent);
+    agent.acquireLease = async (r) => {
+      // Every host of the attempt exits 0 while the look leases the second slice.
+      await attempts.decide(state.jobId, state.attempt, { kind: "succeeded", at: 2 });
+      return acquire(r);
+    };
+    const next = await check({ ...state, problem: timedOut });
+    expect(next.running).toMatchObject({ resume: true, lastLook: "the attempt ended meanwhile" });
+    expect(next.problem).toBeUndefined();
+    expect(next.grown).toBeUndefined();
+    expect(leaseOf(all[1])).toEqual([null, null]);
+    expect(await attempts.outcome(state.jobId, state.attempt)).toEqual({ kind: "succeeded", at: 2 });
+  });
+
+  it("a store it cannot read costs the attempt nothing: it waits on and looks again later", async () => {
+    const { state, world, appear, all, leaseOf } = await runningOn(1, 2);
+    appear(2);
+    world.advance(12 * HOUR);
+    const store = {
+      ...world.deps.store,
+      get: async () => {
+        throw new Error("store unreachable");
+      },
+    };
+    const next = await createCheckScaleUp({ ...world.deps, store })({ ...state, problem: timedOut });
+    expect(next.running).toMatchObject({ resume: true, lastLook: "the look failed: store unreachable" });
+    expect(next.problem).toBeUndefined();
+    expect(leaseOf(all[1])).toEqual([null, null]);
+  });
+
+  it("ScaleSlices takes grown slices leased for an attempt that faulted, and gives back those it does not use", async () => {
+    const { state, check, world, appear, all, leaseOf, s } = await runningOn(1, 3, flexible([2, 1]));
+    appear(2);
+    world.advance(12 * HOUR);
+    const ended = await check({ ...state, problem: timedOut });
+    expect(ended.grown).toEqual({ epoch: 2, units: ["v4-16-1"] });
+    const torn = await s.teardown(await s.check(ended));
+    // Attempt 2 faulted before it was placed (its ScaleSlices failed): attempt 3 comes next.
+    const third = { ...torn, retry: { ...torn.retry, attempts: 2 } };
+    const scaled = await s.scale(third);
+    expect(scaled.attempt).toBe(3);
+    expect(scaled.scale?.slices?.map((x) => x.name)).toEqual(["v4-16-0", "v4-16-1"]);
+    expect(leaseOf(all[1])).toEqual(["train-1#3", "train-1#3"]);
+    // Kept from attempt 1 on v4-16-0 …
+    expect(scaled.scale?.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
+
+    // … and when fewer are wanted than grown, the grown one not taken is given back.
+    appear(3);
+    const other = all[2]?.hosts.map((h) => world.agents.get(h.agent ?? ""));
+    for (const a of other ?? [])
+      await a?.acquireLease({ leaseId: "train-1#2", jobId: "train-1", epoch: 2, ttlMs: 60_000 });
+    const two = await s.scale({
+      ...third,
+      job: { ...third.job, accelerator: { kind: "tpu", type: "v4-16", slices: [1], preemptible: false } },
+      grown: { epoch: 2, units: ["v4-16-1", "v4-16-2"] },
+    });
+    expect(two.scale?.slices).toHaveLength(1);
+    expect(leaseOf(all[2])).toEqual([null, null]);
+  });
+
+  it("a restart that waits for its largest count holds the grown slices with the kept ones", async () => {
+    const { state, check, world, appear, all, leaseOf, s } = await runningOn(1, 2, flexible([4, 2, 1]));
+    appear(2);
+    world.advance(12 * HOUR);
+    const ended = await check({ ...state, problem: timedOut });
+    expect(ended.grown).toEqual({ epoch: 2, units: ["v4-16-1"] });
+    const torn = await s.teardown(await s.check(ended));
+    // Two more are on their way: the restart waits for 4, holding what it has.
+    world.deps.provider.pendingSlices = async () => 2;
+    const waiting = await s.scale(torn);
+    expect(waiting.scale?.status).toBe("pending");
+    expect(waiting.kept).toEqual({ epoch: 1, units: ["v4-16-0"] });
+    expect(waiting.grown).toEqual({ epoch: 2, units: ["v4-16-1"] });
+    expect(leaseOf(all[1])).toEqual(["train-1#2", "train-1#2"]);
+  });
+
+  it("a teardown slow to end the workloads renews the grown slices' leases on every try", async () => {
+    const { state, check, world, appear, all, s } = await runningOn(1, 2);
+    appear(2);
+    world.advance(12 * HOUR);
+    const checked = await s.check(await check({ ...state, problem: timedOut }));
+    world.agentOf(0, 0).stubborn = true;
+    const renewed: string[] = [];
+    const agent = world.agents.get(all[1]?.hosts[0]?.agent ?? "");
+    if (!agent) throw new Error("no agent");
+    const renew = agent.renewLease.bind(agent);
+    agent.renewLease = async (r) => {
+      renewed.push(r.leaseId);
+      return renew(r);
+    };
+    await expect(s.teardown(checked)).rejects.toMatchObject({ name: "TeardownIncomplete" });
+    expect(renewed).toEqual(["train-1#2"]);
   });
 });

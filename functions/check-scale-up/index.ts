@@ -5,7 +5,7 @@ import { providerType } from "../../core/placement.js";
 import { largerSliceCounts } from "../../core/scale-up.js";
 import { serializeError } from "../../core/serialized-error.js";
 import { attemptStore } from "../attempts.js";
-import { type ControlPlaneDeps, HISTORY_BUDGET, HISTORY_COST } from "../deps.js";
+import { type ControlPlaneDeps, FAN_OUT, HISTORY_BUDGET, HISTORY_COST, mapLimit } from "../deps.js";
 import { errorCause } from "../resolution.js";
 import { unitsFor } from "../scale-slices/index.js";
 import { leaseInBatches, leaseTtlMs, releaseHosts, type Unit } from "../scale-slices/leases.js";
@@ -102,6 +102,22 @@ export function createCheckScaleUp(
         got,
         largest - current,
       );
+      // A slice being preempted would cost the restart for nothing: only healthy ones count.
+      const healthy = await mapLimit(got, FAN_OUT, async (u) => {
+        const ok = await Promise.all(
+          u.hosts.map(async (h) => {
+            if (!h.agent) return false;
+            const health = await deps.agents
+              .agent(h.agent)
+              .health()
+              .catch(() => undefined);
+            return health?.ok === true && !health.preempted;
+          }),
+        );
+        return ok.every(Boolean);
+      });
+      await giveBack(got.filter((_, i) => !healthy[i]));
+      got.splice(0, got.length, ...got.filter((_, i) => healthy[i]));
       const target = [...larger].reverse().find((n) => n <= current + got.length);
       if (target === undefined) {
         await giveBack(got);

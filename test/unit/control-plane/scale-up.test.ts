@@ -315,4 +315,20 @@ describe("CheckScaleUp", () => {
     await expect(s.teardown(checked)).rejects.toMatchObject({ name: "TeardownIncomplete" });
     expect(renewed).toEqual(["train-1#2"]);
   });
+
+  it("a new slice being preempted does not count: it goes back and the attempt runs on", async () => {
+    const { state, check, world, appear, all, leaseOf } = await runningOn(1, 2);
+    appear(2);
+    const host = world.agents.get(all[1]?.hosts[1]?.agent ?? "");
+    if (!host) throw new Error("no agent");
+    host.preempted = true;
+    world.advance(12 * HOUR);
+    const next = await check({ ...state, problem: timedOut });
+    expect(next.running).toMatchObject({
+      resume: true,
+      lastLook: "none to be had yet; the autoscaler asked",
+    });
+    expect(next.grown).toBeUndefined();
+    expect(leaseOf(all[1])).toEqual([null, null]);
+  });
 });

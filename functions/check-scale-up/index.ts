@@ -95,29 +95,37 @@ export function createCheckScaleUp(
       if (outcome || cancel) return resume(nextLook, "the attempt ended meanwhile");
       const mine = new Set(state.scale?.slices?.map((s) => s.name));
       const { units } = unitsFor(job, await deps.provider.listSlices());
+      // A slice being preempted would cost the restart for nothing: after each batch, those with
+      // a host that does not answer healthy go back and the next candidates are tried.
+      const checked = new Set<Unit>();
+      const keepHealthy = async () => {
+        const healthy = await mapLimit(got, FAN_OUT, async (u) => {
+          if (checked.has(u)) return true;
+          checked.add(u);
+          const ok = await Promise.all(
+            u.hosts.map(async (h) => {
+              const health = h.agent
+                ? await deps.agents
+                    .agent(h.agent)
+                    .health()
+                    .catch(() => undefined)
+                : undefined;
+              return health?.ok === true && !health.preempted;
+            }),
+          );
+          return ok.every(Boolean);
+        });
+        await giveBack(got.filter((_, i) => !healthy[i]));
+        got.splice(0, got.length, ...got.filter((_, i) => healthy[i]));
+      };
       await leaseInBatches(
         deps.agents,
         units.filter((u) => !mine.has(u.key)),
         lease,
         got,
         largest - current,
+        keepHealthy,
       );
-      // A slice being preempted would cost the restart for nothing: only healthy ones count.
-      const healthy = await mapLimit(got, FAN_OUT, async (u) => {
-        const ok = await Promise.all(
-          u.hosts.map(async (h) => {
-            if (!h.agent) return false;
-            const health = await deps.agents
-              .agent(h.agent)
-              .health()
-              .catch(() => undefined);
-            return health?.ok === true && !health.preempted;
-          }),
-        );
-        return ok.every(Boolean);
-      });
-      await giveBack(got.filter((_, i) => !healthy[i]));
-      got.splice(0, got.length, ...got.filter((_, i) => healthy[i]));
       const target = [...larger].reverse().find((n) => n <= current + got.length);
       if (target === undefined) {
         await giveBack(got);

@@ -331,4 +331,16 @@ describe("CheckScaleUp", () => {
     expect(next.grown).toBeUndefined();
     expect(leaseOf(all[1])).toEqual([null, null]);
   });
+
+  it("passes over a new slice being preempted to a healthy one behind it", async () => {
+    const { state, check, world, appear, all, leaseOf } = await runningOn(1, 3);
+    appear(3);
+    const host = world.agents.get(all[1]?.hosts[0]?.agent ?? "");
+    if (!host) throw new Error("no agent");
+    host.preempted = true;
+    world.advance(12 * HOUR);
+    const ended = await check({ ...state, problem: timedOut });
+    expect(ended.grown).toEqual({ epoch: 2, units: ["v4-16-2"] });
+    expect(leaseOf(all[1])).toEqual([null, null]);
+  });
 });

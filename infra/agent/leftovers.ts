@@ -1,8 +1,6 @@
-import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, realpath, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:net";
-import { join } from "node:path";
+import { readdir, readFile } from "node:fs/promises";
 import { GangwayError } from "../../core/errors.js";
+import { lockDir } from "../dir-lock.js";
 import { readProc, terminateGroup } from "./process-group.js";
 
 /** Another live agent holds the work directory: starting would kill its workloads as leftovers. */
@@ -24,49 +22,22 @@ export interface WorkDirClaim {
 
 /**
  * Hold `workDir` for this agent alone: a second agent on the same dir (same machine) fails with
- * WorkDirInUse naming the dir and, when it can tell, the holder. The lock is a Linux abstract
- * Unix socket named after the dir's real path: binding it is atomic and the kernel frees it when
- * its holder dies, so a crashed agent leaves no stale lock for its successor to judge.
+ * WorkDirInUse naming the dir and, when it can tell, the holder ({@link lockDir}: the kernel frees
+ * the lock when its holder dies, so a crashed agent leaves no stale lock for its successor).
  */
 export async function claimWorkDir(workDir: string): Promise<WorkDirClaim> {
-  await mkdir(workDir, { recursive: true });
-  const dir = await realpath(workDir);
-  const name = `\0gangway-agent-workdir/${createHash("sha256").update(dir).digest("hex")}`;
-  const server: Server = createServer((socket) => socket.destroy());
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ path: name }, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE") throw e;
-    const owner = await readFile(join(dir, OWNER_FILE), "utf8")
-      .then((t) => JSON.parse(t) as { pid?: number; agent?: string })
-      .catch(() => undefined);
-    const who = owner?.pid ? ` (pid ${owner.pid}${owner.agent ? `, ${owner.agent}` : ""})` : "";
-    throw new WorkDirInUse(
+  const lock = await lockDir(workDir, "gangway-agent-workdir", OWNER_FILE, (dir, owner) => {
+    const agent = typeof owner?.agent === "string" ? owner.agent : undefined;
+    const who = owner?.pid ? ` (pid ${owner.pid}${agent ? `, ${agent}` : ""})` : "";
+    return new WorkDirInUse(
       `work dir ${dir} is in use by another agent${who}; give each agent its own work dir (--work-dir)`,
       { workDir: dir, ...(owner ?? {}) },
     );
-  }
-  // The lock must never keep the process alive on its own.
-  server.unref();
-  const owner = (agent?: string) =>
-    writeFile(join(dir, OWNER_FILE), `${JSON.stringify({ pid: process.pid, agent })}\n`).catch(() => {
-      // only an aid to the error message
-    });
-  await owner();
-  let released: Promise<void> | undefined;
+  });
   return {
-    dir,
-    noteAddress: (address) => owner(address),
-    release() {
-      released ??= new Promise<void>((resolve) => server.close(() => resolve()));
-      return released;
-    },
+    dir: lock.dir,
+    noteAddress: (address) => lock.noteOwner({ agent: address }),
+    release: () => lock.release(),
   };
 }
 

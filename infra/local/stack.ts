@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
@@ -31,6 +31,7 @@ import { createPreparePlacementApp } from "../../functions/prepare-placement/ind
 import { createScaleSlicesApp } from "../../functions/scale-slices/index.js";
 import { createTeardownApp } from "../../functions/teardown/index.js";
 import { createPubSubEventSink } from "../agent/pubsub-event-sink.js";
+import { lockStateDir } from "../dir-lock.js";
 import { FUNCTION_SUBSTITUTIONS, renderDefinition, STATE_MACHINE_NAME } from "../state-machine.js";
 import { startClusterAdmin } from "./cluster/admin-server.js";
 import { createLocalProvider, type LocalProvider, type LocalQuota } from "./cluster/local-provider.js";
@@ -135,7 +136,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const stateDir = resolve(options.stateDir);
   const host = options.host ?? "127.0.0.1";
   const projectId = options.projectId ?? "gangway-local";
-  await mkdir(stateDir, { recursive: true });
+  // First, before anything reads or kills: a second stack on this dir would take the first
+  // one's workloads for leftovers and kill them, and both would append to the same journals.
+  const lock = await lockStateDir(
+    stateDir,
+    "gangway stack",
+    "stop it first, or give this one its own --state-dir",
+  );
   const inventory = options.inventory;
   const token = inventory?.agentToken ?? (await persistentSecret(join(stateDir, "agent-token")));
   const givenSecret = options.webhookSecret ?? process.env.GANGWAY_WEBHOOK_SECRET;
@@ -143,7 +150,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const givenApiToken = options.apiToken ?? process.env.GANGWAY_API_TOKEN;
   const apiToken =
     givenApiToken ?? (isLoopback(host) ? undefined : await persistentSecret(join(stateDir, "api-token")));
-  const closers: Array<() => Promise<void> | void> = [];
+  const closers: Array<() => Promise<void> | void> = [() => lock.release()];
   const close = async () => {
     for (const c of closers.splice(0).reverse()) {
       try {
@@ -346,6 +353,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       }),
       { mode: 0o600 },
     );
+    // A stopped stack is not "ready": CLI commands beside it then say nothing is running.
+    closers.push(() => rm(join(stateDir, "ready.json"), { force: true }));
     return {
       api: apiUrl,
       sfnEndpoint: sfnServer.url,

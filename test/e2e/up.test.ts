@@ -251,6 +251,55 @@ describe("gangway up", () => {
   });
 });
 
+describe("a state directory", () => {
+  it("is held by one stack: a second is refused, leaving the first one's workloads and journals alone", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "gangway-up-"));
+    const first = await startLocalStack({ cluster: "v4-8x1", stateDir, workloadCwd: REPO });
+    const sfn = createSfnClient({ endpoint: first.sfnEndpoint });
+    const jobId = `held-${Date.now()}`;
+    try {
+      await sfn.send(
+        new StartExecutionCommand({
+          stateMachineArn: first.stateMachineArn,
+          name: jobId,
+          input: JSON.stringify(
+            behaveJob("held", { kind: "tpu", type: "v4-8", slices: 1 }, ["--first-sleep", "120000"]),
+          ),
+        }),
+      );
+      const running = await until("the workload to start", async () => {
+        const pids = await processesOfJob(jobId);
+        return pids.length > 0 ? pids : undefined;
+      });
+
+      const err = await startLocalStack({ cluster: "v4-8x1", stateDir, workloadCwd: REPO }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({
+        name: "StateDirInUse",
+        message: expect.stringContaining(`is in use by another gangway stack (pid ${process.pid})`),
+      });
+      // Without the lock the second stack took them for a crashed stack's leftovers.
+      for (const pid of running) expect(() => process.kill(pid, 0)).not.toThrow();
+      // The engine's journal is held on its own too (`gangway sfn-local --state-dir <dir>/sfn`).
+      const { createSfnEngine } = await import("../../infra/local/sfn/engine.js");
+      await expect(createSfnEngine({ stateDir: join(stateDir, "sfn") })).rejects.toMatchObject({
+        name: "StateDirInUse",
+        message: expect.stringContaining("in use by another step functions engine"),
+      });
+    } finally {
+      sfn.destroy();
+      await first.close();
+      await killJob(jobId);
+    }
+    // Once the first stack is gone, the dir is free again, and "ready" went with it.
+    await expect(readFile(join(stateDir, "ready.json"), "utf8")).rejects.toMatchObject({ code: "ENOENT" });
+    const again = await startLocalStack({ cluster: "v4-8x1", stateDir, workloadCwd: REPO });
+    await again.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+});
+
 describe("gangway run interrupted", () => {
   it("leaves no workload behind on Ctrl-C pressed twice while it stops", async () => {
     const dir = await mkdtemp(join(tmpdir(), "gangway-run-int-"));

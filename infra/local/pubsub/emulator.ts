@@ -1,6 +1,7 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { lockStateDir } from "../../dir-lock.js";
 import { type Clock, PubSubBroker, type PubSubLogger } from "./broker.js";
 import { FileJournal, readJournal, writeJournalFile } from "./journal.js";
 import { type JsonWebKeySet, PUSH_TOKEN_ISSUER, PushTokenSigner } from "./oidc.js";
@@ -66,6 +67,10 @@ export async function startPubSubEmulator(options: PubSubEmulatorOptions = {}): 
   const bindHost = options.host ?? "127.0.0.1";
   let journal: FileJournal | undefined;
   let broker: PubSubBroker;
+  // One emulator per log: two appending to it would interleave and corrupt it.
+  const lock = options.stateDir
+    ? await lockStateDir(options.stateDir, "pubsub emulator", "give each emulator its own --state-dir")
+    : undefined;
   if (options.stateDir) {
     const records = readJournal(options.stateDir, (m) => logger.warn(m));
     const replayed = new PubSubBroker(clock, undefined, logger);
@@ -157,6 +162,7 @@ export async function startPubSubEmulator(options: PubSubEmulatorOptions = {}): 
         await new Promise<void>((resolve) => srv.close(() => resolve()));
       }
       await journal?.close();
+      await lock?.release();
     })();
     return closing;
   };

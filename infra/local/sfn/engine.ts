@@ -6,7 +6,9 @@
  * const engine = await createSfnEngine({ stateDir: ".gangway/sfn", lambdas: { ScaleSlices: app } });
  * const out = await engine.call("ListStateMachines", {});
  */
+
 import { randomUUID } from "node:crypto";
+import { lockStateDir } from "../../dir-lock.js";
 import { parseDefinition, type StatesBlock } from "./definition.js";
 import { apiErrors, SfnApiError } from "./errors.js";
 import { ExecutionRun, type RunnerHost } from "./execution.js";
@@ -89,6 +91,10 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
   const accountId = options.accountId ?? "123456789012";
   const now = options.clock ?? Date.now;
   const log = options.log ?? (() => {});
+  // One engine per journal: two appending to it would interleave and corrupt it.
+  const lock = options.stateDir
+    ? await lockStateDir(options.stateDir, "step functions engine", "give each engine its own --state-dir")
+    : undefined;
   const journal = new Journal(options.stateDir, { fsync: options.fsync ?? false });
   const lambdas = new LambdaRegistry(options.lambdas);
   const tokens = new TokenRegistry();
@@ -531,6 +537,7 @@ export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<S
       for (const run of running.values()) run.controller.abort();
       running.clear();
       journal.close();
+      await lock?.release();
     },
   };
 }

@@ -10,9 +10,17 @@ import type { HostInfo, JobStatus } from "../../core/job-status.js";
 import { orderResults } from "../../core/results.js";
 import { jsonBytes, serializeError, shortenError } from "../../core/serialized-error.js";
 import { tpuType } from "../../core/tpu-catalog.js";
-import { type AttemptRecord, attemptStore, caughtToError, type HostEnd, keys } from "../attempts.js";
+import {
+  type AttemptRecord,
+  type AttemptStore,
+  attemptStore,
+  caughtToError,
+  type HostEnd,
+  keys,
+} from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_BUDGET, HISTORY_COST, mapLimit } from "../deps.js";
 import { exitFailed, workloadError } from "../ingest/events.js";
+import { type AttemptCompletion, errorCause } from "../resolution.js";
 import { type ExecutionState, ExecutionStateSchema, jobInfo } from "../state.js";
 import { createStepApp } from "../step-app.js";
 import { lostHosts } from "./lost-hosts.js";
@@ -107,6 +115,30 @@ export function causeText(status: JobStatus): string {
     : JSON.stringify({ status: status.status, info: status.info, counters: status.counters });
 }
 
+/** Errors the engine raises when an attempt's task timed out (its heartbeat, or its time limit). */
+const TIMEOUTS = new Set(["States.HeartbeatTimeout", "States.Timeout"]);
+
+/**
+ * A timeout ends the attempt only if nothing ended it first. Ingest may have decided the
+ * attempt (every host exited 0, a host failed, a notice) and failed to reach the token — or
+ * stopped heartbeating it once decided — so the engine's timeout can come after the real end.
+ * The timeout is decided like any other end (first writer wins); when another end won, the
+ * attempt is judged on that one: a success is not run again, a failure is not taken for a
+ * preemption.
+ */
+async function settleTimeout(attempts: AttemptStore, state: ExecutionState, now: number) {
+  if (!state.placement || state.problem === undefined || !TIMEOUTS.has(state.problem.Error)) return state;
+  const timedOut = { kind: "failed" as const, at: now, error: caughtToError(state.problem) };
+  if (await attempts.decide(state.jobId, state.attempt, timedOut)) return state;
+  const outcome = await attempts.outcome(state.jobId, state.attempt);
+  if (!outcome) return state;
+  if (outcome.kind === "succeeded") {
+    const { problem: _timeout, ...rest } = state;
+    return { ...rest, completion: { outcome: "succeeded", at: outcome.at } satisfies AttemptCompletion };
+  }
+  return { ...state, problem: { Error: outcome.error.name, Cause: errorCause(outcome.error) } };
+}
+
 /**
  * CheckResults: collect every host's exit and result, classify the attempt (FACTS.md), count
  * it against the budgets, and decide: retry (after a wait when slices could not be had), continue
@@ -117,7 +149,8 @@ export function createCheckResults(
   deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock" | "historyBudget">,
 ) {
   const attempts = attemptStore(deps.store);
-  return async (state: ExecutionState): Promise<ExecutionState> => {
+  return async (given: ExecutionState): Promise<ExecutionState> => {
+    const state = await settleTimeout(attempts, given, deps.clock.now());
     const record = state.placement ? await attempts.record(state.jobId, state.attempt) : undefined;
     const ends = record ? await attempts.hostEnds(state.jobId, state.attempt) : new Map<string, HostEnd>();
     const problems: AttemptProblem[] = [];

@@ -83,6 +83,50 @@ describe("an outcome whose send failed is not lost", () => {
   });
 });
 
+describe("a timeout that comes after the attempt's real end", () => {
+  const heartbeatTimeout = { Error: "States.HeartbeatTimeout", Cause: "no heartbeat in 20 s" };
+
+  it("does not run a finished job again: the success decided first stands", async () => {
+    // Every host exited 0, but the success never reached the token (Step Functions down), and
+    // a decided attempt is not heartbeated: the heartbeat timeout fires next.
+    const world = withOutage("succeed", 9);
+    const { s, state } = await launched(world, { timeouts: { heartbeatSeconds: 20 } });
+    await s.await({ token: "tok-1", state });
+    for (const [sl, h] of hosts.slice(0, 3)) await s.ingest.hostEvent(exitEvent(state, sl, h));
+    await expect(s.ingest.hostEvent(exitEvent(state, 1, 1))).rejects.toThrow(/ECONNREFUSED/);
+
+    const checked = await s.check({ ...state, problem: heartbeatTimeout });
+
+    expect(checked.decision).toMatchObject({ action: "stop", status: "SUCCEEDED" });
+    expect(checked.retry).toMatchObject({ attempts: 1, preemptions: 0, failures: 0 });
+  });
+
+  it("is not taken for a preemption when a host's failure ended the attempt first", async () => {
+    const world = withOutage("fail", 9);
+    const { s, state } = await launched(world, { timeouts: { heartbeatSeconds: 20 } });
+    await s.await({ token: "tok-1", state });
+    await expect(s.ingest.hostEvent(exitEvent(state, 1, 0, { exitCode: 3 }))).rejects.toThrow();
+
+    const checked = await s.check({ ...state, problem: heartbeatTimeout });
+
+    expect(checked.retry).toMatchObject({ preemptions: 0, failures: 1 });
+  });
+
+  it("ends the attempt when it comes first, and a host's end after it changes nothing", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world, { timeouts: { heartbeatSeconds: 20 } });
+    await s.await({ token: "tok-1", state });
+
+    const checked = await s.check({ ...state, problem: heartbeatTimeout });
+    for (const [sl, h] of hosts) await s.ingest.hostEvent(exitEvent(state, sl, h));
+    const again = await s.check({ ...state, problem: heartbeatTimeout });
+
+    expect(checked.retry).toMatchObject({ preemptions: 1, failures: 0 });
+    expect(again.retry).toEqual(checked.retry);
+    expect(world.sent.filter((x) => x.kind === "succeed")).toEqual([]);
+  });
+});
+
 describe("a host's liveness is when the control plane heard it", () => {
   it("is not moved back by an old heartbeat that Pub/Sub brings back late", async () => {
     const world = fakeWorld();

@@ -324,6 +324,19 @@ export function createIngest(
       };
     if (await allFinishedHere(record, hits))
       return { action: "ignored", reason: `${what} finished its work before it was preempted` };
+    // Recorded as each host's end, whatever has ended the attempt already: a failure it decided
+    // first (a host's collectives broke as the slice went) counts as the preemption it was
+    // (FACTS: any preemption in an attempt makes it one), and the teardown gives the slice back
+    // rather than keeping it for the next attempt.
+    const at = n.at ?? deps.clock.now();
+    for (const h of hits) {
+      await recordEnd(record, h, "preempted", {
+        kind: "preempted",
+        eventId: `notice:${what}:${at}`,
+        at,
+        reason: n.reason ?? `${what} preempted`,
+      });
+    }
     const error = plain(
       new Preempted(`${what} preempted${n.reason ? `: ${n.reason}` : ""}`, {
         slice: hit.sliceName,

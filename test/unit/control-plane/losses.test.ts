@@ -31,6 +31,23 @@ describe("a failure in the wake of a lost host counts as a preemption", () => {
     expect(checked.retry).toMatchObject({ preemptions: 1, failures: 0 });
   });
 
+  it("when a notice for another slice comes after the failure ended the attempt", async () => {
+    // The slice's agents do not know yet (GCE warns 30 s ahead); the notice is all there is.
+    const world = fakeWorld();
+    const { s, state } = await failedOnSlice0(world);
+    expect(await s.ingest.notice({ slice: "v4-16-1", reason: "GCE preemption" })).toMatchObject({
+      action: "recorded",
+    });
+
+    const checked = await s.check(state);
+    await s.teardown(checked);
+
+    expect(checked.decision).toMatchObject({ action: "retry", reason: "preempted" });
+    expect(checked.retry).toMatchObject({ preemptions: 1, failures: 0 });
+    // And the slice goes back to be replaced, rather than kept for the next attempt.
+    expect(world.released).toEqual([[["v4-16-1"], "preempted"]]);
+  });
+
   it("but stays a failure when every host answers and none is preempted", async () => {
     const world = fakeWorld();
     const { s, state } = await failedOnSlice0(world);

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
+import { trackWorkloadSession } from "./process-group.js";
 
 /** Where the prestarted shell finds `env` to exec the workload with exactly its environment. */
 const ENV_BINARY = "/usr/bin/env";
@@ -161,6 +162,8 @@ const MANY_AGENTS = 8;
 
 export class Prefork {
   private ready: ChildProcess | undefined;
+  /** Forget the waiting shell's session (its environment is empty: no scan needs to read it). */
+  private untrack: () => void = () => {};
   private closed = false;
 
   /** Whether this machine has what a prestarted shell needs (`/bin/sh`, `/usr/bin/env`). */
@@ -204,6 +207,8 @@ export class Prefork {
     const file = argv[0] as string;
     checkLaunchable(file, env, cwd);
     this.ready = undefined;
+    // The workload tracks its own session from now on.
+    this.untrack();
     child.removeAllListeners("exit");
     // From now on it is a workload: it keeps the agent's process alive like any other.
     child.ref();
@@ -240,8 +245,11 @@ export class Prefork {
     }
     child.on("error", () => {});
     child.stdin?.on("error", () => {});
+    const untrack = child.pid ? trackWorkloadSession(child.pid) : () => {};
+    this.untrack = untrack;
     // A shell that dies while waiting (killed from outside) is replaced later.
     child.once("exit", () => {
+      untrack();
       if (this.ready === child) {
         this.ready = undefined;
         if (!this.closed) forks.request(this, this.quietMs);

@@ -58,6 +58,79 @@ export function sharedScan(): Promise<ProcInfo[]> {
 }
 
 /**
+ * Sessions of this process's workloads (and of shells waiting to become one) whose leader is
+ * alive: a workload's processes are its own run's (no process can join an existing session), so
+ * an environment scan skips them.
+ */
+const workloadSessions = new Set<number>();
+
+/** Note a live workload's session (its leader's pid); the returned function forgets it. */
+export function trackWorkloadSession(sid: number): () => void {
+  workloadSessions.add(sid);
+  return () => {
+    workloadSessions.delete(sid);
+  };
+}
+
+/** Whether `/proc/<pid>/environ` (the environment `pid` was exec'd with) holds `entry` exactly. */
+export function environHas(pid: number, entry: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(entry);
+  } catch {
+    return false; // gone, or not ours to read
+  }
+}
+
+let pendingEnvScan: { wanted: Set<string>; found: Promise<Map<string, ProcInfo[]>> } | undefined;
+
+/**
+ * Live processes whose environment holds `entry` (`NAME=value`): how processes of a run are found
+ * that left its group and its session (setsid) and whose parent is gone, so that nothing else
+ * leads to them. One scan, taken after this call, serves every caller waiting at the same time
+ * (hundreds of agents of one process stopping their runs at once). It reads the environment of
+ * every process but this process's session and the sessions of live workloads
+ * ({@link trackWorkloadSession}). A process that exec'd with an environment of its own is not found.
+ */
+export function processesWithEnv(entry: string): Promise<ProcInfo[]> {
+  let scan = pendingEnvScan;
+  if (!scan) {
+    const wanted = new Set<string>();
+    const pending = {
+      wanted,
+      found: sharedScan().then((all) => {
+        if (pendingEnvScan === pending) pendingEnvScan = undefined;
+        return matchEnvironments(all, wanted);
+      }),
+    };
+    pendingEnvScan = scan = pending;
+  }
+  scan.wanted.add(entry);
+  return scan.found.then((found) => found.get(entry) ?? []);
+}
+
+function matchEnvironments(all: ProcInfo[], wanted: ReadonlySet<string>): Map<string, ProcInfo[]> {
+  const found = new Map<string, ProcInfo[]>();
+  const self = readProc(process.pid);
+  for (const p of all) {
+    // sid 0: a kernel thread, or a session led from outside this pid namespace.
+    if (p.pid === process.pid || p.sid === 0 || p.sid === self?.sid || workloadSessions.has(p.sid)) continue;
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${p.pid}/environ`, "latin1");
+    } catch {
+      continue; // gone meanwhile, or not ours to read
+    }
+    for (const v of environ.split("\0")) {
+      if (!wanted.has(v)) continue;
+      const list = found.get(v);
+      if (list) list.push(p);
+      else found.set(v, [p]);
+    }
+  }
+  return found;
+}
+
+/**
  * Live processes that belong to the group led by `leader`: its process group, its session (a
  * workload that made its own group keeps the session), and descendants of either (one that called
  * setsid is still a child of a member while its parent lives).
@@ -206,7 +279,8 @@ export async function terminateGroup(
     // members no probe knows of (an orphan of the session whose parent died), which get the signal.
     if (cheapSaysGone || i % 10 === 0) {
       members = groupMembers(leader, await sharedScan());
-      if (members.length === 0) return [];
+      // A known member the scan no longer leads to (it left the session and its parent died) counts too.
+      if (members.length === 0 && [...outside].every((pid) => !isAlive(pid))) return [];
       learn(members);
       // The group had its signal already; members outside it that the scan found get theirs once.
       const fresh = [...outside].filter((pid) => !signalled.has(pid));
@@ -214,7 +288,11 @@ export async function terminateGroup(
       for (const pid of fresh) signalled.add(pid);
     }
     if (Date.now() >= deadline) {
-      if (signal === "SIGKILL") return groupMembers(leader, await sharedScan());
+      if (signal === "SIGKILL") {
+        const left = new Set(groupMembers(leader, await sharedScan()));
+        for (const pid of outside) if (isAlive(pid)) left.add(pid);
+        return [...left].sort((a, b) => a - b);
+      }
       signal = "SIGKILL";
       deadline = Date.now() + killWaitMs;
     }

@@ -106,6 +106,14 @@ function remoteError(metadata: grpc.Metadata | undefined): SerializedError | und
  * const agent = createAgentClient("127.0.1.1:40123", { token });
  * await agent.acquireLease({ leaseId: "exec-1", jobId: "train", epoch: 1, ttlMs: 30_000 });
  */
+/**
+ * A grace as the wire carries it. On the wire 0 means "the agent's default" (proto3 has no
+ * presence), so a grace of 0 that was asked for (`cancelGraceSeconds: 0`: kill at once) goes as
+ * 1 ms — SIGKILL a millisecond after SIGTERM — rather than as the agent's 5 s.
+ */
+const wireGrace = (graceMs: number | undefined): number =>
+  graceMs === undefined ? 0 : Math.max(1, graceMs);
+
 export function createAgentClient(address: string, options: AgentClientOptions): AgentClient {
   const channelCreds = options.tls
     ? grpc.credentials.createSsl(Buffer.from(options.tls.ca))
@@ -149,15 +157,23 @@ export function createAgentClient(address: string, options: AgentClientOptions):
     health: () => call("Health", {}),
     acquireLease: (r) => call("AcquireLease", r),
     renewLease: (r) => call("RenewLease", r),
-    releaseLease: (r) => call("ReleaseLease", { graceMs: 0, ...r }, r.graceMs ?? 0),
+    releaseLease: (r) => call("ReleaseLease", { ...r, graceMs: wireGrace(r.graceMs) }, r.graceMs ?? 0),
     run: (r) =>
       call(
         "Run",
-        { env: {}, cwd: "", graceMs: 0, slicePeers: [], heartbeatMs: 0, takeOverTtlMs: 0, ...r },
+        {
+          env: {},
+          cwd: "",
+          slicePeers: [],
+          heartbeatMs: 0,
+          takeOverTtlMs: 0,
+          ...r,
+          graceMs: wireGrace(r.graceMs),
+        },
         r.graceMs ?? 0,
       ),
     sliceStatus: () => call("SliceStatus", {}),
-    cancel: (r) => call("Cancel", { graceMs: 0, ...r }, r.graceMs ?? 0),
+    cancel: (r) => call("Cancel", { ...r, graceMs: wireGrace(r.graceMs) }, r.graceMs ?? 0),
     status: () => call("Status", {}),
     readOutput: (maxBytes = 0, run) =>
       call("ReadOutput", { maxBytes, jobId: run?.jobId ?? "", attempt: run?.attempt ?? 0 }),

@@ -96,6 +96,18 @@ describe("agent cancel", () => {
     });
   });
 
+  it("kills at once when asked for no grace, rather than giving the agent's default", async () => {
+    // The agent's default grace (5 s) would let the workload end cleanly, 1 s after SIGTERM.
+    agent = await startTestAgent();
+    const c = agent.client;
+    await c.acquireLease(lease());
+    const script = `trap 'sleep 1; exit 0' TERM; echo ready; while :; do sleep 1; done`;
+    await c.run(runParams(["sh", "-c", script]));
+    await until(async () => ((await c.readOutput()).stdout.toString().includes("ready") ? true : undefined));
+    const reply = await c.cancel({ leaseId: "lease-a", epoch: 1, graceMs: 0 });
+    expect(reply.status?.run).toMatchObject({ cancelled: true, signal: "SIGKILL" });
+  });
+
   it("cancelling when nothing runs is harmless", async () => {
     agent = await startTestAgent();
     const c = agent.client;

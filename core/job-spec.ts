@@ -1,6 +1,7 @@
 import { z } from "zod";
-import { isReservedVariable } from "./env-names.js";
+import { CONTRACT_VARIABLES, isReservedVariable } from "./env-names.js";
 import { InvalidJobSpec } from "./errors.js";
+import { jsonBytes } from "./serialized-error.js";
 import { allTpuTypes, tpuTypeProblem } from "./tpu-catalog.js";
 import { describeValue, toValidationIssues, type ValidationIssue } from "./validation.js";
 
@@ -90,12 +91,60 @@ export const AcceleratorSchema = z.discriminatedUnion("kind", [
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/**
+ * What a host agent takes in one Run request (RunSchema in functions/clients/agent/messages.ts
+ * reads them from here). Whatever a valid job asks of an agent must pass there: the
+ * workload limits below are derived from these, and a job beyond them would fail every launch.
+ */
+export const AGENT_RUN_LIMITS = {
+  /** Words of argv. */
+  args: 4096,
+  /** Characters of one argv word or env value: Linux's MAX_ARG_STRLEN is 128 KiB. */
+  stringChars: 128 * 1024,
+  /** Variables of a run's env: the job's own plus every contract variable gangway sets. */
+  envEntries: 4096,
+  /** Characters of the working directory (PATH_MAX). */
+  cwdChars: 4096,
+} as const;
+
+/** Words of a job's argv. */
+export const MAX_ARGS = 1024;
+/** Characters of one argv word. */
+export const MAX_ARG_CHARS = 4096;
+/** Characters of one env value. */
+export const MAX_ENV_VALUE_CHARS = 32_768;
+/** Characters of the working directory. */
+export const MAX_CWD_CHARS = AGENT_RUN_LIMITS.cwdChars;
+/**
+ * Variables of a job's `workload.env`: an agent takes 4096 per run, and every host's env is the
+ * job's plus gangway's own (core/env-contract.ts), none of which a job may set itself: room is
+ * left for every one of {@link CONTRACT_VARIABLES} (4096 - 43 = 4053 today).
+ */
+export const MAX_ENV_ENTRIES = AGENT_RUN_LIMITS.envEntries - CONTRACT_VARIABLES.length;
+
+/**
+ * Bytes of a submitted job spec: UTF-8 of its JSON, defaults filled in (the execution input the
+ * API starts). The whole spec rides in every state of the execution beside the attempt's host
+ * tables, and Step Functions fails an execution whose state passes 256 KiB (262,144 bytes)
+ * with States.DataLimitExceeded, which nothing can catch: no teardown, no JobStatus. At 1,024
+ * hosts (256 × v4-32) the largest state a job reaches without its spec — CheckResults ending a
+ * job after a preemption and a failure: placement and scale.slices, and the problem, the final
+ * status and the retry counters' two errors of up to 8 KiB each — is 199.5 KB with the local
+ * provider's names (127.0.x.y, slice v4-32-N) and 243.2 KB with cloud-length ones (10.x.y.z,
+ * agents on port 50051, 30-character slice names, a zone): 62.6 KB and 18.9 KB left. 16 KiB
+ * fits both; 32 KiB only the first; 64 KiB neither. Raising it later breaks no one.
+ */
+export const MAX_JOB_SPEC_BYTES = 16 * 1024;
+
+/** JSON Schema of a string without NUL (for editors; the rule itself is checked on submission). */
+const NO_NUL = { pattern: "^[^\\u0000]*$" };
+
 /** What runs on every host: a command (argv, no shell), its extra environment and directory. */
 export const WorkloadSchema = z.strictObject({
   command: z
-    .array(z.string().max(4096))
+    .array(z.string().max(MAX_ARG_CHARS).meta(NO_NUL))
     .min(1)
-    .max(1024)
+    .max(MAX_ARGS)
     .describe("argv of the process started on every host; no shell is involved.")
     .superRefine((argv, ctx) => {
       if (argv[0] === "") {
@@ -109,11 +158,12 @@ export const WorkloadSchema = z.strictObject({
       }
     }),
   env: z
-    .record(z.string(), z.string().max(32_768))
+    .record(z.string(), z.string().max(MAX_ENV_VALUE_CHARS).meta(NO_NUL))
     .default({})
     .describe(
       "Extra environment variables; contract variables (GANGWAY_*, MEGASCALE_*, TPU_* …) are set by gangway.",
     )
+    .meta({ maxProperties: MAX_ENV_ENTRIES })
     .superRefine((env, ctx) => {
       for (const name of Object.keys(env)) {
         if (!ENV_NAME.test(name)) {
@@ -141,7 +191,8 @@ export const WorkloadSchema = z.strictObject({
   cwd: z
     .string()
     .min(1)
-    .max(4096)
+    .max(MAX_CWD_CHARS)
+    .meta(NO_NUL)
     .optional()
     .describe("Working directory on the host; the agent's own if unset."),
 });
@@ -248,7 +299,9 @@ export const JobSpecSchema = z
       "Growing a running job whose accelerator.slices is a list (ignored otherwise).",
     ),
   })
-  .describe("A gangway job spec.");
+  .describe(
+    `A gangway job spec: at most ${MAX_JOB_SPEC_BYTES} bytes as JSON with defaults filled in (it travels in every state of its execution).`,
+  );
 
 /**
  * What a job must also satisfy when it is submitted. Kept out of {@link JobSpecSchema}, which
@@ -264,7 +317,60 @@ const SubmittedJobSpecSchema = JobSpecSchema.superRefine((job, ctx) => {
       message: `more than heartbeatSeconds (${t.heartbeatSeconds})`,
       input: t.attemptSeconds,
     });
+  workloadProblems(job.workload, ctx);
+  const bytes = jsonBytes(job);
+  if (bytes > MAX_JOB_SPEC_BYTES) {
+    const parts = (["command", "env"] as const).map((k) => `workload.${k}: ${jsonBytes(job.workload[k])}`);
+    ctx.addIssue({
+      code: "custom",
+      path: [],
+      message: `at most ${MAX_JOB_SPEC_BYTES} bytes`,
+      params: {
+        expected: `a job spec of at most ${MAX_JOB_SPEC_BYTES} bytes as JSON (UTF-8, defaults filled in): it rides in every state of the execution, which Step Functions limits to 256 KiB; put large configuration in a file`,
+        got: `${bytes} bytes (${parts.join(", ")})`,
+      },
+      input: job,
+    });
+  }
 });
+
+/**
+ * What the agents would refuse in every Run request (see {@link AGENT_RUN_LIMITS}): a NUL, too
+ * many variables. Checked on submission only, as the size: the state of a job already running
+ * must still parse, or its Teardown could not run.
+ */
+function workloadProblems(workload: JobSpec["workload"], ctx: z.RefinementCtx): void {
+  const nul = (value: string | undefined, path: PropertyKey[], what: string) => {
+    const at = value?.indexOf("\0") ?? -1;
+    if (at < 0) return;
+    ctx.addIssue({
+      code: "custom",
+      path: ["workload", ...path],
+      message: `${what} without NUL characters`,
+      params: {
+        expected: `${what} without NUL characters (no process can be given one)`,
+        got: `${describeValue(value)} with a NUL at character ${at}`,
+      },
+      input: value,
+    });
+  };
+  for (const [i, arg] of workload.command.entries()) nul(arg, ["command", i], "an argument");
+  for (const [name, value] of Object.entries(workload.env)) nul(value, ["env", name], "a value");
+  nul(workload.cwd, ["cwd"], "a directory");
+  const entries = Object.keys(workload.env).length;
+  if (entries > MAX_ENV_ENTRIES) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["workload", "env"],
+      message: `at most ${MAX_ENV_ENTRIES} variables`,
+      params: {
+        expected: `at most ${MAX_ENV_ENTRIES} variables (an agent takes ${AGENT_RUN_LIMITS.envEntries}, gangway keeps ${CONTRACT_VARIABLES.length} for its own)`,
+        got: `${entries} variables`,
+      },
+      input: workload.env,
+    });
+  }
+}
 
 /** A parsed job spec, defaults filled in. */
 export type JobSpec = z.output<typeof JobSpecSchema>;

@@ -86,17 +86,19 @@ describe("the jobs API", () => {
     expect((await fetch(`${t.stack.api}/v1/jobs/${jobId}`, { method: "DELETE" })).status).toBe(409);
   });
 
-  it("answers a spec over Step Functions' input limit once its defaults are in 413, naming the limit", async () => {
-    const command = ["python3"];
-    const spec = () => ({ ...behaveJob("big", { kind: "cpu" }), workload: { command } });
-    while (JSON.stringify(spec()).length < 256 * 1024 - 4100) command.push("y".repeat(4000));
-    command.push("y".repeat(256 * 1024 - 64 - JSON.stringify(spec()).length));
-    expect(JSON.stringify(spec()).length).toBeLessThanOrEqual(256 * 1024);
-    const res = await submit(spec());
-    expect(res.status).toBe(413);
+  it("answers a spec too large to travel in every state 400, naming its size and the limit", async () => {
+    const command = ["python3", ...Array.from({ length: 5 }, () => "y".repeat(4000))];
+    const res = await submit({ ...behaveJob("big", { kind: "cpu" }), workload: { command } });
+    expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({
-      code: "ExecutionInputTooLarge",
-      issues: [{ path: "(root)", expected: expect.stringContaining("262144") }],
+      code: "InvalidJobSpec",
+      issues: [
+        {
+          path: "(root)",
+          expected: expect.stringContaining("16384"),
+          got: expect.stringMatching(/^\d+ bytes/),
+        },
+      ],
     });
   });
 

@@ -67,8 +67,8 @@ describe("launch requests", () => {
     expect(await executionsNamed("broken-")).toEqual([]);
   });
 
-  it("acknowledges and records a valid request too large to start, naming the size and the limit", async () => {
-    // 70 arguments of 4,000 characters: a valid spec, but some 280 KB of execution input.
+  it("acknowledges and records a request too large to run, naming the size and the limit", async () => {
+    // 70 arguments of 4,000 characters: some 280 KB.
     const command = Array.from({ length: 70 }, () => "y".repeat(4000));
     const spec = { ...behaveJob("oversized", { kind: "cpu" }), workload: { command } };
     const id = await pubsub.topic(LAUNCH_REQUESTS_TOPIC).publishMessage({ json: spec });
@@ -78,9 +78,14 @@ describe("launch requests", () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(JSON.parse(rejection ?? "{}")).toMatchObject({
-      code: "ExecutionInputTooLarge",
-      message: expect.stringMatching(/\d+ bytes.*262144/),
-      issues: [{ path: "(root)", expected: expect.stringContaining("262144"), got: expect.any(String) }],
+      code: "InvalidJobSpec",
+      issues: [
+        {
+          path: "(root)",
+          expected: expect.stringContaining("16384"),
+          got: expect.stringMatching(/^\d+ bytes/),
+        },
+      ],
     });
     expect(await executionsNamed("oversized-")).toEqual([]);
   });

@@ -1,12 +1,20 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { jobSpecSchemaText } from "../../cli/commands/schema.js";
+import { CONTRACT_VARIABLES } from "../../core/env-names.js";
 import { InvalidJobSpec } from "../../core/errors.js";
 import {
+  AGENT_RUN_LIMITS,
   acceptableSliceCounts,
   DEFAULT_COORDINATOR_PORT,
   DEFAULT_MAX_FAILURES,
   DEFAULT_MAX_PREEMPTIONS,
+  MAX_ARG_CHARS,
+  MAX_ARGS,
+  MAX_CWD_CHARS,
+  MAX_ENV_ENTRIES,
+  MAX_ENV_VALUE_CHARS,
+  MAX_JOB_SPEC_BYTES,
   parseJobSpec,
   safeParseJobSpec,
 } from "../../core/job-spec.js";
@@ -220,5 +228,112 @@ describe("job spec", () => {
     ]);
     expect(schema.additionalProperties).toBe(false);
     expect(committed).toContain('"v5p-12288"');
+  });
+});
+
+/** UTF-8 bytes of `value` as JSON: how a spec is measured, and how Step Functions measures state. */
+const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+
+/** A valid spec whose JSON, defaults filled in, is `bytes` long: the variable PAD holds the rest. */
+function specOfBytes(bytes: number) {
+  const spec = { ...minimal(), workload: { command: ["python3", "train.py"], env: { PAD: "" } } };
+  spec.workload.env.PAD = "x".repeat(bytes - jsonBytes(parseJobSpec(spec)));
+  return spec;
+}
+
+function issuesOf(input: unknown) {
+  const r = safeParseJobSpec(input);
+  if (r.success) throw new Error("expected the spec to be rejected");
+  return r.issues;
+}
+
+describe("job spec limits", () => {
+  it("accepts a spec of exactly MAX_JOB_SPEC_BYTES and refuses one byte more, naming size and limit", () => {
+    const atLimit = specOfBytes(MAX_JOB_SPEC_BYTES);
+    const over = specOfBytes(MAX_JOB_SPEC_BYTES + 1);
+
+    const accepted = safeParseJobSpec(atLimit);
+    const refused = issuesOf(over);
+
+    expect(accepted.success && jsonBytes(accepted.data)).toBe(MAX_JOB_SPEC_BYTES);
+    expect(refused).toEqual([
+      {
+        path: "(root)",
+        expected: expect.stringContaining(`a job spec of at most ${MAX_JOB_SPEC_BYTES} bytes as JSON`),
+        got: expect.stringMatching(/^16385 bytes \(workload\.command: 22, workload\.env: \d+\)$/),
+        message: expect.stringMatching(
+          /^\(root\): expected a job spec of at most 16384 bytes .*, got 16385 bytes/,
+        ),
+      },
+    ]);
+  });
+
+  it("measures a spec in UTF-8 bytes, not characters", () => {
+    const spec = { ...minimal(), workload: { command: ["python3"], env: { TEXT: "é".repeat(9_000) } } };
+
+    const issues = issuesOf(spec);
+
+    expect(JSON.stringify(spec).length).toBeLessThan(MAX_JOB_SPEC_BYTES);
+    expect(issues).toHaveLength(1);
+    expect(issues[0]?.path).toBe("(root)");
+    expect(Number(issues[0]?.got.split(" ")[0])).toBeGreaterThan(18_000);
+  });
+
+  it.each([
+    ["an argument", { command: ["python3", "--flag=a\0b"] }, "workload.command[1]", "an argument", 8],
+    ["the program", { command: ["python\0"] }, "workload.command[0]", "an argument", 6],
+    ["an env value", { command: ["x"], env: { DATA: "\0" } }, "workload.env.DATA", "a value", 0],
+    ["the directory", { command: ["x"], cwd: "/srv/run\0" }, "workload.cwd", "a directory", 8],
+  ])("refuses a NUL character in %s, naming the path", (_what, workload, path, what, at) => {
+    const spec = { ...minimal(), workload };
+
+    const issues = issuesOf(spec);
+
+    expect(issues).toEqual([
+      {
+        path,
+        expected: expect.stringMatching(new RegExp(`^${what} without NUL characters`)),
+        got: expect.stringMatching(new RegExp(`^string ".*\\\\u0000.*" with a NUL at character ${at}$`)),
+        message: expect.stringContaining(`${path}: expected ${what} without NUL characters`),
+      },
+    ]);
+  });
+
+  it("refuses more variables than an agent takes beside gangway's own, naming the count", () => {
+    const env = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`V${i}`, ""]));
+    const atLimit = { ...minimal(), workload: { command: ["x"], env: env(MAX_ENV_ENTRIES) } };
+    const over = { ...minimal(), workload: { command: ["x"], env: env(MAX_ENV_ENTRIES + 1) } };
+
+    const atLimitIssues = issuesOf(atLimit);
+    const overIssues = issuesOf(over);
+
+    // So many variables are over the size limit too; only the count is checked here.
+    expect(atLimitIssues.map((i) => i.path)).toEqual(["(root)"]);
+    expect(overIssues.find((i) => i.path === "workload.env")).toEqual({
+      path: "workload.env",
+      expected: `at most ${MAX_ENV_ENTRIES} variables (an agent takes 4096, gangway keeps ${CONTRACT_VARIABLES.length} for its own)`,
+      got: `${MAX_ENV_ENTRIES + 1} variables`,
+      message: expect.stringMatching(/^workload\.env: expected at most \d+ variables/),
+    });
+  });
+
+  it("keeps every workload limit within what an agent takes in a Run", () => {
+    expect(MAX_ENV_ENTRIES + CONTRACT_VARIABLES.length).toBeLessThanOrEqual(AGENT_RUN_LIMITS.envEntries);
+    expect(MAX_ARGS).toBeLessThanOrEqual(AGENT_RUN_LIMITS.args);
+    expect(Math.max(MAX_ARG_CHARS, MAX_ENV_VALUE_CHARS)).toBeLessThanOrEqual(AGENT_RUN_LIMITS.stringChars);
+    expect(MAX_CWD_CHARS).toBeLessThanOrEqual(AGENT_RUN_LIMITS.cwdChars);
+  });
+
+  it("tells editors the limits through the JSON Schema", () => {
+    const schema = JSON.parse(jobSpecSchemaText()) as {
+      description: string;
+      properties: { workload: { properties: Record<string, Record<string, unknown>> } };
+    };
+    const w = schema.properties.workload.properties;
+
+    expect(schema.description).toContain(`at most ${MAX_JOB_SPEC_BYTES} bytes`);
+    expect(w.env?.maxProperties).toBe(MAX_ENV_ENTRIES);
+    const noNul = new RegExp(String((w.cwd as { pattern: string }).pattern));
+    expect([noNul.test("/srv/run"), noNul.test("/srv\0/run")]).toEqual([true, false]);
   });
 });

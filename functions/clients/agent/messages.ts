@@ -1,5 +1,6 @@
 import { z } from "zod";
 import {
+  AGENT_RUN_LIMITS,
   agentHeartbeatMs,
   leaseTtlSeconds,
   MAX_CANCEL_GRACE_SECONDS,
@@ -182,17 +183,19 @@ export const RunSchema = z.object({
   sliceName: z.string().max(MAX_ID),
   hostIndex: z.number().int().min(0),
   argv: z
-    .array(noNul("an argument", 128 * 1024))
+    .array(noNul("an argument", AGENT_RUN_LIMITS.stringChars))
     .min(1)
-    .max(4096)
+    .max(AGENT_RUN_LIMITS.args)
     .refine((a) => (a[0] ?? "").length > 0, { message: "a non-empty program name as argv[0]" }),
   env: z
     .record(
       z.string().regex(ENV_NAME, "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
-      noNul("a value", 128 * 1024),
+      noNul("a value", AGENT_RUN_LIMITS.stringChars),
     )
-    .refine((e) => Object.keys(e).length <= 4096, { message: "at most 4096 variables" }),
-  cwd: noNul("a directory", 4096),
+    .refine((e) => Object.keys(e).length <= AGENT_RUN_LIMITS.envEntries, {
+      message: `at most ${AGENT_RUN_LIMITS.envEntries} variables`,
+    }),
+  cwd: noNul("a directory", AGENT_RUN_LIMITS.cwdChars),
   graceMs: grace,
   /** Slice head only: the agents of hosts 1..n-1, in host order. */
   slicePeers: z

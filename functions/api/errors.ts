@@ -1,4 +1,4 @@
-import type { Context } from "hono";
+import type { Context, Hono, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
@@ -138,3 +138,39 @@ export const jsonOnError =
     const { status, body } = errorAnswer(e, log);
     return c.json(body, status);
   };
+
+/**
+ * The answer to a request no route takes: 404 `{code: "NotFound", …}` naming its method and path.
+ * An app that composes others (`app.route("/", jobsApi)`) sets it itself — `app.notFound(routeNotFound)`:
+ * a composed app's own `notFound` is not carried over.
+ */
+export const routeNotFound: NotFoundHandler = (c) =>
+  c.json(apiError("NotFound", `no route ${c.req.method} ${c.req.path}`), 404);
+
+/**
+ * Make `app` answer `{code, message, issues}` for what it has no route for: 405
+ * `MethodNotAllowed` (with `Allow`) for a path it serves under other methods, 404 `NotFound`
+ * ({@link routeNotFound}) for any other. Call once its last route is added. The 405s travel with
+ * it into an app that composes it; the 404 does not (see {@link routeNotFound}).
+ */
+export function answerUnknownRoutes(app: Hono): Hono {
+  const methods = new Map<string, Set<string>>();
+  for (const route of app.routes) {
+    if (route.method === "ALL") continue; // middleware
+    const known = methods.get(route.path) ?? new Set<string>();
+    known.add(route.method);
+    methods.set(route.path, known);
+  }
+  for (const [path, known] of methods) {
+    // Hono answers HEAD with the GET route.
+    if (known.has("GET")) known.add("HEAD");
+    const allow = [...known].join(", ");
+    app.all(path, (c) =>
+      c.json(apiError("MethodNotAllowed", `${c.req.method} ${c.req.path}: this path takes ${allow}`), 405, {
+        Allow: allow,
+      }),
+    );
+  }
+  app.notFound(routeNotFound);
+  return app;
+}

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
@@ -9,17 +8,18 @@ import { attemptStore, keys } from "../attempts.js";
 import type { AgentConnector, Clock, ExecutionsApi, ResultsStore, TaskTokens } from "../ports.js";
 import {
   ApiProblem,
+  answerUnknownRoutes,
   apiError as err,
   inputTooLarge,
   issue,
   jsonOnError,
   MAX_EXECUTION_INPUT_BYTES,
   parseParams,
-  refusesRequest,
   startRefusal,
 } from "./errors.js";
+import { startOnce } from "./idempotency.js";
 import { EXECUTION_STATUSES, jobHistory, jobIdOf, lastExecution, listJobs } from "./job-executions.js";
-import { executionArnOf, jobIdFor } from "./job-id.js";
+import { executionArnOf } from "./job-id.js";
 
 export { EXECUTION_STATUSES } from "./job-executions.js";
 
@@ -44,14 +44,6 @@ export interface JobsApiDeps {
   /** Where internal errors go (one line each); stderr by default. */
   log?: ((line: string) => void) | undefined;
 }
-
-const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
-
-const IdempotencyRecordSchema = z.object({
-  bodyHash: z.string(),
-  jobId: z.string(),
-  executionArn: z.string(),
-});
 
 /** A job as `GET /v1/jobs/:id` shows it. */
 export async function jobView(
@@ -145,18 +137,6 @@ export async function jobIdParam(
   return jobIdOf(deps, id);
 }
 
-/** The idempotency record at `key`, or undefined when there is none or it is unreadable (torn by a crash). */
-async function idempotencyRecord(store: ResultsStore, key: string) {
-  const text = await store.get(key);
-  if (!text) return undefined;
-  try {
-    const parsed = IdempotencyRecordSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The body of a job spec over Step Functions' limit on an execution's input: it could never start. */
 const tooLargeBody = () =>
   err("PayloadTooLarge", `body over ${MAX_EXECUTION_INPUT_BYTES} bytes`, [
@@ -171,7 +151,9 @@ const tooLargeBody = () =>
  * The jobs API: `POST /v1/jobs` (signed webhook, idempotent by `Idempotency-Key`),
  * `GET /v1/jobs/:id`, `GET /v1/jobs` (paginated, one row per job) and `DELETE /v1/jobs/:id`
  * (cancel). Nothing is started unless the answer is 202. A continuation's execution name stands
- * for its job; every error answers `{code, message, issues}`.
+ * for its job; every error answers `{code, message, issues}`, a path it does not serve 404
+ * `NotFound` and a path it serves under another method 405 `MethodNotAllowed` (an app that
+ * composes it sets `notFound(routeNotFound)` itself: see {@link answerUnknownRoutes}).
  */
 export function createJobsApi(deps: JobsApiDeps): Hono {
   const app = new Hono();
@@ -211,7 +193,7 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
       } catch (e) {
         return c.json(
           err("InvalidJson", "body is not valid JSON", [
-            { path: "(root)", message: `(root): ${(e as Error).message}` },
+            issue("(root)", "a JSON document", `text that does not parse: ${(e as Error).message}`),
           ]),
           400,
         );
@@ -222,7 +204,7 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
           err(
             "InvalidJobSpec",
             `${spec.issues.length} problem(s) in the job spec`,
-            spec.issues.map(({ path, message }) => ({ path, message })),
+            spec.issues.map(({ path, expected, got, message }) => ({ path, expected, got, message })),
           ),
           400,
         );
@@ -235,41 +217,23 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
       if (key !== undefined && (key.length === 0 || key.length > 255)) {
         return c.json(err("InvalidIdempotencyKey", "Idempotency-Key: expected 1 to 255 characters"), 400);
       }
-      const bodyHash = sha256(input);
-      const recordKey = key === undefined ? undefined : `idempotency/${sha256(key)}.json`;
-      const conflict = () =>
-        c.json(err("IdempotencyConflict", "this Idempotency-Key was used with another body"), 409);
-      // An unreadable record (a crash tore its write) counts as none: Step Functions, refusing
-      // the same name with another input, still keeps the key to one body.
-      const known = recordKey ? await idempotencyRecord(deps.store, recordKey) : undefined;
-      if (known) {
-        if (known.bodyHash !== bodyHash) return conflict();
-        return c.json({ jobId: known.jobId, executionArn: known.executionArn }, 202);
+      // The key is claimed before anything starts: one job per key, whatever races it.
+      const outcome = await startOnce(deps, { name: spec.data.name, input, key });
+      if (outcome.kind === "refused") return c.json(startRefusal(outcome.error), 400);
+      if (outcome.kind === "conflict") {
+        const named = key === undefined ? "this job id" : `Idempotency-Key ${JSON.stringify(key)}`;
+        return c.json(
+          err("IdempotencyConflict", `${named} was used with another body (job ${outcome.jobId})`, [
+            issue(
+              key === undefined ? "(root)" : "Idempotency-Key",
+              `the body first sent with this key (job ${outcome.jobId})`,
+              "another body",
+            ),
+          ]),
+          409,
+        );
       }
-      const jobId = jobIdFor(spec.data.name, key);
-      let executionArn: string;
-      try {
-        executionArn = (
-          await deps.executions.start({ stateMachineArn: deps.stateMachineArn, name: jobId, input })
-        ).executionArn;
-      } catch (e) {
-        if (refusesRequest(e)) return c.json(startRefusal(e), 400);
-        if ((e as { name?: string }).name !== "ExecutionAlreadyExists") throw e;
-        // The same key and body were started before and have finished: that is the job.
-        executionArn = executionArnOf(deps.stateMachineArn, jobId);
-        const existing = await deps.executions.describe(executionArn);
-        if (existing?.input !== input) return conflict();
-      }
-      if (recordKey) {
-        const record = JSON.stringify({ bodyHash, jobId, executionArn });
-        if (!(await deps.store.create(recordKey, record))) {
-          const rec = await idempotencyRecord(deps.store, recordKey);
-          if (rec && rec.bodyHash !== bodyHash) return conflict();
-          // Torn: this body is the key's (the start above vouched for it); mend the record.
-          if (!rec) await deps.store.put(recordKey, record);
-        }
-      }
-      return c.json({ jobId, executionArn }, 202);
+      return c.json({ jobId: outcome.jobId, executionArn: outcome.executionArn }, 202);
     },
   );
 
@@ -396,5 +360,5 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
     return c.json({ jobId, cancelling: true }, 202);
   });
 
-  return app;
+  return answerUnknownRoutes(app);
 }

@@ -7,7 +7,14 @@ import { EXECUTION_STATUSES } from "./job-executions.js";
 const ErrorSchema = z.object({
   code: z.string(),
   message: z.string(),
-  issues: z.array(z.object({ path: z.string(), message: z.string() })),
+  issues: z.array(
+    z.object({
+      path: z.string(),
+      message: z.string(),
+      expected: z.string().optional(),
+      got: z.string().optional(),
+    }),
+  ),
 });
 const AcceptedSchema = z.object({ jobId: z.string(), executionArn: z.string() });
 const JobViewSchema = z.object({
@@ -29,7 +36,7 @@ const json = (s: z.ZodType, description: string) => ({
   content: { "application/json": { schema: schema(s) } },
 });
 const errors = {
-  "400": json(ErrorSchema, "Bad JSON or job spec: every problem as {path, message}"),
+  "400": json(ErrorSchema, "Bad JSON or job spec: every problem as {path, expected, got, message}"),
   "401": json(ErrorSchema, "Missing, malformed, wrong or stale signature"),
   "404": json(ErrorSchema, "No such job"),
 };
@@ -98,7 +105,7 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
             "409": json(ErrorSchema, "The Idempotency-Key was used with another body"),
             "413": json(
               ErrorSchema,
-              "Body over 256 KiB, or an execution input over 256 KiB once defaults are added (ExecutionInputTooLarge)",
+              "Body over 256 KiB (a job spec over 16 KiB is a 400: it travels in every state of its execution)",
             ),
             "415": json(ErrorSchema, "Not application/json"),
           },

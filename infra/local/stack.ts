@@ -11,6 +11,7 @@ import { PubSub } from "@google-cloud/pubsub";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 import { requireApiToken } from "../../functions/api/api-token.js";
+import { routeNotFound } from "../../functions/api/errors.js";
 import { createJobsApi } from "../../functions/api/jobs.js";
 import { createLaunchRequestsApp } from "../../functions/api/launch-requests.js";
 import { createOidcVerifier } from "../../functions/api/oidc.js";
@@ -272,6 +273,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const arn = stateMachineArn;
 
     const api = new Hono();
+    // Unknown routes answer {code, message, issues} like every other error of the API.
+    api.notFound(routeNotFound);
     // The audience is the API's URL, known once it listens; pushes only come after that.
     let audience = "";
     // One verifier, made once the audience is known, so its checked-token cache lasts.

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { requireApiToken, unauthorized } from "../../../functions/api/api-token.js";
+import { routeNotFound } from "../../../functions/api/errors.js";
 import { createJobsApi } from "../../../functions/api/jobs.js";
 import { createLaunchRequestsApp } from "../../../functions/api/launch-requests.js";
 import { createConsoleApp } from "../../../functions/console/index.js";
@@ -48,6 +49,9 @@ export interface AwsApiDeps {
  */
 export function createAwsApiApp(deps: AwsApiDeps): Hono {
   const api = new Hono();
+  // The composed apps' own 404s are not carried over: an unknown route answers JSON here.
+  // (A known path under another method answers the jobs API's 405, which is.)
+  api.notFound(routeNotFound);
   api.get("/health", (c) => c.json({ ok: true }));
 
   api.use("/push/*", async (c, next) => {

@@ -145,6 +145,36 @@ describe("the API Lambda behind a Function URL", () => {
     expect((await handler(urlEvent("GET", "/v1/openapi.json"), context)).statusCode).toBe(200);
   });
 
+  it("answers an unknown route 404 and a known path's other method 405, as {code, message, issues}", async () => {
+    const aws = fakeAws();
+    const handler = handle(await buildAwsApi(aws.config, aws.clients));
+    const bearer = { authorization: `Bearer ${SECRETS[ARN("api")]}` };
+    const put = await handler(urlEvent("PUT", "/v1/jobs", spec, bearer), context);
+    expect(put.statusCode).toBe(405);
+    expect(put.headers?.allow).toContain("POST");
+    expect(JSON.parse(put.body)).toMatchObject({
+      code: "MethodNotAllowed",
+      message: /PUT \/v1\/jobs/,
+      issues: [],
+    });
+    // Still behind the API token: nothing is said about the API to a caller without it.
+    expect((await handler(urlEvent("PUT", "/v1/jobs", spec), context)).statusCode).toBe(401);
+    for (const [method, path] of [
+      ["GET", "/v1/jobs/x/y"],
+      ["GET", "/nothing"],
+    ] as const) {
+      const res = await handler(urlEvent(method, path, undefined, bearer), context);
+      expect(res.statusCode).toBe(404);
+      expect(res.headers?.["content-type"]).toMatch(/^application\/json/);
+      expect(JSON.parse(res.body)).toEqual({
+        code: "NotFound",
+        message: `no route ${method} ${path}`,
+        issues: [],
+      });
+    }
+    expect(aws.sfnRequests.filter((r) => r.command === "StartExecutionCommand")).toHaveLength(0);
+  });
+
   it("refuses every push when no pusher is configured", async () => {
     const aws = fakeAws();
     const handler = handle(await buildAwsApi(aws.config, aws.clients));

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { MAX_JOB_SPEC_BYTES } from "../../../core/job-spec.js";
 import { MAX_EXECUTION_INPUT_BYTES as MAX_BODY_BYTES } from "../../../functions/api/errors.js";
 import { jobIdFor } from "../../../functions/api/job-id.js";
 import { createJobsApi } from "../../../functions/api/jobs.js";
@@ -103,15 +104,41 @@ describe("POST /v1/jobs", () => {
     const w = world();
     const bad = await post(w.app, "{nope");
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toMatchObject({ code: "InvalidJson", issues: [{ path: "(root)" }] });
+    expect(await bad.json()).toMatchObject({
+      code: "InvalidJson",
+      issues: [
+        {
+          path: "(root)",
+          expected: "a JSON document",
+          got: expect.stringContaining("text that does not parse"),
+          message: expect.stringMatching(/^\(root\): expected a JSON document, got text that does not parse/),
+        },
+      ],
+    });
     const invalid = await post(
       w.app,
       JSON.stringify({ ...job, accelerator: { kind: "tpu", type: "v4-7" }, extra: 1 }),
     );
     expect(invalid.status).toBe(400);
-    const body = (await invalid.json()) as { code: string; issues: Array<{ path: string; message: string }> };
+    const body = (await invalid.json()) as {
+      code: string;
+      issues: Array<{ path: string; expected: string; got: string; message: string }>;
+    };
     expect(body.code).toBe("InvalidJobSpec");
-    expect(body.issues.map((i) => i.path)).toEqual(["accelerator.type", "extra"]);
+    expect(body.issues).toEqual([
+      {
+        path: "accelerator.type",
+        expected: expect.any(String),
+        got: 'string "v4-7"',
+        message: expect.stringContaining("accelerator.type: expected"),
+      },
+      {
+        path: "extra",
+        expected: expect.stringContaining("known fields"),
+        got: 'unknown field "extra"',
+        message: expect.stringContaining("extra: expected"),
+      },
+    ]);
     const huge = await post(
       w.app,
       JSON.stringify({ ...job, workload: { command: ["x", "y".repeat(MAX_BODY_BYTES)] } }),
@@ -133,7 +160,185 @@ describe("POST /v1/jobs", () => {
     expect(w.started.size).toBe(1);
     const other = await post(w.app, JSON.stringify({ ...job, name: "other" }), { "idempotency-key": "k-1" });
     expect(other.status).toBe(409);
+    expect(await other.json()).toMatchObject({
+      code: "IdempotencyConflict",
+      message: expect.stringContaining('Idempotency-Key "k-1"'),
+      issues: [{ path: "Idempotency-Key", expected: expect.stringContaining(a.jobId), got: "another body" }],
+    });
     expect(w.started.size).toBe(1);
+  });
+});
+
+describe("POST /v1/jobs with an Idempotency-Key: the key is claimed before anything starts", () => {
+  const recordKey = (key: string) => `idempotency/${createHash("sha256").update(key).digest("hex")}.json`;
+  /** Make StartExecution take a while, so that requests overlap. */
+  const slowStarts = (w: ReturnType<typeof world>) => {
+    const start = w.sfn.api.start;
+    w.sfn.api.start = async (r) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return start(r);
+    };
+  };
+
+  it("starts one job for two concurrent requests with one key and different names; the other is a 409", async () => {
+    const w = world();
+    slowStarts(w);
+    const [a, b] = await Promise.all([
+      post(w.app, JSON.stringify({ ...job, name: "first" }), { "idempotency-key": "k-race" }),
+      post(w.app, JSON.stringify({ ...job, name: "second" }), { "idempotency-key": "k-race" }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([202, 409]);
+    expect(w.started.size).toBe(1);
+    const winner = (await (a.status === 202 ? a : b).json()) as { jobId: string };
+    expect([...w.started.values()].map((e) => e.name)).toEqual([winner.jobId]);
+    expect(await (a.status === 409 ? a : b).json()).toMatchObject({
+      code: "IdempotencyConflict",
+      issues: [{ path: "Idempotency-Key", expected: expect.stringContaining(winner.jobId) }],
+    });
+    expect(JSON.parse((await w.store.get(recordKey("k-race"))) ?? "{}")).toMatchObject({
+      jobId: winner.jobId,
+      started: true,
+    });
+  });
+
+  it("starts one job for two concurrent requests with one key and the same body, both answered with it", async () => {
+    const w = world();
+    slowStarts(w);
+    const body = JSON.stringify(job);
+    const answers = await Promise.all([
+      post(w.app, body, { "idempotency-key": "k-same" }),
+      post(w.app, body, { "idempotency-key": "k-same" }),
+    ]);
+    expect(answers.map((r) => r.status)).toEqual([202, 202]);
+    const [a, b] = (await Promise.all(answers.map((r) => r.json()))) as Array<{ jobId: string }>;
+    expect(b?.jobId).toBe(a?.jobId);
+    expect(w.started.size).toBe(1);
+  });
+
+  it("lets a claim whose start failed be retried with its body, and refuses another body", async () => {
+    const w = world();
+    const start = w.sfn.api.start;
+    w.sfn.api.start = async () => {
+      throw sfnError("ThrottlingException", "Rate exceeded");
+    };
+    const body = JSON.stringify(job);
+    const failed = await post(w.app, body, { "idempotency-key": "k-retry" });
+    expect(failed.status).toBe(429);
+    expect(w.started.size).toBe(0);
+    // The claim stays, not started: the key is this body's.
+    expect(JSON.parse((await w.store.get(recordKey("k-retry"))) ?? "{}")).toMatchObject({
+      jobId: jobIdFor("train", "k-retry"),
+      started: false,
+    });
+    w.sfn.api.start = start;
+    const other = await post(w.app, JSON.stringify({ ...job, name: "other" }), {
+      "idempotency-key": "k-retry",
+    });
+    expect(other.status).toBe(409);
+    expect(w.started.size).toBe(0);
+    const retried = await post(w.app, body, { "idempotency-key": "k-retry" });
+    expect(retried.status).toBe(202);
+    expect(await retried.json()).toMatchObject({ jobId: jobIdFor("train", "k-retry") });
+    expect(w.started.size).toBe(1);
+    expect(JSON.parse((await w.store.get(recordKey("k-retry"))) ?? "{}")).toMatchObject({ started: true });
+    const replay = await post(w.app, body, { "idempotency-key": "k-retry" });
+    expect(replay.status).toBe(202);
+    expect(w.started.size).toBe(1);
+  });
+
+  it("keeps the key to its job when the record cannot be marked started after the start", async () => {
+    const w = world();
+    const put = w.store.put;
+    w.store.put = async (key, value) => {
+      if (key.startsWith("idempotency/")) throw new Error("store unavailable");
+      return put(key, value);
+    };
+    const body = JSON.stringify(job);
+    const first = await post(w.app, body, { "idempotency-key": "k-put" });
+    expect(first.status).toBe(202);
+    const { jobId } = (await first.json()) as { jobId: string };
+    expect(w.logged.join("\n")).toContain("not marked started");
+    const other = await post(w.app, JSON.stringify({ ...job, name: "other" }), {
+      "idempotency-key": "k-put",
+    });
+    expect(other.status).toBe(409);
+    // The same body starts the same name again: Step Functions answers it as the running job.
+    const again = await post(w.app, body, { "idempotency-key": "k-put" });
+    expect(again.status).toBe(202);
+    expect(await again.json()).toMatchObject({ jobId });
+    expect(w.started.size).toBe(1);
+  });
+
+  it("answers a claim's body as its ended job, and frees a key whose start Step Functions refused", async () => {
+    const w = world();
+    const body = JSON.stringify(job);
+    const jobId = jobIdFor("train", "k-ended");
+    // A claim whose request died after the start; the job has since ended.
+    w.sfn.add(jobId, {
+      status: "SUCCEEDED",
+      input: JSON.stringify((await import("../../../core/job-spec.js")).parseJobSpec(job)),
+    });
+    await w.store.put(
+      recordKey("k-ended"),
+      JSON.stringify({ bodyHash: "x", jobId, executionArn: "arn", started: false }),
+    );
+    expect((await post(w.app, body, { "idempotency-key": "k-ended" })).status).toBe(409);
+    await w.store.delete(recordKey("k-ended"));
+    const res = await post(w.app, body, { "idempotency-key": "k-ended" });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ jobId });
+    expect(w.started.size).toBe(1);
+
+    const start = w.sfn.api.start;
+    w.sfn.api.start = async () => {
+      throw sfnError("InvalidName", "Invalid Name");
+    };
+    const refused = await post(w.app, body, { "idempotency-key": "k-refused" });
+    expect(refused.status).toBe(400);
+    expect(await w.store.get(recordKey("k-refused"))).toBeUndefined();
+    w.sfn.api.start = start;
+    const fixed = await post(w.app, JSON.stringify({ ...job, name: "fixed" }), {
+      "idempotency-key": "k-refused",
+    });
+    expect(fixed.status).toBe(202);
+  });
+});
+
+describe("routes the API does not have", () => {
+  it.each([
+    ["PUT", "/v1/jobs", "GET, POST, HEAD"],
+    ["PATCH", "/v1/jobs/train-1", "GET, DELETE, HEAD"],
+    ["POST", "/v1/jobs/train-1/status", "GET, HEAD"],
+    ["DELETE", "/v1/openapi.json", "GET, HEAD"],
+  ])("answers %s %s 405 {code, message, issues} with Allow", async (method, path, allow) => {
+    const w = world();
+    const res = await w.app.request(path, { method });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(res.headers.get("allow")?.split(", ").sort()).toEqual(allow.split(", ").sort());
+    expect(await res.json()).toEqual({
+      code: "MethodNotAllowed",
+      message: expect.stringContaining(`${method} ${path}`),
+      issues: [],
+    });
+    expect(w.started.size).toBe(0);
+  });
+
+  it.each([
+    ["GET", "/v1/jobs/x/y"],
+    ["POST", "/v1/jobs/x/y"],
+    ["GET", "/v2/jobs"],
+    ["GET", "/"],
+  ])("answers %s %s 404 {code: NotFound} naming the method and path", async (method, path) => {
+    const res = await world().app.request(path, { method });
+    expect(res.status).toBe(404);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(await res.json()).toEqual({ code: "NotFound", message: `no route ${method} ${path}`, issues: [] });
+  });
+
+  it("still answers HEAD of a GET route as the GET", async () => {
+    const res = await world().app.request("/v1/openapi.json", { method: "HEAD" });
+    expect(res.status).toBe(200);
   });
 });
 
@@ -215,18 +420,21 @@ function specOfSize(bytes: number) {
 }
 
 describe("POST /v1/jobs past Step Functions' limits", () => {
-  it("answers 413 naming the size and the limit when the defaults take a spec over 256 KiB", async () => {
+  it("answers 400 naming the size and the limit for a spec too large to travel in every state", async () => {
     const w = world();
-    const body = specOfSize(MAX_BODY_BYTES - 16);
-    expect(Buffer.byteLength(body)).toBe(MAX_BODY_BYTES - 16);
+    const body = specOfSize(MAX_JOB_SPEC_BYTES + 1);
     const res = await post(w.app, body);
-    expect(res.status).toBe(413);
-    const answer = (await res.json()) as { code: string; message: string; issues: unknown[] };
-    expect(answer).toMatchObject({
-      code: "ExecutionInputTooLarge",
-      issues: [{ path: "(root)", expected: expect.stringContaining("262144"), got: expect.any(String) }],
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      code: "InvalidJobSpec",
+      issues: [
+        {
+          path: "(root)",
+          expected: expect.stringContaining(String(MAX_JOB_SPEC_BYTES)),
+          got: expect.stringMatching(/^\d+ bytes/),
+        },
+      ],
     });
-    expect(answer.message).toMatch(/\d+ bytes.*262144/);
     expect(w.started.size).toBe(0);
   });
 

@@ -10,6 +10,8 @@ export interface ApiConnection {
   webhookSecret?: string | undefined;
   /** Bearer token of reads and cancels, where the API asks for one (a deployed stack does). */
   apiToken?: string | undefined;
+  /** What an {@link ApiUnreachable} error suggests: where the URL came from. */
+  unreachableHint?: string | undefined;
 }
 
 /** Options every API command takes. */
@@ -40,15 +42,19 @@ export async function resolveConnection(
   let api = values.api ?? env.GANGWAY_API;
   let webhookSecret = values["webhook-secret"] ?? env.GANGWAY_WEBHOOK_SECRET;
   let apiToken = values["api-token"] ?? env.GANGWAY_API_TOKEN;
+  const stateDir = resolve(cwd, values["state-dir"] ?? ".gangway");
+  const readyFile = join(stateDir, "ready.json");
+  // Where the URL came from, for the errors that name it.
+  let source = values.api !== undefined ? "--api" : api !== undefined ? "GANGWAY_API" : undefined;
   if (api === undefined || webhookSecret === undefined || apiToken === undefined) {
-    const dir = resolve(cwd, values["state-dir"] ?? ".gangway");
     try {
-      const ready = JSON.parse(await readFile(join(dir, "ready.json"), "utf8")) as {
+      const ready = JSON.parse(await readFile(readyFile, "utf8")) as {
         api?: string;
         webhookSecret?: string;
         apiToken?: string;
       };
       api ??= ready.api;
+      if (source === undefined && api !== undefined) source = readyFile;
       webhookSecret ??= ready.webhookSecret;
       // The token goes only to the API it belongs to (a bearer token is sent as it is).
       if (ready.api === api) apiToken ??= ready.apiToken;
@@ -58,7 +64,14 @@ export async function resolveConnection(
   }
   if (api === undefined)
     throw new UsageError("no API to talk to: give --api URL, set GANGWAY_API, or run `gangway up` first");
-  return { api, webhookSecret, apiToken };
+  if (!/^https?:\/\/[^/\s]+/.test(api))
+    throw new UsageError(`${source}: expected an http(s) URL for the API, got ${JSON.stringify(api)}`);
+  // A stack stopped without removing its ready file (kill -9) leaves a dead URL there.
+  const unreachableHint =
+    source === readyFile
+      ? `is \`gangway up\` running (state dir ${stateDir})?`
+      : `is it running, and is ${source} right?`;
+  return { api, webhookSecret, apiToken, unreachableHint };
 }
 
 /** Run an API command; an API refusal is printed as `gangway <command>: <status> <code>: <message>`, exit 1. */

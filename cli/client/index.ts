@@ -8,6 +8,7 @@ import { transientPollFailures } from "./poll-failures.js";
 import { apiTransport, type SubmittedJob, sfnTransport, type Transport } from "./transport.js";
 
 export {
+  ApiUnreachable,
   apiTransport,
   GangwayApiError,
   IdempotencyConflict,

@@ -49,13 +49,51 @@ export class GangwayApiError extends Error {
 }
 
 /**
+ * The API did not answer at all — nothing listens there (a stack that has stopped, a stale
+ * ready file), or the network is in the way — as opposed to a refusal ({@link GangwayApiError}).
+ */
+export class ApiUnreachable extends Error {
+  override readonly name = "ApiUnreachable";
+  constructor(
+    readonly url: string,
+    /** The system's error code (`ECONNREFUSED`, `ENOTFOUND` …), when there is one. */
+    readonly code: string | undefined,
+    hint: string,
+    cause: unknown,
+  ) {
+    super(`cannot reach the API at ${url}${code ? ` (${code})` : ""} — ${hint}`, { cause });
+  }
+}
+
+/**
+ * The system error code under fetch's `TypeError: fetch failed`: its cause's `code`, or that of
+ * the first of its causes (a host name with several addresses fails with an AggregateError).
+ */
+export function networkErrorCode(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const o = e as { code?: unknown; errors?: unknown };
+    if (typeof o.code === "string") return o.code;
+    const first = Array.isArray(o.errors) ? (o.errors[0] as { code?: unknown } | undefined) : undefined;
+    if (typeof first?.code === "string") return first.code;
+  }
+  return undefined;
+}
+
+/** Whether `error` is an abort (a signal that fired), which is not the API being away. */
+const isAbort = (error: unknown) =>
+  (error as { name?: string } | null)?.name === "AbortError" ||
+  (error as { name?: string } | null)?.name === "TimeoutError";
+
+/**
  * Call the gangway API at `api`, signing job submissions with `webhookSecret` and sending
- * `apiToken` (a deployed stack's reads and cancels need it) as a bearer token.
+ * `apiToken` (a deployed stack's reads and cancels need it) as a bearer token. An API that does
+ * not answer is an {@link ApiUnreachable} ending in `unreachableHint` (say where the URL came from).
  */
 export function apiTransport(options: {
   api: string;
   webhookSecret?: string | undefined;
   apiToken?: string | undefined;
+  unreachableHint?: string | undefined;
   fetch?: typeof fetch;
 }): Transport & {
   request<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
@@ -79,7 +117,13 @@ export function apiTransport(options: {
         h["x-gangway-signature"] = signBody(options.webhookSecret, ts, text);
       }
     }
-    const res = await doFetch(`${base}${path}`, { method, body: text, headers: h });
+    let res: Response;
+    try {
+      res = await doFetch(`${base}${path}`, { method, body: text, headers: h });
+    } catch (e) {
+      if (isAbort(e)) throw e;
+      throw new ApiUnreachable(base, networkErrorCode(e), options.unreachableHint ?? "is it running?", e);
+    }
     const answer = (await res.json().catch(() => ({}))) as {
       code?: string;
       message?: string;

@@ -3,7 +3,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { parseClusterSpec } from "../../core/cluster-spec.js";
 import { eventSinkFromFlags, readTokenFile } from "../../infra/agent/cli-support.js";
 import { ensureEventTopics } from "../../infra/agent/pubsub-event-sink.js";
 import { startClusterAdmin } from "../../infra/local/cluster/admin-server.js";
@@ -14,6 +13,7 @@ import {
   writeClusterState,
 } from "../../infra/local/cluster/state-file.js";
 import { type CliCommand, EXIT, UsageError, withStopBeforeExit } from "../command.js";
+import { clusterOption } from "../options.js";
 
 const USAGE = `usage: gangway cluster --cluster SPEC [options]
 
@@ -65,12 +65,7 @@ export const command: CliCommand = {
       throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
     }
     if (!values.cluster) throw new UsageError(`--cluster is required\n\n${USAGE}`);
-    let pools: ReturnType<typeof parseClusterSpec>;
-    try {
-      pools = parseClusterSpec(values.cluster);
-    } catch (e) {
-      throw new UsageError(`--cluster: ${(e as Error).message}`);
-    }
+    const pools = clusterOption(values.cluster);
     const delay = wholeNumber("--provisioning-delay-ms", values["provisioning-delay-ms"]);
     const maxHosts = wholeNumber("--max-hosts", values["max-hosts"]);
     const workDir = values["work-dir"]

@@ -9,7 +9,8 @@ import { type CliCommand, type CliContext, EXIT, parseCommandArgs, UsageError } 
 const USAGE = `usage: gangway deploy --target localstack|aws|gcp-pubsub [options]
 
 Deploy gangway to a cloud. Prints one JSON line: the stack's outputs, or with --dry-run what
-would be deployed (nothing is contacted then).
+would be deployed (nothing is changed then; the AWS and LocalStack dry run contacts nothing, the
+gcp-pubsub one reads the project's topics and subscriptions to compare).
 
   --target localstack     the AWS CDK app (infra/aws) to LocalStack: Step Functions, Lambdas,
                           the API on a Function URL, a results bucket, secrets
@@ -27,14 +28,14 @@ AWS and LocalStack:
   --push-service-account SA   accept Pub/Sub pushes signed for this service account (repeatable)
   --push-audience URL         audience of push tokens when not the Function URL itself
   --out DIR                   keep the cloud assembly in DIR (default: a temporary directory)
+  --verbose                   say what is done, on stderr
 Pub/Sub:
   --api-url URL               the deployed API (the ApiUrl output of the AWS stack)
   --push-service-account SA   the service account Pub/Sub signs its pushes as
   --push-audience URL         audience of the push tokens (default --api-url)
   --project ID                Google Cloud project
 Both:
-  --dry-run                   show what would be deployed, change nothing
-  --verbose                   say what is done, on stderr`;
+  --dry-run                   show what would be deployed, change nothing`;
 
 type Values = {
   target?: string;

@@ -9,6 +9,7 @@ import { sfnTransport } from "../client/transport.js";
 import { type CliCommand, EXIT, UsageError, withStopBeforeExit } from "../command.js";
 import { followJob } from "../follow.js";
 import { loadJobFile } from "../load-job.js";
+import { clusterOption } from "../options.js";
 
 const USAGE = `usage: gangway run <job.yaml|job.json> [--cluster SPEC] [--preempt-after SECONDS] [--state-dir DIR] [--history-budget N] [--json]
 
@@ -63,6 +64,9 @@ export const command: CliCommand = {
         `--history-budget: expected a whole number of events > 0, got ${String(values["history-budget"])}`,
       );
     }
+    const cluster = typeof values.cluster === "string" ? values.cluster : "v4-16x2";
+    // Checked before the stack starts: a bad spec is bad usage, not a stack that fails halfway up.
+    clusterOption(cluster);
     const json = values.json === true;
     let job: Awaited<ReturnType<typeof loadJobFile>>;
     try {
@@ -81,7 +85,6 @@ export const command: CliCommand = {
     };
     const ownDir = values["state-dir"] === undefined;
     const stateDir = ownDir ? await mkdtemp(join(tmpdir(), "gangway-run-")) : String(values["state-dir"]);
-    const cluster = typeof values.cluster === "string" ? values.cluster : "v4-16x2";
     // Until the stack is closed, a second Ctrl-C must not kill this process: its workloads would live on.
     try {
       return await withStopBeforeExit(

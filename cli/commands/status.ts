@@ -6,12 +6,15 @@ import {
   reportingApiErrors,
   resolveConnection,
 } from "../connection.js";
+import { positiveIntegerOption } from "../options.js";
 
 const USAGE = `usage: gangway status [<job-id>] [--json] [--limit N] [connection options]
 
 Without a job id: the latest jobs. With one: its status, attempt, counters and every host
 (slice, host, address, state, exit).
 
+  --json                    print the API's answer as JSON
+  --limit N                 without a job id: list at most N jobs, 1 to 1000 (default 20)
 ${CONNECTION_USAGE}
 
 exit codes: 0 shown · 1 no such job, or the API refused · 2 bad usage`;
@@ -51,12 +54,16 @@ export const command: CliCommand = {
     );
     const { values, positionals } = parsed;
     if (positionals.length > 1) throw new UsageError(`status takes at most one job id\n\n${USAGE}`);
+    // The API's own bounds, said here with the flag's name rather than as its 400.
+    const limit = positiveIntegerOption("--limit", values.limit, 1000) ?? 20;
+    if (values.limit !== undefined && positionals.length > 0)
+      throw new UsageError("--limit: lists jobs; it goes without a job id");
     const api = apiTransport(await resolveConnection(values, ctx.env, ctx.cwd));
     return reportingApiErrors("status", ctx, async () => {
       if (positionals.length === 0) {
         const list = await api.request<{
           jobs: Array<{ jobId: string; executionStatus: string; startedAt?: string }>;
-        }>("GET", `/v1/jobs?limit=${encodeURIComponent(values.limit ?? "20")}`);
+        }>("GET", `/v1/jobs?limit=${limit}`);
         if (values.json) ctx.stdout(`${JSON.stringify(list)}\n`);
         else
           for (const j of list.jobs)

@@ -3,11 +3,14 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
   DEFAULT_STATE_FILE,
+  readClusterState,
   removeClusterState,
   writeClusterState,
 } from "../../infra/local/cluster/state-file.js";
+import { parseInventory } from "../../infra/local/cluster/static-provider.js";
 import { startLocalStack } from "../../infra/local/stack.js";
-import { type CliCommand, EXIT, UsageError, withStopBeforeExit } from "../command.js";
+import { type CliCommand, type CliContext, EXIT, UsageError, withStopBeforeExit } from "../command.js";
+import { clusterOption } from "../options.js";
 
 const USAGE = `usage: gangway up [--cluster SPEC | --inventory FILE] [--state-dir DIR] [--port N] [--verbose] …
 
@@ -20,10 +23,11 @@ Ctrl-C stops everything and leaves no process behind. Started again on the same 
 running jobs go on. \`gangway preempt <slice>\` injects a preemption into its local cluster;
 \`gangway submit|status|logs|cancel|history\` find its API in --state-dir.
 
-  --cluster SPEC            local cluster, e.g. v4-16x2,v4-8x1 (default v4-16x2)
+  --cluster SPEC            local cluster, e.g. v4-16x2,v4-8x1 · cpux4 · gpu-h100-8x2 (default v4-16x2)
   --state-dir DIR           where state lives (default .gangway)
   --port N                  port of the API (default: any free port)
-  --provisioning-delay MS   time for a new or replacement slice to come up (default 1000)
+  --provisioning-delay-ms N time for a new or replacement slice to come up, in milliseconds
+                            (default 1000)
   --verbose                 log what the stack does to stderr
 Real hosts running \`gangway agent\` (docs/static-inventory.md):
   --inventory FILE          slices and their agents (JSON or YAML) instead of a local cluster
@@ -43,10 +47,11 @@ export const command: CliCommand = {
   usage: USAGE,
   async run(ctx) {
     let values: {
-      cluster: string;
+      cluster?: string;
       "state-dir": string;
       port?: string;
-      "provisioning-delay": string;
+      "provisioning-delay-ms"?: string;
+      "provisioning-delay"?: string;
       verbose: boolean;
       inventory?: string;
       "agent-token-file"?: string;
@@ -58,10 +63,12 @@ export const command: CliCommand = {
       values = parseArgs({
         args: ctx.argv,
         options: {
-          cluster: { type: "string", default: "v4-16x2" },
+          cluster: { type: "string" },
           "state-dir": { type: "string", default: ".gangway" },
           port: { type: "string" },
-          "provisioning-delay": { type: "string", default: "1000" },
+          "provisioning-delay-ms": { type: "string" },
+          // The name it had first; `gangway cluster` says -ms, and so does the help now.
+          "provisioning-delay": { type: "string" },
           verbose: { type: "boolean", default: false },
           inventory: { type: "string" },
           "agent-token-file": { type: "string" },
@@ -73,6 +80,7 @@ export const command: CliCommand = {
     } catch (e) {
       throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
     }
+    // Every value is checked before anything starts: bad usage is exit 2 with nothing to stop.
     const portOf = (flag: string, text: string | undefined) => {
       const n = text === undefined ? 0 : Number(text);
       if (!Number.isInteger(n) || n < 0 || n > 65_535)
@@ -81,19 +89,19 @@ export const command: CliCommand = {
     };
     const port = portOf("port", values.port);
     const pubsubPort = portOf("pubsub-port", values["pubsub-port"]);
+    if (values.inventory !== undefined && values.cluster !== undefined)
+      throw new UsageError("--cluster and --inventory: give one (an inventory's slices are its own)");
+    const cluster = values.cluster ?? "v4-16x2";
+    clusterOption(cluster);
+    const delay = provisioningDelay(values);
     const inventory = await inventoryOption(ctx.cwd, values);
-    const delay = Number(values["provisioning-delay"]);
-    if (!Number.isFinite(delay) || delay < 0)
-      throw new UsageError(
-        `--provisioning-delay: expected milliseconds ≥ 0, got ${values["provisioning-delay"]}`,
-      );
     // Until the stack is closed, a second Ctrl-C must not kill this process: its workloads would live on.
     // Whatever ends the wait — Ctrl-C, or a failure after the ready line — the stack stops: a CLI
     // that reported an error must not go on serving.
     await withStopBeforeExit(
       () =>
         startLocalStack({
-          cluster: values.cluster,
+          cluster,
           stateDir: values["state-dir"],
           port,
           host: values.host,
@@ -106,16 +114,12 @@ export const command: CliCommand = {
       async (stack) => {
         let sharedState = false;
         try {
-          ctx.stdout(`${JSON.stringify(stack.readyLine())}\n`);
-          // So that a plain `gangway preempt <slice>` finds this stack's cluster.
-          const stateDir = resolve(ctx.cwd, values["state-dir"]);
-          if (!inventory) {
-            const cluster = JSON.parse(await readFile(join(stateDir, "cluster.json"), "utf8")) as Parameters<
-              typeof writeClusterState
-            >[1];
-            writeClusterState(DEFAULT_STATE_FILE, cluster);
-            sharedState = true;
-          }
+          // So that a plain `gangway preempt <slice>` finds this stack's cluster. Best-effort: the
+          // file is shared by every user of this machine's temporary directory (one left by
+          // another user cannot be replaced), and the stack is whole without it.
+          if (!inventory) sharedState = shareClusterState(ctx, resolve(ctx.cwd, values["state-dir"]));
+          // Not "ready" for a stack that is about to stop.
+          if (!ctx.signal.aborted) ctx.stdout(`${JSON.stringify(stack.readyLine())}\n`);
           await new Promise<void>((done) => {
             if (ctx.signal.aborted) done();
             else ctx.signal.addEventListener("abort", () => done(), { once: true });
@@ -130,10 +134,41 @@ export const command: CliCommand = {
   },
 };
 
+/** `--provisioning-delay-ms` (or its first name, `--provisioning-delay`), whole milliseconds. */
+function provisioningDelay(v: { "provisioning-delay-ms"?: string; "provisioning-delay"?: string }): number {
+  const ms = v["provisioning-delay-ms"];
+  const old = v["provisioning-delay"];
+  if (ms !== undefined && old !== undefined)
+    throw new UsageError("--provisioning-delay-ms and --provisioning-delay are the same option: give one");
+  const flag = old === undefined ? "--provisioning-delay-ms" : "--provisioning-delay";
+  const text = ms ?? old ?? "1000";
+  const n = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n))
+    throw new UsageError(`${flag}: expected a whole number of milliseconds ≥ 0, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/**
+ * Copy the stack's cluster state (`<state-dir>/cluster.json`) to the shared default state file;
+ * whether it was written. A failure is a warning naming the file, not the stack's end.
+ */
+function shareClusterState(ctx: CliContext, stateDir: string): boolean {
+  const own = join(stateDir, "cluster.json");
+  try {
+    writeClusterState(DEFAULT_STATE_FILE, readClusterState(own));
+    return true;
+  } catch (e) {
+    ctx.stderr(
+      `gangway up: warning: could not write ${DEFAULT_STATE_FILE} (${(e as Error).message}); \`gangway preempt\` reaches this cluster with --state-file ${own}\n`,
+    );
+    return false;
+  }
+}
+
 /** The inventory flags, files read; `undefined` without `--inventory`. */
 async function inventoryOption(
   cwd: string,
-  v: { cluster: string; inventory?: string; "agent-token-file"?: string; "agent-ca"?: string },
+  v: { inventory?: string; "agent-token-file"?: string; "agent-ca"?: string },
 ): Promise<{ file: string; agentToken?: string; tlsCa?: string } | undefined> {
   if (v.inventory === undefined) {
     if (v["agent-token-file"] !== undefined || v["agent-ca"] !== undefined)
@@ -155,9 +190,18 @@ async function inventoryOption(
     throw new UsageError(
       `--agent-token-file: expected a token of at least 16 characters, got ${token.length}`,
     );
+  const tlsCa = v["agent-ca"] === undefined ? undefined : await read("agent-ca", v["agent-ca"]);
+  // Parsed here too, so that a bad inventory is bad usage before anything starts; the stack
+  // reads the file again itself.
+  try {
+    parseInventory(await read("inventory", v.inventory), v.inventory);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`--inventory: ${(e as Error).message}`);
+  }
   return {
     file: resolve(cwd, v.inventory),
     ...(token === undefined ? {} : { agentToken: token }),
-    ...(v["agent-ca"] === undefined ? {} : { tlsCa: await read("agent-ca", v["agent-ca"]) }),
+    ...(tlsCa === undefined ? {} : { tlsCa }),
   };
 }

@@ -334,7 +334,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           server.close(() => done());
         }),
     );
-    const apiUrl = `http://${host}:${(server.address() as AddressInfo).port}`;
+    const apiUrl = `http://${host.includes(":") ? `[${host}]` : host}:${(server.address() as AddressInfo).port}`;
     audience = apiUrl;
     await ensureTopicsAndPushes(pubsub, apiUrl);
 

@@ -13,11 +13,11 @@ export function killStartedGangways(): void {
   for (const c of started.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 }
 
-/** Start `gangway <args>`; resolves with the child and its first stdout line, parsed. */
+/** Start `gangway <args>`; resolves with the child, its first stdout line parsed, and its stderr so far. */
 export function startGangway(
   args: string[],
   env: NodeJS.ProcessEnv = {},
-): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
+): Promise<{ child: ChildProcess; line: Record<string, unknown>; stderr: () => string }> {
   const child = spawn(process.execPath, ["bin/gangway.mjs", ...args], {
     cwd: REPO,
     env: { ...process.env, ...env },
@@ -33,7 +33,7 @@ export function startGangway(
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", (line) => {
       clearTimeout(timer);
       try {
-        resolve({ child, line: JSON.parse(line) as Record<string, unknown> });
+        resolve({ child, line: JSON.parse(line) as Record<string, unknown>, stderr: () => stderr });
       } catch (e) {
         reject(e);
       }

@@ -204,22 +204,25 @@ describe("gangway up", () => {
     }
   });
 
-  it("stops its stack when something fails after the ready line, instead of serving on", async () => {
+  it("serves on when the shared state file cannot be written, saying how to reach its cluster instead", async () => {
     const stateDir = await mkdtemp(join(tmpdir(), "gangway-up-"));
     // The shared state file (\$TMPDIR/gangway-local-cluster.json) cannot be written: a directory is there.
     const fakeTmp = await mkdtemp(join(tmpdir(), "gangway-up-tmp-"));
     await mkdir(join(fakeTmp, "gangway-local-cluster.json", "in-the-way"), { recursive: true });
     try {
-      const { child } = await startGangway(
-        ["up", "--cluster", "v4-8x1", "--state-dir", stateDir, "--provisioning-delay", "200"],
+      const { child, line, stderr } = await startGangway(
+        ["up", "--cluster", "v4-8x1", "--state-dir", stateDir, "--provisioning-delay-ms", "200"],
         { TMPDIR: fakeTmp },
       );
-      let stderr = "";
-      child.stderr?.on("data", (d) => {
-        stderr += d;
-      });
-      expect(await exitOf(child)).toBe(1);
-      expect(stderr).toContain("gangway-local-cluster.json");
+      expect(line).toMatchObject({ ready: true });
+      await until("the warning", async () => (stderr().includes("warning") ? true : undefined));
+      expect(stderr()).toMatch(
+        /could not write .*gangway-local-cluster\.json.*--state-file .*cluster\.json/s,
+      );
+      // Nothing half-written is left in the shared directory.
+      expect((await readdir(fakeTmp)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+      child.kill("SIGINT");
+      expect(await exitOf(child)).toBe(0);
       expect(await workloadsUnder(stateDir)).toEqual([]);
     } finally {
       await rm(stateDir, { recursive: true, force: true });

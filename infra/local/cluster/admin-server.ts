@@ -124,7 +124,7 @@ export async function startClusterAdmin(
   });
   const { address, port } = server.address() as AddressInfo;
   return {
-    url: `http://${address}:${port}`,
+    url: `http://${address.includes(":") ? `[${address}]` : address}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -20,8 +20,14 @@ export type ClusterState = z.infer<typeof ClusterStateSchema>;
 /** Write the state file atomically, readable by its owner only (it names the token file). */
 export function writeClusterState(path: string, state: ClusterState): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(state)}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, `${JSON.stringify(state)}\n`, { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (e) {
+    // Nothing of a failed write is left in a shared /tmp.
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** Read a state file, or throw a clear error naming the file. */

@@ -116,7 +116,8 @@ export function startSfnServer(opts: {
     server.listen(opts.port ?? 0, host, () => {
       const { port } = server.address() as AddressInfo;
       resolve({
-        url: `http://${host}:${port}`,
+        // An IPv6 address is bracketed in a URL: http://[::1]:PORT.
+        url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
         port,
         close: () =>
           new Promise<void>((done) => {

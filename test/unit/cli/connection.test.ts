@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { apiTransport, GangwayApiError } from "../../../cli/client/transport.js";
+import { ApiUnreachable, apiTransport, GangwayApiError } from "../../../cli/client/transport.js";
 import { resolveConnection } from "../../../cli/connection.js";
 
 /** A fetch that records each request and answers with `status` and `body`. */
@@ -33,6 +33,7 @@ describe("the CLI's connection to an API", () => {
         api: "http://up",
         webhookSecret: "from-up",
         apiToken: "env-token",
+        unreachableHint: `is \`gangway up\` running (state dir ${dir})?`,
       });
       expect(
         await resolveConnection(
@@ -40,7 +41,15 @@ describe("the CLI's connection to an API", () => {
           env,
           "/",
         ),
-      ).toMatchObject({ api: "http://flag", apiToken: "flag-token", webhookSecret: "from-up" });
+      ).toMatchObject({
+        api: "http://flag",
+        apiToken: "flag-token",
+        webhookSecret: "from-up",
+        unreachableHint: "is it running, and is --api right?",
+      });
+      expect(
+        await resolveConnection({ "state-dir": dir }, { GANGWAY_API: "https://env" }, "/"),
+      ).toMatchObject({ api: "https://env", unreachableHint: "is it running, and is GANGWAY_API right?" });
       await expect(resolveConnection({ "state-dir": join(dir, "none") }, {}, "/")).rejects.toThrow(
         /no API to talk to/,
       );
@@ -76,5 +85,33 @@ describe("the CLI's connection to an API", () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GangwayApiError);
     expect(err).toMatchObject({ status: 401, code: "Unauthorized", message: "a bearer token is needed" });
+  });
+
+  it("says an API that does not answer is unreachable, with the cause's code; an abort stays an abort", async () => {
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" });
+    const failing = (async () => {
+      throw new TypeError("fetch failed", { cause: refused });
+    }) as unknown as typeof fetch;
+    const err = await apiTransport({
+      api: "http://127.0.0.1:9/",
+      unreachableHint: "is it up?",
+      fetch: failing,
+    })
+      .request("GET", "/v1/jobs")
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiUnreachable);
+    expect(err).toMatchObject({
+      code: "ECONNREFUSED",
+      message: "cannot reach the API at http://127.0.0.1:9 (ECONNREFUSED) — is it up?",
+    });
+    expect((err as Error).cause).toBeInstanceOf(TypeError);
+
+    const aborted = (async () => {
+      throw new DOMException("This operation was aborted", "AbortError");
+    }) as unknown as typeof fetch;
+    const abort = await apiTransport({ api: "http://api", fetch: aborted })
+      .request("GET", "/v1/jobs")
+      .catch((e: unknown) => e);
+    expect(abort).toMatchObject({ name: "AbortError" });
   });
 });

@@ -6,6 +6,7 @@ import { safeParseJobSpec } from "../../core/job-spec.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { attemptStore, keys } from "../attempts.js";
 import type { AgentConnector, Clock, ExecutionsApi, ResultsStore, TaskTokens } from "../ports.js";
+import { redeliverOutcome } from "../resolution.js";
 import {
   ApiProblem,
   answerUnknownRoutes,
@@ -353,9 +354,14 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
         at: deps.clock.now(),
         error: { name: "JobCancelled", message: `job ${jobId} cancelled: ${reason}` },
       };
-      await attempts.decide(jobId, current.attempt, outcome);
-      const token = await attempts.token(jobId, current.attempt);
-      if (token) await deps.tokens.fail(token, "JobCancelled", JSON.stringify(outcome.error));
+      // An end decided first (every host exited 0, say, its send still on the way) stands: the
+      // token gets that one, and CheckResults judges a cancel after a success too late.
+      if (await attempts.decide(jobId, current.attempt, outcome)) {
+        const token = await attempts.token(jobId, current.attempt);
+        if (token) await deps.tokens.fail(token, "JobCancelled", JSON.stringify(outcome.error));
+      } else {
+        await redeliverOutcome(attempts, deps.tokens, jobId, current.attempt);
+      }
     }
     return c.json({ jobId, cancelling: true }, 202);
   });

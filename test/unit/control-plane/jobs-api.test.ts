@@ -7,7 +7,7 @@ import { createJobsApi } from "../../../functions/api/jobs.js";
 import { signBody } from "../../../functions/api/signature.js";
 import { attemptStore } from "../../../functions/attempts.js";
 import { createMemoryResultsStore } from "../../../functions/clients/results-store.js";
-import { addContinuedJob, fakeExecutions, SM, sfnError } from "./api-fakes.js";
+import { addContinuedJob, arnOf, fakeExecutions, SM, sfnError } from "./api-fakes.js";
 
 const SECRET = "s3cret-s3cret-s3cret";
 const NOW = 1_800_000_000_000;
@@ -21,7 +21,10 @@ function world(options: { refuseStart?: Error } = {}) {
     executions: sfn.api,
     store,
     tokens: {
-      succeed: async () => "sent",
+      succeed: async () => {
+        sent.push("succeeded");
+        return "sent";
+      },
       fail: async (_t, e) => {
         sent.push(e);
         return "sent";
@@ -358,6 +361,37 @@ describe("GET and DELETE /v1/jobs/:id", () => {
     // Cancelled before Init ran: the request is kept, and the first step stops the job.
     expect((await w.app.request(`/v1/jobs/${jobId}`, { method: "DELETE" })).status).toBe(202);
     expect((await w.app.request("/v1/jobs/nope", { method: "DELETE" })).status).toBe(404);
+  });
+});
+
+describe("DELETE /v1/jobs/:id while an attempt ends", () => {
+  /** A job whose attempt 1 runs and waits on token `tok-1`. */
+  async function running() {
+    const w = world();
+    const attempts = attemptStore(w.store);
+    await attempts.setCurrent("train-1", {
+      attempt: 1,
+      executionArn: arnOf("train-1"),
+      state: "running",
+      updatedAt: NOW,
+    });
+    await attempts.setToken("train-1", 1, "tok-1");
+    return { w, attempts };
+  }
+
+  it("ends a running attempt as cancelled", async () => {
+    const { w, attempts } = await running();
+    expect((await w.app.request("/v1/jobs/train-1", { method: "DELETE" })).status).toBe(202);
+    expect(w.sent).toEqual(["JobCancelled"]);
+    expect(await attempts.outcome("train-1", 1)).toMatchObject({ error: { name: "JobCancelled" } });
+  });
+
+  it("does not throw away a success decided first: the token gets that success", async () => {
+    // Every host exited 0 and ingest decided it, but its send has not reached the token yet.
+    const { w, attempts } = await running();
+    await attempts.decide("train-1", 1, { kind: "succeeded", at: NOW });
+    expect((await w.app.request("/v1/jobs/train-1", { method: "DELETE" })).status).toBe(202);
+    expect(w.sent).toEqual(["succeeded"]);
   });
 });
 

@@ -111,8 +111,7 @@ function remoteError(metadata: grpc.Metadata | undefined): SerializedError | und
  * presence), so a grace of 0 that was asked for (`cancelGraceSeconds: 0`: kill at once) goes as
  * 1 ms — SIGKILL a millisecond after SIGTERM — rather than as the agent's 5 s.
  */
-const wireGrace = (graceMs: number | undefined): number =>
-  graceMs === undefined ? 0 : Math.max(1, graceMs);
+const wireGrace = (graceMs: number | undefined): number => (graceMs === undefined ? 0 : Math.max(1, graceMs));
 
 export function createAgentClient(address: string, options: AgentClientOptions): AgentClient {
   const channelCreds = options.tls

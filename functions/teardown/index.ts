@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import type { ClusterHost, ClusterSlice } from "../../core/cluster-spec.js";
 import { GangwayError } from "../../core/errors.js";
 import type { JobStatus } from "../../core/job-status.js";
-import { serializeError } from "../../core/serialized-error.js";
+import { type SerializedError, serializeError } from "../../core/serialized-error.js";
 import { attemptStore, caughtToError, keys } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import type { AgentStatus } from "../ports.js";
@@ -141,6 +141,27 @@ export function createTeardown(
             }
           });
     const alive = outcomes.filter((o) => o.alive);
+    /** Release `held` hosts under the lease each holds (kept ones hold this attempt's). */
+    const release = async (held: HostOutcome[]) => {
+      for (const epochHeld of new Set(held.map((o) => o.heldEpoch))) {
+        if (epochHeld === undefined) continue;
+        await releaseHosts(
+          deps.agents,
+          held.filter((o) => o.heldEpoch === epochHeld).map((o) => o.host),
+          { leaseId: leaseIdOf(state.jobId, epochHeld), epoch: epochHeld },
+          graceMs,
+        );
+      }
+    };
+    /** Give the preempted and unreachable slices back to the provider, which replaces them. */
+    const givePreemptedBack = async () => {
+      for (const o of outcomes) if (!o.reachable || o.preempted) preempted.add(o.slice);
+      if (preempted.size === 0) return;
+      await deps.provider.releaseSlices(
+        slices.filter((s) => preempted.has(s.name)),
+        "preempted",
+      );
+    };
     if (alive.length > 0 && retrying && state.grown) await renewUnplaced(deps, state, state.grown);
     const triesKey = keys.teardownTries(state.jobId, epoch);
     if (alive.length > 0) {
@@ -164,7 +185,14 @@ export function createTeardown(
         `${what} still alive after ${limitMs / 1000} s of teardown`,
         details,
       );
+      // The job stops here. What is clean goes back at once rather than at its lease's end (hosts
+      // cancelled to be kept hold this attempt's lease), and preempted slices to the provider; a
+      // host whose process would not die keeps the lease until it lapses (it is of no use anyway).
+      await release(outcomes.filter((o) => !o.alive));
       if (state.grown) await releaseUnplaced(deps, state, state.grown);
+      await givePreemptedBack().catch((e: Error) =>
+        deps.log?.(`teardown: ${state.jobId}: preempted slices not given back: ${e.message}`),
+      );
       await closeJob(deps, state, timedOut);
       throw timedOut;
     }
@@ -193,27 +221,13 @@ export function createTeardown(
     }
     // Units kept under the older lease (never launched on) are rare: give them back too, so
     // the next attempt finds every kept host under one epoch.
-    for (const held of new Set(giveBack.map((o) => o.heldEpoch))) {
-      if (held === undefined) continue;
-      const hostsHeld = giveBack.filter((o) => o.heldEpoch === held).map((o) => o.host);
-      await releaseHosts(
-        deps.agents,
-        hostsHeld,
-        { leaseId: leaseIdOf(state.jobId, held), epoch: held },
-        graceMs,
-      );
-    }
+    await release(giveBack);
     if (state.kept) await releaseUnplaced(deps, state, state.kept);
     // Slices a scale-up leased for an attempt that will not come (the job stops, or continues
     // in a new execution, which starts afresh).
     const grown = retrying ? state.grown : undefined;
     if (state.grown && !grown) await releaseUnplaced(deps, state, state.grown);
-    if (preempted.size > 0) {
-      await deps.provider.releaseSlices(
-        slices.filter((s) => preempted.has(s.name)),
-        "preempted",
-      );
-    }
+    await givePreemptedBack();
     // A job continuing in a new execution is not done: it goes round again there, and until that
     // execution's Init the API, cancellation and ingest find it through this record. One whose
     // execution faulted (the continuation failed to start, say) is.
@@ -222,6 +236,13 @@ export function createTeardown(
     // A continuation that started before its step failed owns the record by now: left to it.
     const current = state.fault && action === "continue" ? await attempts.current(state.jobId) : undefined;
     if (!current || current.executionArn === state.executionArn) {
+      // A fault of gangway ends the job: its status says so, with its counters — unless a final
+      // status was written before the fault (CheckResults decided, then a later step failed).
+      if (state.fault !== undefined)
+        await deps.store.create(
+          keys.status(state.jobId),
+          JSON.stringify(errorStatus(state, caughtToError(state.fault))),
+        );
       await attempts.setCurrent(state.jobId, {
         attempt: epoch,
         executionArn: state.executionArn,
@@ -311,6 +332,21 @@ async function unplacedHosts(
   return cluster.flatMap((s) => s.hosts.filter((h) => units.has(unitKeyOf(kind, s.name, h.address))));
 }
 
+/** The ERROR status of a job stopped by `error` (teardown gave up, or a fault of gangway). */
+function errorStatus(state: ExecutionState, error: SerializedError): JobStatus {
+  return {
+    status: "ERROR",
+    info: jobInfo(state, "error"),
+    counters: {
+      attempts: state.retry.attempts,
+      preemptions: state.retry.preemptions,
+      failures: state.retry.failures,
+      ...(state.retry.scaledUp ? { scaledUp: state.retry.scaledUp } : {}),
+    },
+    error,
+  };
+}
+
 /**
  * A job that stops because teardown gave up: the job is done (ingest stops renewing the leases
  * of its hosts, which then free themselves) and its status says why, with its counters.
@@ -320,17 +356,7 @@ async function closeJob(
   state: ExecutionState,
   error: TeardownTimedOut,
 ): Promise<void> {
-  const status: JobStatus = {
-    status: "ERROR",
-    info: jobInfo(state, "error"),
-    counters: {
-      attempts: state.retry.attempts,
-      preemptions: state.retry.preemptions,
-      failures: state.retry.failures,
-    },
-    error: serializeError(error),
-  };
-  await deps.store.put(keys.status(state.jobId), JSON.stringify(status));
+  await deps.store.put(keys.status(state.jobId), JSON.stringify(errorStatus(state, serializeError(error))));
   await attemptStore(deps.store).setCurrent(state.jobId, {
     attempt: state.attempt,
     executionArn: state.executionArn,

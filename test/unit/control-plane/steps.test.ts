@@ -783,6 +783,32 @@ describe("CheckResults and Teardown", () => {
     });
   });
 
+  it("gives back, when it gives up, every host it stopped cleanly rather than hold them to their lease's end", async () => {
+    const { world, s, torn } = await stubbornAttempt({ timeouts: { teardownSeconds: 60 } });
+    await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownIncomplete" });
+    world.advance(60_000);
+    await expect(s.teardown(torn)).rejects.toMatchObject({ name: "TeardownTimedOut" });
+    // Cancelled to be kept for the next attempt, which will not come: released.
+    expect(world.agentOf(1, 0).lease).toBeNull();
+    expect(world.agentOf(1, 1).lease).toBeNull();
+    expect(world.agentOf(0, 1).lease).toBeNull();
+  });
+
+  it("writes an ERROR status with the fault and the counters when it cleans up after a fault", async () => {
+    const world = fakeWorld();
+    const { s, state } = await launched(world);
+    const fault = { Error: "Error", Cause: JSON.stringify({ name: "Error", message: "S3 SlowDown" }) };
+    await s.teardown({ ...state, fault });
+    expect(JSON.parse((await world.deps.store.get("jobs/train-1/status.json")) ?? "{}")).toMatchObject({
+      status: "ERROR",
+      error: { message: "S3 SlowDown" },
+      counters: { attempts: 0, preemptions: 0, failures: 0 },
+    });
+    expect(await attemptStore(world.deps.store).current("train-1")).toMatchObject({ state: "done" });
+    // Every host was released.
+    for (const a of world.agents.values()) expect(a.lease).toBeNull();
+  });
+
   it("keeps a released host in the teardown while its reply names processes that outlived SIGKILL", async () => {
     const { s, stubborn, torn } = await stubbornAttempt();
     // Stopping: every lease is released; the freed host shows no run, only the reply says what is left.

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { CONTRACT_VARIABLES, isReservedVariable } from "./env-names.js";
 import { InvalidJobSpec } from "./errors.js";
 import { jsonBytes } from "./serialized-error.js";
-import { allTpuTypes, tpuTypeProblem } from "./tpu-catalog.js";
+import { allTpuTypes, isTpuType, tpuType, tpuTypeProblem } from "./tpu-catalog.js";
 import { describeValue, toValidationIssues, type ValidationIssue } from "./validation.js";
 
 /** Defaults of the ancestors: retries, not attempts (N retries = N+1 attempts). */
@@ -318,6 +318,20 @@ const SubmittedJobSpecSchema = JobSpecSchema.superRefine((job, ctx) => {
       input: t.attemptSeconds,
     });
   workloadProblems(job.workload, ctx);
+  // Refinements run on a spec with other problems too: an unknown type was reported already.
+  const acc = job.accelerator;
+  const hosts = acc.kind === "tpu" && !isTpuType(acc.type) ? 0 : largestHostCount(acc);
+  if (hosts > MAX_JOB_HOSTS)
+    ctx.addIssue({
+      code: "custom",
+      path: ["accelerator"],
+      message: `at most ${MAX_JOB_HOSTS} hosts`,
+      params: {
+        expected: `at most ${MAX_JOB_HOSTS} hosts in all (the placement of every host travels in the execution's state, which Step Functions holds to 256 KiB)`,
+        got: `${hosts} hosts`,
+      },
+      input: job.accelerator,
+    });
   const bytes = jsonBytes(job);
   if (bytes > MAX_JOB_SPEC_BYTES) {
     const parts = (["command", "env"] as const).map((k) => `workload.${k}: ${jsonBytes(job.workload[k])}`);
@@ -370,6 +384,18 @@ function workloadProblems(workload: JobSpec["workload"], ctx: z.RefinementCtx): 
       input: workload.env,
     });
   }
+}
+
+/**
+ * Most hosts one job may run on: every host's placement travels in each state of its execution,
+ * and at 1,024 hosts (with a spec of {@link MAX_JOB_SPEC_BYTES}) the state is near 256 KiB.
+ */
+export const MAX_JOB_HOSTS = 1024;
+
+/** Hosts of the largest attempt a job can make (a flexible TPU job on its largest count). */
+export function largestHostCount(accelerator: Accelerator): number {
+  if (accelerator.kind !== "tpu") return accelerator.hosts;
+  return tpuType(accelerator.type).hosts * Math.max(...acceptableSliceCounts(accelerator));
 }
 
 /** A parsed job spec, defaults filled in. */

@@ -14,6 +14,7 @@ import {
   MAX_CWD_CHARS,
   MAX_ENV_ENTRIES,
   MAX_ENV_VALUE_CHARS,
+  MAX_JOB_HOSTS,
   MAX_JOB_SPEC_BYTES,
   parseJobSpec,
   safeParseJobSpec,
@@ -248,6 +249,22 @@ function issuesOf(input: unknown) {
 }
 
 describe("job spec limits", () => {
+  it("accepts 1,024 hosts and refuses more, counting a flexible job's largest count", () => {
+    // v4-32: 4 hosts a slice.
+    expect(safeParseJobSpec(minimal({ kind: "tpu", type: "v4-32", slices: 256 })).success).toBe(true);
+    expect(safeParseJobSpec(minimal({ kind: "cpu", hosts: MAX_JOB_HOSTS })).success).toBe(true);
+
+    expect(problems(minimal({ kind: "tpu", type: "v4-32", slices: [257, 2] }))).toEqual([
+      expect.stringMatching(/^accelerator: expected at most 1024 hosts in all .*, got 1028 hosts$/),
+    ]);
+    expect(problems(minimal({ kind: "tpu", type: "v5p-12288" }))).toEqual([
+      expect.stringContaining("got 1536 hosts"),
+    ]);
+    expect(problems(minimal({ kind: "gpu", type: "h100", count: 8, hosts: 1025 }))).toEqual([
+      expect.stringContaining("got 1025 hosts"),
+    ]);
+  });
+
   it("accepts a spec of exactly MAX_JOB_SPEC_BYTES and refuses one byte more, naming size and limit", () => {
     const atLimit = specOfBytes(MAX_JOB_SPEC_BYTES);
     const over = specOfBytes(MAX_JOB_SPEC_BYTES + 1);

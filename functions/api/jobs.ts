@@ -129,6 +129,24 @@ export const ListQuerySchema = z.object({
   next: optional(z.string().max(1024)),
 });
 
+/** `GET /v1/jobs/:id/logs`'s query: which hosts, and how much of each one's output. */
+export const LogsQuerySchema = z.object({
+  slice: optional(z.string().max(300)),
+  host: optional(z.string().regex(/^[0-9]{1,7}$/, "a host index (a whole number)")),
+  maxBytes: optional(
+    z
+      .string()
+      .regex(/^[0-9]{1,8}$/, "a whole number of bytes from 1 to 1048576")
+      .transform(Number)
+      .pipe(
+        z
+          .int()
+          .min(1)
+          .max(1 << 20),
+      ),
+  ).transform((v) => v ?? 16_384),
+});
+
 /** The job `:id` names (a continuation's execution name names its job); 400 for a malformed one. */
 export async function jobIdParam(
   deps: Pick<JobsApiDeps, "executions" | "stateMachineArn">,
@@ -294,10 +312,8 @@ export function createJobsApi(deps: JobsApiDeps): Hono {
     const jobId = await jobIdParam(deps, c);
     const current = await attempts.current(jobId);
     if (!current) return c.json(err("JobNotFound", `no job ${jobId}`), 404);
+    const { slice, host, maxBytes } = parseParams(LogsQuerySchema, c.req.query(), "InvalidQuery");
     const record = current.attempt > 0 ? await attempts.record(jobId, current.attempt) : undefined;
-    const slice = c.req.query("slice");
-    const host = c.req.query("host");
-    const maxBytes = Math.min(Number(c.req.query("maxBytes") ?? "16384") || 16384, 1 << 20);
     const hosts = (record?.hosts ?? []).filter(
       (h) =>
         (slice === undefined || String(h.sliceIndex) === slice || h.sliceName === slice) &&

@@ -29,7 +29,11 @@ export function pushedJson(envelope: PushEnvelope): unknown {
 /** The `{code, message, issues}` answer of a push that is not one. */
 export interface PushRefusal {
   status: 400 | 401;
-  body: { code: string; message: string; issues: Array<{ path: string; message: string }> };
+  body: {
+    code: string;
+    message: string;
+    issues: Array<{ path: string; message: string; expected?: string; got?: string }>;
+  };
 }
 
 /**
@@ -47,12 +51,19 @@ export async function readPush(
   try {
     raw = await request.json();
   } catch {
-    const issues = [{ path: "(root)", message: "(root): expected JSON, got something else" }];
+    const issues = [
+      {
+        path: "(root)",
+        expected: "a Pub/Sub push envelope as JSON",
+        got: "a body that does not parse as JSON",
+        message: "(root): expected a Pub/Sub push envelope as JSON, got a body that does not parse as JSON",
+      },
+    ];
     return { refusal: { status: 400, body: { code: "InvalidPush", message: "body is not JSON", issues } } };
   }
   const envelope = PushEnvelopeSchema.safeParse(raw, { reportInput: true });
   if (!envelope.success) {
-    const issues = toValidationIssues(envelope.error.issues).map(({ path, message }) => ({ path, message }));
+    const issues = toValidationIssues(envelope.error.issues);
     return {
       refusal: { status: 400, body: { code: "InvalidPush", message: "not a Pub/Sub push envelope", issues } },
     };

@@ -47,11 +47,16 @@ describe("the ingest app", () => {
     for (const path of ["/push/host-events", "/push/preemption-notices"]) {
       const res = await post(path, body);
       expect(res.status).toBe(status);
-      expect(await res.json()).toMatchObject({
-        code,
-        message: expect.any(String),
-        issues: expect.any(Array),
-      });
+      const answer = (await res.json()) as { issues: unknown[] };
+      expect(answer).toMatchObject({ code, message: expect.any(String) });
+      // Every issue names where, what was expected and what came.
+      expect(answer.issues.length).toBeGreaterThan(0);
+      for (const i of answer.issues)
+        expect(i).toMatchObject({
+          path: expect.any(String),
+          expected: expect.any(String),
+          got: expect.any(String),
+        });
     }
   });
 

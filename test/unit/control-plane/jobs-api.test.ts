@@ -386,6 +386,23 @@ describe("DELETE /v1/jobs/:id while an attempt ends", () => {
     expect(await attempts.outcome("train-1", 1)).toMatchObject({ error: { name: "JobCancelled" } });
   });
 
+  it("answers a malformed logs query 400, naming the parameter, expected and got", async () => {
+    const { w } = await running();
+    for (const [query, path] of [
+      ["maxBytes=abc", "maxBytes"],
+      ["maxBytes=-5", "maxBytes"],
+      ["maxBytes=2000000", "maxBytes"],
+      ["host=first", "host"],
+    ] as const) {
+      const res = await w.app.request(`/v1/jobs/train-1/logs?${query}`);
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({
+        code: "InvalidQuery",
+        issues: [{ path, expected: expect.any(String), got: expect.any(String) }],
+      });
+    }
+  });
+
   it("does not throw away a success decided first: the token gets that success", async () => {
     // Every host exited 0 and ingest decided it, but its send has not reached the token yet.
     const { w, attempts } = await running();

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Hono } from "hono";
 import { InternalError } from "../../core/errors.js";
 import { attemptStore } from "../attempts.js";
@@ -5,10 +6,18 @@ import type { ControlPlaneDeps } from "../deps.js";
 import { type ExecutionState, ExecutionStateSchema } from "../state.js";
 import { createStepApp } from "../step-app.js";
 
-/** Name of the n-th execution of a job: within the 80-character limit, unique per job. */
+/**
+ * Name of the n-th execution of a job: `<job>-c<n>`, within the 80-character limit. A job id too
+ * long for that is cut and marked with a hash of the whole id, so two long ids that share their
+ * first characters do not name the same continuation.
+ */
 export function continuationName(jobId: string, execution: number): string {
   const suffix = `-c${execution}`;
-  return `${jobId.slice(0, 80 - suffix.length)}${suffix}`;
+  if (jobId.length + suffix.length <= 80) return `${jobId}${suffix}`;
+  const hash = createHash("sha256").update(jobId).digest("hex").slice(0, 8);
+  // A surrogate pair cut in two is not a name Step Functions takes.
+  const head = jobId.slice(0, 80 - suffix.length - 9).replace(/[\uD800-\uDBFF]$/, "");
+  return `${head}-${hash}${suffix}`;
 }
 
 /**

@@ -862,5 +862,10 @@ describe("CheckResults and Teardown", () => {
     });
     expect(done.final?.status).toMatchObject({ continuedAs: expect.stringContaining("train-1-c2") });
     expect(continuationName("x".repeat(80), 12)).toHaveLength(80);
+    // Long ids that share their first 77 characters still name different continuations.
+    const a = `${"x".repeat(77)}ab`;
+    const b = `${"x".repeat(77)}cd`;
+    expect(continuationName(a, 2)).not.toBe(continuationName(b, 2));
+    expect(continuationName(a, 2)).toHaveLength(80);
   });
 });

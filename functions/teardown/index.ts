@@ -100,7 +100,12 @@ export function createTeardown(
     }
     // Keep leases only to go round again soon: a wait longer than half the lease would let it lapse.
     const ttlMs = leaseTtlMs(state.job);
-    const retrying = state.decision?.action === "retry" && state.decision.waitSeconds * 1000 < ttlMs / 2;
+    // Never after a fault: the cleanup runs on the state the faulted step had, whose decision may
+    // still say "retry" — but nothing goes round again, and every lease must go.
+    const retrying =
+      state.fault === undefined &&
+      state.decision?.action === "retry" &&
+      state.decision.waitSeconds * 1000 < ttlMs / 2;
 
     const outcomes: HostOutcome[] =
       epoch < 1

@@ -798,7 +798,8 @@ describe("CheckResults and Teardown", () => {
     const world = fakeWorld();
     const { s, state } = await launched(world);
     const fault = { Error: "Error", Cause: JSON.stringify({ name: "Error", message: "S3 SlowDown" }) };
-    await s.teardown({ ...state, fault });
+    // The faulted step's state still says "retry": nothing goes round again all the same.
+    await s.teardown({ ...state, decision: { action: "retry", waitSeconds: 0 }, fault });
     expect(JSON.parse((await world.deps.store.get("jobs/train-1/status.json")) ?? "{}")).toMatchObject({
       status: "ERROR",
       error: { message: "S3 SlowDown" },

@@ -182,6 +182,8 @@ export function createIngest(
           ),
         );
       case "lost":
+        // Likewise a host that finished here and then let its lease lapse.
+        if (finishedHere(exited)) return { action: "recorded", jobId, attempt };
         return decide(jobId, attempt, {
           name: "LeaseExpired",
           message: `host ${host.address} of ${host.sliceName} freed itself: ${event.reason ?? "lease expired"}`,

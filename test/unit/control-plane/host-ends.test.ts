@@ -123,6 +123,17 @@ describe("a preemption of hosts that had finished", () => {
     expect(checked.final?.status).toMatchObject({ result: expect.arrayContaining([{ slice: 0, host: 0 }]) });
   });
 
+  it("nor when such a host lets its lease lapse afterwards", async () => {
+    const world = fakeWorld();
+    const run = await launched(world);
+    const { s, state } = run;
+    await s.await({ token: "tok-1", state });
+    await exit0(run, ["0-0"]);
+    const lost: HostEvent = { ...exitEvent(state, 0, 0), kind: "lost", eventId: "l-0-0" };
+    expect(await s.ingest.hostEvent(lost)).toMatchObject({ action: "recorded" });
+    expect(world.sent).toEqual([]);
+  });
+
   it("ends it when a result is still on a preempted host, or a host had not finished", async () => {
     for (const notice of [false, true]) {
       const world = fakeWorld();

@@ -55,9 +55,12 @@ export async function resolveConnection(
       };
       api ??= ready.api;
       if (source === undefined && api !== undefined) source = readyFile;
-      webhookSecret ??= ready.webhookSecret;
-      // The token goes only to the API it belongs to (a bearer token is sent as it is).
-      if (ready.api === api) apiToken ??= ready.apiToken;
+      // The secret and the token go only to the API they belong to: another API would refuse
+      // the signature as wrong (not say that none was given), and a bearer token is sent as it is.
+      if (ready.api === api) {
+        webhookSecret ??= ready.webhookSecret;
+        apiToken ??= ready.apiToken;
+      }
     } catch {
       // no stack there
     }

@@ -145,12 +145,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     "stop it first, or give this one its own --state-dir",
   );
   const inventory = options.inventory;
-  const token = inventory?.agentToken ?? (await persistentSecret(join(stateDir, "agent-token")));
   const givenSecret = options.webhookSecret ?? process.env.GANGWAY_WEBHOOK_SECRET;
-  const webhookSecret = givenSecret ?? (await persistentSecret(join(stateDir, "webhook-secret")));
   const givenApiToken = options.apiToken ?? process.env.GANGWAY_API_TOKEN;
-  const apiToken =
-    givenApiToken ?? (isLoopback(host) ? undefined : await persistentSecret(join(stateDir, "api-token")));
+  let token: string;
+  let webhookSecret: string;
+  let apiToken: string | undefined;
+  try {
+    token = inventory?.agentToken ?? (await persistentSecret(join(stateDir, "agent-token")));
+    webhookSecret = givenSecret ?? (await persistentSecret(join(stateDir, "webhook-secret")));
+    apiToken =
+      givenApiToken ?? (isLoopback(host) ? undefined : await persistentSecret(join(stateDir, "api-token")));
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
   const closers: Array<() => Promise<void> | void> = [() => lock.release()];
   const close = async () => {
     for (const c of closers.splice(0).reverse()) {

@@ -1,7 +1,7 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { lockStateDir } from "../../dir-lock.js";
+import { type DirLock, lockStateDir } from "../../dir-lock.js";
 import { type Clock, PubSubBroker, type PubSubLogger } from "./broker.js";
 import { FileJournal, readJournal, writeJournalFile } from "./journal.js";
 import { type JsonWebKeySet, PUSH_TOKEN_ISSUER, PushTokenSigner } from "./oidc.js";
@@ -62,15 +62,27 @@ const MAX_MESSAGE_BYTES = 20 * 1024 * 1024;
  * await emu.close();
  */
 export async function startPubSubEmulator(options: PubSubEmulatorOptions = {}): Promise<PubSubEmulator> {
+  // One emulator per log: two appending to it would interleave and corrupt it.
+  const lock = options.stateDir
+    ? await lockStateDir(options.stateDir, "pubsub emulator", "give each emulator its own --state-dir")
+    : undefined;
+  try {
+    return await startHolding(options, lock);
+  } catch (e) {
+    await lock?.release();
+    throw e;
+  }
+}
+
+async function startHolding(
+  options: PubSubEmulatorOptions,
+  lock: DirLock | undefined,
+): Promise<PubSubEmulator> {
   const clock = options.clock ?? { now: Date.now };
   const logger = options.logger ?? silent;
   const bindHost = options.host ?? "127.0.0.1";
   let journal: FileJournal | undefined;
   let broker: PubSubBroker;
-  // One emulator per log: two appending to it would interleave and corrupt it.
-  const lock = options.stateDir
-    ? await lockStateDir(options.stateDir, "pubsub emulator", "give each emulator its own --state-dir")
-    : undefined;
   if (options.stateDir) {
     const records = readJournal(options.stateDir, (m) => logger.warn(m));
     const replayed = new PubSubBroker(clock, undefined, logger);

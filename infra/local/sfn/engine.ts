@@ -8,7 +8,7 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { lockStateDir } from "../../dir-lock.js";
+import { type DirLock, lockStateDir } from "../../dir-lock.js";
 import { parseDefinition, type StatesBlock } from "./definition.js";
 import { apiErrors, SfnApiError } from "./errors.js";
 import { ExecutionRun, type RunnerHost } from "./execution.js";
@@ -87,14 +87,23 @@ function replayEvent(e: ExecutionData, b: string, ev: HistoryEvent): void {
 
 /** Create the engine, replay its journal and resume every execution that was running. */
 export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<SfnEngine> {
-  const region = options.region ?? "us-east-1";
-  const accountId = options.accountId ?? "123456789012";
-  const now = options.clock ?? Date.now;
-  const log = options.log ?? (() => {});
   // One engine per journal: two appending to it would interleave and corrupt it.
   const lock = options.stateDir
     ? await lockStateDir(options.stateDir, "step functions engine", "give each engine its own --state-dir")
     : undefined;
+  try {
+    return await createHolding(options, lock);
+  } catch (e) {
+    await lock?.release();
+    throw e;
+  }
+}
+
+async function createHolding(options: SfnEngineOptions, lock: DirLock | undefined): Promise<SfnEngine> {
+  const region = options.region ?? "us-east-1";
+  const accountId = options.accountId ?? "123456789012";
+  const now = options.clock ?? Date.now;
+  const log = options.log ?? (() => {});
   const journal = new Journal(options.stateDir, { fsync: options.fsync ?? false });
   const lambdas = new LambdaRegistry(options.lambdas);
   const tokens = new TokenRegistry();

@@ -3,28 +3,17 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../../../cli/main.js";
 import { definitionTemplate } from "../../../infra/state-machine.js";
+import { gangwayInProcess } from "../../cli-in-process.js";
 
 const dir = mkdtempSync(join(tmpdir(), "gangway-deploy-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
+const run = (argv: string[]) =>
+  gangwayInProcess(argv, {
     cwd: dir,
     env: { ...process.env, AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined },
-    signal: new AbortController().signal,
   });
-  return { code, stdout, stderr };
-}
 
 describe("gangway deploy", () => {
   it("--dry-run bundles and synthesizes the real app and prints what it would deploy as one JSON line", async () => {

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { main } from "../../../cli/main.js";
+import { gangwayInProcess } from "../../cli-in-process.js";
 
 // What the CLI says when what it is pointed at is gone (a stale ready file, a stale cluster state
 // file: the stack that wrote it was killed), and that `gangway up` is not undone by a shared
@@ -29,22 +30,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function gangway(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    cwd: dir,
-    env: {},
-    signal: new AbortController().signal,
-  });
-  return { code, stdout, stderr };
-}
+const gangway = (...argv: string[]) => gangwayInProcess(argv, { cwd: dir, env: {} });
 
 describe("an API that does not answer", () => {
   it("is named with its URL, the error's code and where the URL came from; exit 1", async () => {

@@ -2,25 +2,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../../cli/main.js";
+import { gangwayInProcess } from "../../cli-in-process.js";
 
 const repo = new URL("../../../", import.meta.url).pathname;
 
-async function gangway(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    cwd: repo,
-    signal: new AbortController().signal,
-  });
-  return { code, stdout, stderr };
-}
+const gangway = (...argv: string[]) => gangwayInProcess(argv, { cwd: repo });
 
 function jobFile(name: string, text: string): string {
   const dir = mkdtempSync(join(tmpdir(), "gangway-plan-"));

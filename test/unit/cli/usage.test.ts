@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { main } from "../../../cli/main.js";
+import { gangwayInProcess } from "../../cli-in-process.js";
 
 // Bad option values are bad usage (exit 2, the flag, what was expected and what was given),
 // said before anything is started or asked.
@@ -18,22 +18,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function gangway(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, {
-    stdout: (t) => {
-      stdout += t;
-    },
-    stderr: (t) => {
-      stderr += t;
-    },
-    cwd: repo,
-    env: {},
-    signal: new AbortController().signal,
-  });
-  return { code, stdout, stderr };
-}
+const gangway = (...argv: string[]) => gangwayInProcess(argv, { cwd: repo, env: {} });
 
 /** An API whose every call is recorded and answered `body` (200). */
 function stubApi(body: unknown) {

@@ -1,5 +1,6 @@
 import { expect } from "vitest";
 import type { HostEvent } from "../../../core/host-event.js";
+import type { SerializedError } from "../../../core/serialized-error.js";
 import { createAwaitAttempt } from "../../../functions/await-attempt/index.js";
 import { createCheckResults } from "../../../functions/check-results/index.js";
 import { createContinueExecution } from "../../../functions/continue-execution/index.js";
@@ -85,3 +86,12 @@ export const exitEvent = (
   result: { slice, host },
   ...extra,
 });
+
+/** A workload's error file of ~200 KB (a message and a stack of ~100 KB each, a cause, details): every error a state keeps at its largest. */
+export const hugeWorkloadError: SerializedError = {
+  name: "ValueError",
+  message: `loss went NaN at step 1234: ${"m".repeat(100_000)}`,
+  stack: `ValueError: loss went NaN\n${"  at train_step (train.py:88)\n".repeat(3_000)}`,
+  details: { step: 1234, tensor: "t".repeat(5_000) },
+  cause: { name: "FloatingPointError", message: "f".repeat(5_000) },
+};

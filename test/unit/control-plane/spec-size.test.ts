@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ClusterSlice } from "../../../core/cluster-spec.js";
 import { MAX_JOB_SPEC_BYTES, parseJobSpec } from "../../../core/job-spec.js";
-import type { SerializedError } from "../../../core/serialized-error.js";
 import { createAwaitAttempt } from "../../../functions/await-attempt/index.js";
 import { createCheckResults } from "../../../functions/check-results/index.js";
 import { createIngest } from "../../../functions/ingest/events.js";
@@ -12,6 +11,7 @@ import { createScaleSlices } from "../../../functions/scale-slices/index.js";
 import type { ExecutionState } from "../../../functions/state.js";
 import { createTeardown } from "../../../functions/teardown/index.js";
 import { FakeAgent, fakeWorld } from "./fakes.js";
+import { hugeWorkloadError } from "./harness.js";
 
 // The job spec rides in every state beside the attempt's host tables: at its largest, with 1,024
 // hosts, every state must still fit Step Functions' 256 KiB (MAX_JOB_SPEC_BYTES explains the figure).
@@ -51,13 +51,7 @@ function cloudNames(world: ReturnType<typeof fakeWorld>): ClusterSlice[] {
 }
 
 // A workload's error file of ~200 KB, on every attempt: each error the state keeps is at its largest.
-const hugeError: SerializedError = {
-  name: "ValueError",
-  message: `loss went NaN at step 1234: ${"m".repeat(100_000)}`,
-  stack: `ValueError: loss went NaN\n${"  at train_step (train.py:88)\n".repeat(3_000)}`,
-  details: { step: 1234, tensor: "t".repeat(5_000) },
-  cause: { name: "FloatingPointError", message: "f".repeat(5_000) },
-};
+const hugeError = hugeWorkloadError;
 
 describe("the largest job spec at 1,024 hosts", () => {
   it.each([

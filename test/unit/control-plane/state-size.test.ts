@@ -11,7 +11,7 @@ import { createScaleSlices } from "../../../functions/scale-slices/index.js";
 import type { ExecutionState } from "../../../functions/state.js";
 import { createTeardown } from "../../../functions/teardown/index.js";
 import { fakeWorld } from "./fakes.js";
-import { exitEvent, launched } from "./harness.js";
+import { exitEvent, hugeWorkloadError, launched } from "./harness.js";
 
 // Step Functions refuses state over 256 KiB. With 1,024 hosts (256 slices of v4-32) every
 // state the machine carries stays below it: placement is compact, and per-host detail and
@@ -136,14 +136,7 @@ describe("state size at 1,024 hosts", () => {
     expect(results).toEqual(expected);
   });
 
-  // A workload's error file of ~200 KB: a message and a stack of ~100 KB each, a cause, details.
-  const hugeError: SerializedError = {
-    name: "ValueError",
-    message: `loss went NaN at step 1234: ${"m".repeat(100_000)}`,
-    stack: `ValueError: loss went NaN\n${"  at train_step (train.py:88)\n".repeat(3_000)}`,
-    details: { step: 1234, tensor: "t".repeat(5_000) },
-    cause: { name: "FloatingPointError", message: "f".repeat(5_000) },
-  };
+  const hugeError = hugeWorkloadError;
 
   it.each([
     { ends: ["preempted", "failed", "failed"], status: "FAILED" },

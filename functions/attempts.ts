@@ -56,6 +56,9 @@ export const keys = {
   cancel: (jobId: string) => `jobs/${enc(jobId)}/cancel.json`,
   results: (jobId: string) => `jobs/${enc(jobId)}/results.json`,
   sliceIndex: (slice: string) => `index/slices/${enc(slice)}.json`,
+  /** Notices for a slice or host of the job that no attempt acted on yet (`slice:<name>`, `host:<address>`). */
+  noticed: (jobId: string) => `jobs/${enc(jobId)}/noticed/`,
+  noticedUnit: (jobId: string, unit: string) => `jobs/${enc(jobId)}/noticed/${enc(unit)}`,
   hostIndex: (address: string) => `index/hosts/${enc(address)}.json`,
 };
 
@@ -270,6 +273,27 @@ export function attemptStore(store: ResultsStore) {
         if (end) out.set(key.slice(prefix.length).replace(/\.json$/, ""), end);
       }
       return out;
+    },
+    /**
+     * Note a preemption notice for one of the job's slices (`slice:<name>`) or hosts
+     * (`host:<address>`), for the next attempt to heed: one that came between attempts reached
+     * no running attempt, and the slice may have been kept for an in-place restart.
+     */
+    noteNoticed: (jobId: string, unit: string, at: number) =>
+      store.put(keys.noticedUnit(jobId, unit), String(at)),
+    /** Which of `units` were noted by {@link noteNoticed} at `since` or later, and not cleared since. */
+    async noticed(jobId: string, units: readonly string[], since: number): Promise<string[]> {
+      const listed = new Set(await store.list(keys.noticed(jobId)));
+      const found: string[] = [];
+      for (const u of units) {
+        if (!listed.has(keys.noticedUnit(jobId, u))) continue;
+        if (Number((await store.get(keys.noticedUnit(jobId, u))) ?? 0) >= since) found.push(u);
+      }
+      return found;
+    },
+    /** Forget the notices of units given back to the provider (their preemption was acted on). */
+    clearNoticed: async (jobId: string, units: readonly string[]) => {
+      await Promise.all(units.map((u) => store.delete(keys.noticedUnit(jobId, u))));
     },
     /** The job a slice's notices go to (routes of older versions also named an attempt: ignored). */
     routeSlice: (slice: string) => readJson(store, keys.sliceIndex(slice), RouteSchema),

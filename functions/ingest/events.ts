@@ -308,6 +308,14 @@ export function createIngest(
     if (!current) return { action: "ignored", reason: `unknown job ${route.jobId}` };
     if (n.attempt !== undefined && n.attempt !== current.attempt)
       return { action: "ignored", reason: `stale notice for attempt ${n.attempt}` };
+    const unit = n.slice !== undefined ? `slice:${n.slice}` : `host:${n.address}`;
+    const noticedAt = n.at ?? deps.clock.now();
+    if (current.state !== "done" && !(await attempts.record(route.jobId, current.attempt))) {
+      // Between attempts (the next one not placed yet): no attempt to end, but the slice may be
+      // one kept for an in-place restart. PreparePlacement heeds the note.
+      await attempts.noteNoticed(route.jobId, unit, noticedAt);
+      return { action: "recorded", jobId: route.jobId, attempt: current.attempt };
+    }
     const record = await currentRecord(route.jobId, current.attempt, current);
     if (typeof record === "string") return { action: "ignored", reason: record };
     const hits = record.hosts.filter((h) =>
@@ -330,7 +338,7 @@ export function createIngest(
     // first (a host's collectives broke as the slice went) counts as the preemption it was
     // (FACTS: any preemption in an attempt makes it one), and the teardown gives the slice back
     // rather than keeping it for the next attempt.
-    const at = n.at ?? deps.clock.now();
+    const at = noticedAt;
     for (const h of hits) {
       await recordEnd(record, h, "preempted", {
         kind: "preempted",
@@ -345,7 +353,11 @@ export function createIngest(
         address: n.address ?? null,
       }),
     );
-    return decide(route.jobId, current.attempt, error);
+    const result = await decide(route.jobId, current.attempt, error);
+    // The attempt had ended already: its teardown may have kept the slice, and the next
+    // attempt must not launch on it. (A teardown that gives it back clears the note.)
+    if (result.action !== "decided") await attempts.noteNoticed(route.jobId, unit, at);
+    return result;
   }
 
   return { hostEvent, notice };

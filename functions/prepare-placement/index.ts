@@ -1,5 +1,5 @@
 import type { Hono } from "hono";
-import { InternalError, SliceUnhealthy } from "../../core/errors.js";
+import { InternalError, Preempted, SliceUnhealthy } from "../../core/errors.js";
 import { placeJob } from "../../core/placement.js";
 import { serializeError } from "../../core/serialized-error.js";
 import { type AttemptHost, attemptStore } from "../attempts.js";
@@ -15,6 +15,12 @@ import { createStepApp } from "../step-app.js";
  * the attempt (its hosts, and the routes notices take to it). A host that is not fit makes the
  * slice unhealthy: the attempt is abandoned before it runs and retried without raising a counter.
  */
+/**
+ * How long a preemption notice that came between attempts is heeded: a VM goes within about 30 s
+ * of its notice, so an older note is about a slice name used again (an inventory's host back).
+ */
+const NOTICE_HEED_MS = 10 * 60_000;
+
 export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "store" | "clock">) {
   const attempts = attemptStore(deps.store);
 
@@ -52,6 +58,23 @@ export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "
         .filter((h) => !kept.has(unitKeyOf(kind, s.name, h.address)))
         .map((h) => ({ slice: s.name, ...h })),
     );
+    // A notice that came between attempts reached no running attempt (ingest noted it): a slice
+    // it names, kept for an in-place restart or leased anew, is not launched on. The attempt ends
+    // as preempted before it starts, and its teardown gives the slice back.
+    const units = slices.flatMap((s) => [`slice:${s.name}`, ...s.hosts.map((h) => `host:${h.address}`)]);
+    const [noticed] = await attempts.noticed(state.jobId, units, deps.clock.now() - NOTICE_HEED_MS);
+    if (noticed !== undefined) {
+      const [kindOf, name] = [
+        noticed.slice(0, noticed.indexOf(":")),
+        noticed.slice(noticed.indexOf(":") + 1),
+      ];
+      const slice =
+        kindOf === "slice" ? name : slices.find((s) => s.hosts.some((h) => h.address === name))?.name;
+      throw new Preempted(`${kindOf} ${name} was preempted before attempt ${state.attempt} started`, {
+        slice: slice ?? null,
+        address: kindOf === "host" ? name : null,
+      });
+    }
     const problems = (
       await mapLimit(hosts, FAN_OUT, async (h) => {
         if (!h.agent) return `${h.slice}#${h.workerId}: no agent address`;

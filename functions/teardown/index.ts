@@ -162,9 +162,12 @@ export function createTeardown(
     const givePreemptedBack = async () => {
       for (const o of outcomes) if (!o.reachable || o.preempted) preempted.add(o.slice);
       if (preempted.size === 0) return;
-      await deps.provider.releaseSlices(
-        slices.filter((s) => preempted.has(s.name)),
-        "preempted",
+      const gone = slices.filter((s) => preempted.has(s.name));
+      await deps.provider.releaseSlices(gone, "preempted");
+      // Their notices were acted on: nothing is left for a later attempt to heed.
+      await attempts.clearNoticed(
+        state.jobId,
+        gone.flatMap((s) => [`slice:${s.name}`, ...s.hosts.map((h) => `host:${h.address}`)]),
       );
     };
     if (alive.length > 0 && retrying && state.grown) await renewUnplaced(deps, state, state.grown);

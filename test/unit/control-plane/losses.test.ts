@@ -94,3 +94,52 @@ describe("teardown gives back to the provider only what was preempted", () => {
     expect(world.released).toEqual([[["v4-16-1"], "preempted"]]);
   });
 });
+
+describe("a notice that comes between attempts", () => {
+  /** Attempt 1 failed (slice 0's head exited 1) and was torn down, both slices kept for attempt 2. */
+  async function betweenAttempts(world: ReturnType<typeof fakeWorld>) {
+    const { s, state } = await launched(world, { retry: { maxFailures: 2 } });
+    await s.await({ token: "tok-1", state });
+    await s.ingest.hostEvent(exitEvent(state, 0, 0, { exitCode: 1 }));
+    const failure = world.sent.find((x) => x.kind === "fail");
+    const checked = await s.check({
+      ...state,
+      problem: { Error: failure?.error ?? "", Cause: failure?.cause },
+    });
+    const torn = await s.teardown(checked);
+    expect(torn.kept?.units).toEqual(["v4-16-0", "v4-16-1"]);
+    return { s, torn };
+  }
+
+  it.each([
+    ["before the next attempt is leased", false],
+    ["while the next attempt is being placed", true],
+  ])("%s keeps the next attempt off the slice, which goes back as preempted", async (_when, scaledFirst) => {
+    const world = fakeWorld();
+    const { s, torn } = await betweenAttempts(world);
+    let next = scaledFirst ? await s.scale(torn) : torn;
+    expect(await s.ingest.notice({ slice: "v4-16-1", reason: "GCE preemption" })).toMatchObject({
+      action: "recorded",
+    });
+    if (!scaledFirst) next = await s.scale(next);
+
+    const problem = await s.prepare(next).catch((e: Error) => e);
+    expect(problem).toMatchObject({ name: "Preempted", details: { slice: "v4-16-1" } });
+    const serialized = {
+      Error: "Preempted",
+      Cause: JSON.stringify({
+        name: "Preempted",
+        message: (problem as Error).message,
+        details: { slice: "v4-16-1" },
+      }),
+    };
+    const checked = await s.check({ ...next, problem: serialized });
+    const tornAgain = await s.teardown(checked);
+
+    expect(checked.retry).toMatchObject({ preemptions: 1, failures: 1 });
+    expect(world.released).toEqual([[["v4-16-1"], "preempted"]]);
+    // Acted on: the attempt after that is placed as usual.
+    const again = await s.prepare(await s.scale(tornAgain));
+    expect(again.placement).toBeDefined();
+  });
+});

@@ -269,7 +269,8 @@ export function createCheckResults(
     ends: Map<string, HostEnd>,
   ) {
     const counters = {
-      attempts: state.retry.attempts + 1,
+      // A cancel that came before anything was placed ended no attempt: none is counted.
+      attempts: state.retry.attempts + (state.placement ? 1 : 0),
       preemptions: state.retry.preemptions,
       failures: state.retry.failures,
       ...(state.retry.scaledUp ? { scaledUp: state.retry.scaledUp } : {}),

@@ -99,7 +99,21 @@ describe("a job continuing in a new execution", () => {
       input,
       execution: { Id: `${SM.replace(":stateMachine:", ":execution:")}:train-1-c2`, Name: "train-1-c2" },
     });
-    await expect(s.scale(resumed)).rejects.toMatchObject({ name: "JobCancelled" });
+    const refused = await s.scale(resumed).catch((e: Error) => e);
+    expect(refused).toMatchObject({ name: "JobCancelled" });
+
+    // Nothing of the new execution ran: its CANCELLED status counts only the attempts that did.
+    const checked = await s.check({
+      ...resumed,
+      problem: {
+        Error: "JobCancelled",
+        Cause: JSON.stringify({ name: "JobCancelled", message: "cancelled" }),
+      },
+    });
+    expect(checked.final?.status).toMatchObject({
+      status: "CANCELLED",
+      counters: { attempts: 1, preemptions: 1, failures: 0 },
+    });
   });
 
   it("is followed through continuedAs where its record still names the old execution", async () => {

@@ -18,6 +18,17 @@ import type { ResultsStore } from "./ports.js";
  *   index/slices/{name}.json, index/hosts/{address}.json   where notices are routed
  */
 
+/** How a noticed slice or host is named among a job's notes (`noteNoticed`). */
+export const noticeUnit = {
+  slice: (name: string) => `slice:${name}`,
+  host: (address: string) => `host:${address}`,
+  /** A slice and each of its hosts: every way a notice can name it. */
+  all: (slice: { name: string; hosts: ReadonlyArray<{ address: string }> }) => [
+    noticeUnit.slice(slice.name),
+    ...slice.hosts.map((h) => noticeUnit.host(h.address)),
+  ],
+};
+
 // A file name holds 255 bytes, and the directory store adds a suffix to a key's last segment.
 const SEGMENT_MAX = 200;
 /**

@@ -7,6 +7,7 @@ import {
   type CurrentAttempt,
   type HostEnd,
   keys,
+  noticeUnit,
   type Outcome,
 } from "../attempts.js";
 import type { ControlPlaneDeps } from "../deps.js";
@@ -308,16 +309,16 @@ export function createIngest(
     if (!current) return { action: "ignored", reason: `unknown job ${route.jobId}` };
     if (n.attempt !== undefined && n.attempt !== current.attempt)
       return { action: "ignored", reason: `stale notice for attempt ${n.attempt}` };
-    const unit = n.slice !== undefined ? `slice:${n.slice}` : `host:${n.address}`;
+    if (current.state === "done") return { action: "ignored", reason: `job ${route.jobId} is done` };
+    const unit = n.slice !== undefined ? noticeUnit.slice(n.slice) : noticeUnit.host(n.address ?? "");
     const noticedAt = n.at ?? deps.clock.now();
-    if (current.state !== "done" && !(await attempts.record(route.jobId, current.attempt))) {
+    const record = await attempts.record(route.jobId, current.attempt);
+    if (!record) {
       // Between attempts (the next one not placed yet): no attempt to end, but the slice may be
       // one kept for an in-place restart. PreparePlacement heeds the note.
       await attempts.noteNoticed(route.jobId, unit, noticedAt);
       return { action: "recorded", jobId: route.jobId, attempt: current.attempt };
     }
-    const record = await currentRecord(route.jobId, current.attempt, current);
-    if (typeof record === "string") return { action: "ignored", reason: record };
     const hits = record.hosts.filter((h) =>
       n.slice !== undefined ? h.sliceName === n.slice : h.address === n.address,
     );

@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import { InternalError, Preempted, SliceUnhealthy } from "../../core/errors.js";
 import { placeJob } from "../../core/placement.js";
 import { serializeError } from "../../core/serialized-error.js";
-import { type AttemptHost, attemptStore } from "../attempts.js";
+import { type AttemptHost, attemptStore, noticeUnit } from "../attempts.js";
 import { stopIfCancelled } from "../cancellation.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import { leaseTtlMs, releaseHeld } from "../scale-slices/index.js";
@@ -61,19 +61,14 @@ export function createPreparePlacement(deps: Pick<ControlPlaneDeps, "agents" | "
     // A notice that came between attempts reached no running attempt (ingest noted it): a slice
     // it names, kept for an in-place restart or leased anew, is not launched on. The attempt ends
     // as preempted before it starts, and its teardown gives the slice back.
-    const units = slices.flatMap((s) => [`slice:${s.name}`, ...s.hosts.map((h) => `host:${h.address}`)]);
-    const [noticed] = await attempts.noticed(state.jobId, units, deps.clock.now() - NOTICE_HEED_MS);
+    const [noticed] = await attempts.noticed(
+      state.jobId,
+      slices.flatMap(noticeUnit.all),
+      deps.clock.now() - NOTICE_HEED_MS,
+    );
     if (noticed !== undefined) {
-      const [kindOf, name] = [
-        noticed.slice(0, noticed.indexOf(":")),
-        noticed.slice(noticed.indexOf(":") + 1),
-      ];
-      const slice =
-        kindOf === "slice" ? name : slices.find((s) => s.hosts.some((h) => h.address === name))?.name;
-      throw new Preempted(`${kindOf} ${name} was preempted before attempt ${state.attempt} started`, {
-        slice: slice ?? null,
-        address: kindOf === "host" ? name : null,
-      });
+      const slice = slices.find((s) => noticeUnit.all(s).includes(noticed))?.name ?? null;
+      throw new Preempted(`${noticed} was preempted before attempt ${state.attempt} started`, { slice });
     }
     const problems = (
       await mapLimit(hosts, FAN_OUT, async (h) => {

@@ -3,7 +3,7 @@ import type { ClusterHost, ClusterSlice } from "../../core/cluster-spec.js";
 import { GangwayError } from "../../core/errors.js";
 import type { JobStatus } from "../../core/job-status.js";
 import { type SerializedError, serializeError } from "../../core/serialized-error.js";
-import { attemptStore, caughtToError, keys } from "../attempts.js";
+import { attemptStore, caughtToError, keys, noticeUnit } from "../attempts.js";
 import { type ControlPlaneDeps, FAN_OUT, HISTORY_COST, mapLimit } from "../deps.js";
 import type { AgentStatus } from "../ports.js";
 import { leaseTtlMs, releaseHosts } from "../scale-slices/index.js";
@@ -165,10 +165,7 @@ export function createTeardown(
       const gone = slices.filter((s) => preempted.has(s.name));
       await deps.provider.releaseSlices(gone, "preempted");
       // Their notices were acted on: nothing is left for a later attempt to heed.
-      await attempts.clearNoticed(
-        state.jobId,
-        gone.flatMap((s) => [`slice:${s.name}`, ...s.hosts.map((h) => `host:${h.address}`)]),
-      );
+      await attempts.clearNoticed(state.jobId, gone.flatMap(noticeUnit.all));
     };
     if (alive.length > 0 && retrying && state.grown) await renewUnplaced(deps, state, state.grown);
     const triesKey = keys.teardownTries(state.jobId, epoch);

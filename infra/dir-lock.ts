@@ -90,3 +90,35 @@ export async function lockDir(
     },
   };
 }
+
+/**
+ * Start a durable component holding its state dir (none: nothing to hold): the lock is taken
+ * first, given to `start` (whose component releases it when it closes), and released if `start`
+ * fails.
+ */
+export function startHoldingStateDir<T>(
+  dir: string,
+  what: string,
+  hint: string,
+  start: (lock: DirLock) => Promise<T>,
+): Promise<T>;
+export function startHoldingStateDir<T>(
+  dir: string | undefined,
+  what: string,
+  hint: string,
+  start: (lock: DirLock | undefined) => Promise<T>,
+): Promise<T>;
+export async function startHoldingStateDir<T>(
+  dir: string | undefined,
+  what: string,
+  hint: string,
+  start: (lock: DirLock) => Promise<T>,
+): Promise<T> {
+  const lock = dir === undefined ? undefined : await lockStateDir(dir, what, hint);
+  try {
+    return await start(lock as DirLock);
+  } catch (e) {
+    await lock?.release();
+    throw e;
+  }
+}

@@ -32,7 +32,7 @@ import { createPreparePlacementApp } from "../../functions/prepare-placement/ind
 import { createScaleSlicesApp } from "../../functions/scale-slices/index.js";
 import { createTeardownApp } from "../../functions/teardown/index.js";
 import { createPubSubEventSink } from "../agent/pubsub-event-sink.js";
-import { lockStateDir } from "../dir-lock.js";
+import { type DirLock, startHoldingStateDir } from "../dir-lock.js";
 import { FUNCTION_SUBSTITUTIONS, renderDefinition, STATE_MACHINE_NAME } from "../state-machine.js";
 import { startClusterAdmin } from "./cluster/admin-server.js";
 import { createLocalProvider, type LocalProvider, type LocalQuota } from "./cluster/local-provider.js";
@@ -132,33 +132,29 @@ export function isLoopback(host: string): boolean {
  * emulator, the step functions and ingest, the results store and a local cluster. Durable in
  * `stateDir`: started again on the same directory, running jobs go on.
  */
-export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+export function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  // First, before anything reads or kills: a second stack on this dir would take the first
+  // one's workloads for leftovers and kill them, and both would append to the same journals.
+  return startHoldingStateDir(
+    resolve(options.stateDir),
+    "gangway stack",
+    "stop it first, or give this one its own --state-dir",
+    (lock) => startHolding(options, lock),
+  );
+}
+
+async function startHolding(options: LocalStackOptions, lock: DirLock): Promise<LocalStack> {
   const log = options.log ?? (() => {});
   const stateDir = resolve(options.stateDir);
   const host = options.host ?? "127.0.0.1";
   const projectId = options.projectId ?? "gangway-local";
-  // First, before anything reads or kills: a second stack on this dir would take the first
-  // one's workloads for leftovers and kill them, and both would append to the same journals.
-  const lock = await lockStateDir(
-    stateDir,
-    "gangway stack",
-    "stop it first, or give this one its own --state-dir",
-  );
   const inventory = options.inventory;
+  const token = inventory?.agentToken ?? (await persistentSecret(join(stateDir, "agent-token")));
   const givenSecret = options.webhookSecret ?? process.env.GANGWAY_WEBHOOK_SECRET;
+  const webhookSecret = givenSecret ?? (await persistentSecret(join(stateDir, "webhook-secret")));
   const givenApiToken = options.apiToken ?? process.env.GANGWAY_API_TOKEN;
-  let token: string;
-  let webhookSecret: string;
-  let apiToken: string | undefined;
-  try {
-    token = inventory?.agentToken ?? (await persistentSecret(join(stateDir, "agent-token")));
-    webhookSecret = givenSecret ?? (await persistentSecret(join(stateDir, "webhook-secret")));
-    apiToken =
-      givenApiToken ?? (isLoopback(host) ? undefined : await persistentSecret(join(stateDir, "api-token")));
-  } catch (e) {
-    await lock.release();
-    throw e;
-  }
+  const apiToken =
+    givenApiToken ?? (isLoopback(host) ? undefined : await persistentSecret(join(stateDir, "api-token")));
   const closers: Array<() => Promise<void> | void> = [() => lock.release()];
   const close = async () => {
     for (const c of closers.splice(0).reverse()) {

@@ -1,7 +1,7 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { type DirLock, lockStateDir } from "../../dir-lock.js";
+import { type DirLock, startHoldingStateDir } from "../../dir-lock.js";
 import { type Clock, PubSubBroker, type PubSubLogger } from "./broker.js";
 import { FileJournal, readJournal, writeJournalFile } from "./journal.js";
 import { type JsonWebKeySet, PUSH_TOKEN_ISSUER, PushTokenSigner } from "./oidc.js";
@@ -63,15 +63,12 @@ const MAX_MESSAGE_BYTES = 20 * 1024 * 1024;
  */
 export async function startPubSubEmulator(options: PubSubEmulatorOptions = {}): Promise<PubSubEmulator> {
   // One emulator per log: two appending to it would interleave and corrupt it.
-  const lock = options.stateDir
-    ? await lockStateDir(options.stateDir, "pubsub emulator", "give each emulator its own --state-dir")
-    : undefined;
-  try {
-    return await startHolding(options, lock);
-  } catch (e) {
-    await lock?.release();
-    throw e;
-  }
+  return startHoldingStateDir(
+    options.stateDir,
+    "pubsub emulator",
+    "give each emulator its own --state-dir",
+    (lock) => startHolding(options, lock),
+  );
 }
 
 async function startHolding(

@@ -8,7 +8,7 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { type DirLock, lockStateDir } from "../../dir-lock.js";
+import { type DirLock, startHoldingStateDir } from "../../dir-lock.js";
 import { parseDefinition, type StatesBlock } from "./definition.js";
 import { apiErrors, SfnApiError } from "./errors.js";
 import { ExecutionRun, type RunnerHost } from "./execution.js";
@@ -88,15 +88,12 @@ function replayEvent(e: ExecutionData, b: string, ev: HistoryEvent): void {
 /** Create the engine, replay its journal and resume every execution that was running. */
 export async function createSfnEngine(options: SfnEngineOptions = {}): Promise<SfnEngine> {
   // One engine per journal: two appending to it would interleave and corrupt it.
-  const lock = options.stateDir
-    ? await lockStateDir(options.stateDir, "step functions engine", "give each engine its own --state-dir")
-    : undefined;
-  try {
-    return await createHolding(options, lock);
-  } catch (e) {
-    await lock?.release();
-    throw e;
-  }
+  return startHoldingStateDir(
+    options.stateDir,
+    "step functions engine",
+    "give each engine its own --state-dir",
+    (lock) => createHolding(options, lock),
+  );
 }
 
 async function createHolding(options: SfnEngineOptions, lock: DirLock | undefined): Promise<SfnEngine> {
